@@ -1,0 +1,1 @@
+"""Database schema: numbered plain-SQL migrations and the migrator."""

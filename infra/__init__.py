@@ -1,0 +1,1 @@
+"""Local infrastructure: a real Kafka broker and a real PostgreSQL cluster, started without Docker."""

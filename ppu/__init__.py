@@ -1,0 +1,1 @@
+"""PPU meter lookup and rebroadcasting: CLI, settings and composition root."""

@@ -1,0 +1,29 @@
+"""One settings object, read from the environment (and `.env`), shared by every command and worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # Unset: the local stack started by `ppu stack up` is used (its addresses are in the state dir).
+    kafka_bootstrap_servers: str | None = Field(default=None, alias="KAFKA_BOOTSTRAP_SERVERS")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+
+    state_dir: Path = Field(default=Path(".local"), alias="PPU_STATE_DIR")
+    # Prepended to every topic name; tests use it so that runs cannot see each other's topics.
+    topic_prefix: str = Field(default="", alias="PPU_TOPIC_PREFIX")
+    kafka_version: str = Field(default="4.4.0", alias="PPU_KAFKA_VERSION")
+
+    round_deadline_seconds: float = Field(default=60.0, gt=0, alias="PPU_ROUND_DEADLINE_SECONDS")
+    batch_max_records: int = Field(default=500, gt=0, alias="PPU_BATCH_MAX_RECORDS")
+    batch_timeout_ms: int = Field(default=200, gt=0, alias="PPU_BATCH_TIMEOUT_MS")
+    max_message_bytes: int = Field(default=64 * 1024, gt=0, alias="PPU_MAX_MESSAGE_BYTES")
+    shutdown_timeout_seconds: float = Field(default=10.0, gt=0, alias="PPU_SHUTDOWN_TIMEOUT_SECONDS")
+    metrics_port: int = Field(default=0, ge=0, alias="PPU_METRICS_PORT")
+    log_level: str = Field(default="INFO", alias="PPU_LOG_LEVEL")

@@ -1,0 +1,90 @@
+"""The composition root: settings → addresses → pools and clients. Nothing here runs at import time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from infra.stack import StackState
+from ppu.errors import PpuError
+from ppu.settings import Settings
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    kafka_bootstrap_servers: str
+    database_url: str
+
+
+def endpoints(settings: Settings) -> Endpoints:
+    """Environment first; otherwise the local stack that `ppu stack up` recorded."""
+    kafka, db = settings.kafka_bootstrap_servers, settings.database_url
+    if kafka is None or db is None:
+        state = StackState.load(settings.state_dir)
+        if state is None:
+            missing = " and ".join(
+                n for n, v in (("KAFKA_BOOTSTRAP_SERVERS", kafka), ("DATABASE_URL", db)) if v is None
+            )
+            raise PpuError(f"{missing} not set and no local stack: run `ppu stack up` or set them")
+        kafka, db = kafka or state.kafka_bootstrap_servers, db or state.database_url
+    return Endpoints(kafka, db)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    try:
+        conn = await asyncpg.connect(url, timeout=10)
+    except (OSError, TimeoutError) as e:
+        raise PpuError(f"cannot reach PostgreSQL at {_redact(url)}: {e}") from None
+    await _init_connection(conn)
+    return conn
+
+
+async def create_pool(url: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    try:
+        return await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, init=_init_connection, timeout=10
+        )
+    except (OSError, TimeoutError) as e:
+        raise PpuError(f"cannot reach PostgreSQL at {_redact(url)}: {e}") from None
+
+
+def _redact(url: str) -> str:
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://…@{rest.split('@', 1)[1]}"
+
+
+def producer(bootstrap: str, **extra: object) -> AIOKafkaProducer:
+    """Idempotent, acks=all: a retry never duplicates; an acknowledged send is on every in-sync replica."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=2,
+        request_timeout_ms=30000,
+        **extra,
+    )
+
+
+@asynccontextmanager
+async def started_producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    p = producer(bootstrap)
+    try:
+        await p.start()
+    except Exception as e:
+        await p.stop()
+        raise PpuError(f"cannot reach Kafka at {bootstrap}: {e}") from None
+    try:
+        yield p
+    finally:
+        await p.stop()

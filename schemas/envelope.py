@@ -1,0 +1,77 @@
+"""The envelope every message carries: CloudEvents 1.0 attribute names, structured JSON mode.
+
+Extension attributes (CloudEvents requires lowercase alphanumerics): `schemaversion`, `correlationid`
+(the purchase attempt or command this belongs to) and `causationid` (the message that caused this one).
+Consumers ignore added optional fields; a different `schemaversion` fails validation and is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, ClassVar, Generic, Literal, Self, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+MeterNumber = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,20}$")]
+ProviderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+InstitutionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+
+CONTENT_TYPE = b"application/cloudevents+json; charset=UTF-8"
+
+
+class Data(BaseModel):
+    """Base of every payload: tolerant of added fields (consumers), immutable once built."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+D = TypeVar("D", bound=Data)
+
+
+class Envelope(BaseModel, Generic[D]):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    TYPE: ClassVar[str] = ""
+
+    specversion: Literal["1.0"] = "1.0"
+    id: uuid.UUID
+    source: str = Field(min_length=1, max_length=200)
+    type: str
+    subject: MeterNumber
+    time: AwareDatetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    schemaversion: Literal[1] = 1
+    correlationid: str = Field(min_length=1, max_length=100)
+    causationid: str | None = Field(default=None, max_length=100)
+    data: D
+
+    @model_validator(mode="after")
+    def _type_matches(self) -> Self:
+        if self.TYPE and self.type != self.TYPE:
+            raise ValueError(f"type must be {self.TYPE!r}, got {self.type!r}")
+        return self
+
+    @classmethod
+    def new(
+        cls,
+        data: D,
+        *,
+        source: str,
+        correlationid: str,
+        causationid: str | None = None,
+        subject: str | None = None,
+    ) -> Self:
+        return cls(
+            id=uuid.uuid4(),
+            source=source,
+            type=cls.TYPE,
+            subject=subject or getattr(data, "meter_number"),  # noqa: B009 - every payload has one
+            time=datetime.now(UTC),
+            correlationid=correlationid,
+            causationid=causationid,
+            data=data,
+        )
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()

@@ -1,0 +1,41 @@
+"""`ppu contracts export`: JSON Schema for every message, for provider integrators in other languages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from schemas.registry import MODELS
+
+EXPORT_DIR = Path(__file__).resolve().parent / "json"
+
+
+def render() -> dict[str, str]:
+    """File name → file text, deterministic so a committed export can be compared byte for byte."""
+    out = {}
+    for name, model in sorted(MODELS.items()):
+        schema = model.model_json_schema(mode="validation")
+        schema["$id"] = f"urn:ppu:schema:{name}"
+        type_name = getattr(model, "TYPE", "")
+        if type_name:
+            schema["properties"]["type"]["const"] = type_name
+        out[f"{name}.schema.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    return out
+
+
+def write(folder: Path = EXPORT_DIR) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for file_name, text in render().items():
+        path = folder / file_name
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+def stale(folder: Path = EXPORT_DIR) -> list[str]:
+    """Files whose committed text differs from what the models export now (or that should not be there)."""
+    wanted = render()
+    present = {p.name for p in folder.glob("*.schema.json")}
+    diffs = [n for n, text in wanted.items() if not (folder / n).exists() or (folder / n).read_text() != text]
+    return diffs + sorted(present - set(wanted))

@@ -1,0 +1,105 @@
+"""Session-wide real servers; per test a fresh database (from a migrated template) and a topic prefix."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from db.migrate import migrate
+from ppu.settings import Settings
+from ppu.topic_admin import admin_client, apply
+from ppu.wiring import Endpoints, connect
+from tests.servers import servers
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_DB = "ppu_template"
+
+
+@pytest.fixture(scope="session")
+def endpoints() -> Iterator[Endpoints]:
+    state_dir = ROOT / ".local" / f"test-stack-{os.getpid()}"
+    with servers(state_dir, Settings().kafka_version) as found:
+        yield found
+
+
+def _db_url(base: str, name: str) -> str:
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+async def template_db(endpoints: Endpoints) -> str:
+    admin = await asyncpg.connect(endpoints.database_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB}")
+        await admin.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+    finally:
+        await admin.close()
+    conn = await connect(_db_url(endpoints.database_url, TEMPLATE_DB))
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return TEMPLATE_DB
+
+
+@pytest.fixture
+async def database_url(endpoints: Endpoints, template_db: str) -> AsyncIterator[str]:
+    """A database of this test's own, already migrated."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(endpoints.database_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
+    finally:
+        await admin.close()
+    yield _db_url(endpoints.database_url, name)
+    admin = await asyncpg.connect(endpoints.database_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await connect(database_url)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def settings(endpoints: Endpoints, database_url: str, topic_prefix: str, tmp_path: Path) -> Settings:
+    return Settings(
+        KAFKA_BOOTSTRAP_SERVERS=endpoints.kafka_bootstrap_servers,
+        DATABASE_URL=database_url,
+        PPU_TOPIC_PREFIX=topic_prefix,
+        PPU_STATE_DIR=tmp_path,
+    )
+
+
+@pytest.fixture
+async def topics(settings: Settings) -> list[str]:
+    """This test's own copy of every topic (three providers for the templated ones)."""
+    assert settings.kafka_bootstrap_servers is not None
+    async with admin_client(settings.kafka_bootstrap_servers) as client:
+        return await apply(client, settings.topic_prefix, ["p1", "p2", "p3"])
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PPU_")}
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers or "",
+        DATABASE_URL=settings.database_url or "",
+        PPU_TOPIC_PREFIX=settings.topic_prefix,
+        PPU_STATE_DIR=str(settings.state_dir),
+    )
+    return env

@@ -1,0 +1,61 @@
+"""docker-compose.yml cannot run here (no Docker engine), so its wiring is checked against the real CLI."""
+
+from __future__ import annotations
+
+import click
+import yaml
+
+from ppu.cli import _register_late_commands, cli
+from ppu.settings import Settings
+from tests.conftest import ROOT
+
+IMAGE_ENV = {"kafka": "KAFKA_", "postgres": "POSTGRES_"}  # variables that belong to the upstream images
+
+
+def _compose() -> dict[str, dict[str, object]]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]  # type: ignore[no-any-return]
+
+
+def _resolves(words: list[str]) -> bool:
+    _register_late_commands()
+    command: click.Command = cli
+    for word in words:
+        if not isinstance(command, click.Group) or word.startswith("-"):
+            break
+        sub = command.get_command(click.Context(command), word)
+        if sub is None:
+            return False
+        command = sub
+    return not isinstance(command, click.Group)
+
+
+def test_every_ppu_service_runs_a_real_command_with_real_settings() -> None:
+    settings_env = {f.alias for f in Settings.model_fields.values() if f.alias}
+    ours = {name: s for name, s in _compose().items() if "build" in s}
+    assert {"migrate", "seed", "topics"} <= set(ours)
+    for name, service in ours.items():
+        command = service["command"]
+        assert isinstance(command, list) and _resolves(command), f"{name}: {command} is not a ppu command"
+        env = service.get("environment", {})
+        assert isinstance(env, dict)
+        assert set(env) <= settings_env, f"{name}: {set(env) - settings_env} are not settings"
+
+
+def test_dependencies_exist_and_wait_for_health() -> None:
+    services = _compose()
+    for name, service in services.items():
+        deps = service.get("depends_on", {})
+        assert isinstance(deps, dict)
+        for dep, cond in deps.items():
+            assert dep in services, f"{name} depends on unknown {dep}"
+            assert cond["condition"] in {"service_healthy", "service_completed_successfully"}
+            if cond["condition"] == "service_healthy":
+                assert "healthcheck" in services[dep], f"{dep} has no healthcheck"
+    for name, prefix in IMAGE_ENV.items():
+        env = services[name]["environment"]
+        assert isinstance(env, dict) and all(k.startswith(prefix) for k in env)
+
+
+def test_resolver_rejects_unknown_commands() -> None:
+    assert not _resolves(["db", "no-such-command"])
+    assert not _resolves(["db"])
