@@ -53,9 +53,7 @@ async def migrate(conn: asyncpg.Connection, folder: Path = MIGRATIONS) -> list[i
                    version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        applied = {
-            r["version"]: r for r in await conn.fetch("SELECT version, name, checksum FROM schema_migrations")
-        }
+        applied = {r["version"]: r for r in await conn.fetch("SELECT version, name, checksum FROM schema_migrations")}
         done = []
         for m in migrations:
             if m.version in applied:

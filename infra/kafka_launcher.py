@@ -31,15 +31,12 @@ def require_java() -> str:
     java = shutil.which("java")
     if java is None:
         raise PpuError(
-            "Java 17 or newer is needed for the Kafka broker: "
-            "install a JDK (apt-get install openjdk-17-jre-headless)"
+            "Java 17 or newer is needed for the Kafka broker: install a JDK (apt-get install openjdk-17-jre-headless)"
         )
     out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
     match = re.search(r'version "(\d+)', out)
     if match is None or int(match.group(1)) < 17:
-        raise PpuError(
-            f"Kafka 4 needs Java 17 or newer; `java -version` says: {out.splitlines()[0] if out else '?'}"
-        )
+        raise PpuError(f"Kafka 4 needs Java 17 or newer; `java -version` says: {out.splitlines()[0] if out else '?'}")
     return java
 
 

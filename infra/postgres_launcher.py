@@ -36,9 +36,7 @@ def ensure_installed() -> Path:
     if bindir is not None:
         return bindir
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise PpuError(
-            "PostgreSQL server is missing: install Debian's `postgresql` package, or set DATABASE_URL"
-        )
+        raise PpuError("PostgreSQL server is missing: install Debian's `postgresql` package, or set DATABASE_URL")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (
         ["apt-get", "update", "-qq"],
@@ -90,9 +88,7 @@ def _chown(path: Path) -> None:
         os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
-def start(
-    root: Path, port: int | None = None, ephemeral: bool = False, timeout: float = 60.0
-) -> PostgresCluster:
+def start(root: Path, port: int | None = None, ephemeral: bool = False, timeout: float = 60.0) -> PostgresCluster:
     bindir = ensure_installed()
     root = usable_data_root(root.resolve())
     root.mkdir(parents=True, exist_ok=True)
@@ -154,9 +150,7 @@ def start(
         check=False,
     )
     if started.returncode != 0:
-        raise PpuError(
-            f"PostgreSQL did not start: {started.stdout.strip()[-200:]} (see {root / 'server.log'})"
-        )
+        raise PpuError(f"PostgreSQL did not start: {started.stdout.strip()[-200:]} (see {root / 'server.log'})")
     wait_until(lambda: port_accepts(port), timeout, "PostgreSQL")
     return cluster
 

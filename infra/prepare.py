@@ -12,9 +12,7 @@ from ppu.errors import PpuError
 
 def _apt_install(*packages: str) -> None:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise PpuError(
-            f"missing {', '.join(packages)}: install them (as root: apt-get install {' '.join(packages)})"
-        )
+        raise PpuError(f"missing {', '.join(packages)}: install them (as root: apt-get install {' '.join(packages)})")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
         if subprocess.run(cmd, capture_output=True, env=env, check=False).returncode != 0:

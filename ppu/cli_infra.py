@@ -129,9 +129,7 @@ def contracts() -> None:
 
 
 @contracts.command("export")
-@click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), help="folder (default: schemas/json)"
-)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="folder (default: schemas/json)")
 @click.option("--check", is_flag=True, help="exit 1 if the committed export is stale")
 def contracts_export(out: Path | None, check: bool) -> None:
     """Write the JSON Schema of every message."""

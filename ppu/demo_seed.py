@@ -9,8 +9,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-import asyncpg
-
+from ppu.dbconn import Db
 from ppu.passwords import hash_password
 
 INSTITUTIONS = [("demo-bank", "Demo Bank"), ("corner-wallet", "Corner Wallet")]
@@ -44,12 +43,10 @@ class DemoLogin:
     password: str
 
 
-async def seed(conn: asyncpg.Connection) -> list[DemoLogin]:
+async def seed(conn: Db) -> list[DemoLogin]:
     logins = []
     async with conn.transaction():
-        await conn.executemany(
-            "INSERT INTO institutions VALUES ($1, $2) ON CONFLICT DO NOTHING", INSTITUTIONS
-        )
+        await conn.executemany("INSERT INTO institutions VALUES ($1, $2) ON CONFLICT DO NOTHING", INSTITUTIONS)
         await conn.executemany(
             "INSERT INTO providers (provider_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING", PROVIDERS
         )

@@ -75,22 +75,14 @@ async def apply(client: AIOKafkaAdminClient, prefix: str, provider_ids: list[str
         changes += [f"{n}: created" for n in missing]
     present = [n for n in wanted if n in existing]
     parts, configs = await _partitions(client, present), await _configs(client, present)
-    grow = {
-        n: NewPartitions(total_count=wanted[n].partitions) for n in present if parts[n] < wanted[n].partitions
-    }
+    grow = {n: NewPartitions(total_count=wanted[n].partitions) for n in present if parts[n] < wanted[n].partitions}
     if grow:
         await client.create_partitions(grow)
         changes += [f"{n}: partitions → {p.total_count}" for n, p in grow.items()]
     for n in present:
         if parts[n] > wanted[n].partitions:
-            changes.append(
-                f"{n}: has {parts[n]} partitions, more than {wanted[n].partitions}; Kafka cannot shrink"
-            )
-    alter = [
-        n
-        for n in present
-        if any(configs.get(n, {}).get(k) != v for k, v in wanted[n].kafka_configs().items())
-    ]
+            changes.append(f"{n}: has {parts[n]} partitions, more than {wanted[n].partitions}; Kafka cannot shrink")
+    alter = [n for n in present if any(configs.get(n, {}).get(k) != v for k, v in wanted[n].kafka_configs().items())]
     if alter:
         await client.alter_configs(
             [ConfigResource(ConfigResourceType.TOPIC, n, configs=wanted[n].kafka_configs()) for n in alter]

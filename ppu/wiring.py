@@ -50,9 +50,7 @@ async def connect(url: str) -> asyncpg.Connection:
 
 async def create_pool(url: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     try:
-        return await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, init=_init_connection, timeout=10
-        )
+        return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection, timeout=10)
     except (OSError, TimeoutError) as e:
         raise PpuError(f"cannot reach PostgreSQL at {_redact(url)}: {e}") from None
 

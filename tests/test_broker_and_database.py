@@ -12,9 +12,7 @@ from ppu.topics import topic
 from ppu.wiring import started_producer
 
 
-async def test_idempotent_producer_round_trips_in_order_per_key(
-    settings: Settings, topics: list[str]
-) -> None:
+async def test_idempotent_producer_round_trips_in_order_per_key(settings: Settings, topics: list[str]) -> None:
     assert settings.kafka_bootstrap_servers is not None
     name = topic("purchase_attempts").name(settings.topic_prefix)
     sent = [(f"M{i % 7}".encode(), f"v{i}".encode()) for i in range(200)]

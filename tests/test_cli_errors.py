@@ -70,7 +70,5 @@ def test_port_taken(tmp_path: Path) -> None:
         s.listen()
         port = s.getsockname()[1]
         (tmp_path / "kafka").mkdir()
-        (tmp_path / "kafka" / "ports.json").write_text(
-            f'{{"port": {port}, "controller_port": {free_port()}}}'
-        )
+        (tmp_path / "kafka" / "ports.json").write_text(f'{{"port": {port}, "controller_port": {free_port()}}}')
         _one_line_failure(_ppu("stack", "up", env={"PPU_STATE_DIR": str(tmp_path)}), 1, f"port {port}")

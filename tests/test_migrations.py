@@ -18,10 +18,7 @@ async def test_migrating_twice_changes_nothing(db: asyncpg.Connection) -> None:
     assert [r["version"] for r in recorded] == [m.version for m in discover()]
     tables = await db.fetchval("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
     assert await migrate(db) == []
-    assert (
-        await db.fetchval("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
-        == tables
-    )
+    assert await db.fetchval("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'") == tables
 
 
 async def test_fresh_database_gets_every_migration(db: asyncpg.Connection, tmp_path: Path) -> None:

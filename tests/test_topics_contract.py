@@ -67,9 +67,7 @@ async def test_apply_is_idempotent_and_check_reports_partition_drift(settings: S
         assert await apply(client, settings.topic_prefix, ["p1"]) == []
         assert await drift(client, settings.topic_prefix, ["p1"]) == []
         name = topic("purchase_attempts").name(settings.topic_prefix)
-        await client.create_partitions(
-            {name: NewPartitions(total_count=topic("purchase_attempts").partitions + 2)}
-        )
+        await client.create_partitions({name: NewPartitions(total_count=topic("purchase_attempts").partitions + 2)})
         problems = await _drift_settled(client, settings.topic_prefix, ["p1"])
     assert problems == [f"{name}: 8 partitions, topics.yaml says 6"]
     done = await asyncio.to_thread(
@@ -93,9 +91,7 @@ async def test_check_reports_missing_topics_and_changed_retention(settings: Sett
     async with admin_client(settings.kafka_bootstrap_servers) as client:
         await apply(client, settings.topic_prefix, ["p1"])
         name = topic("lookup_responses").name(settings.topic_prefix)
-        await client.alter_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, name, configs={"retention.ms": "1000"})]
-        )
+        await client.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs={"retention.ms": "1000"})])
         problems = await _drift_settled(client, settings.topic_prefix, ["p1", "p9"], at_least=3)
         assert f"{name}: retention.ms=1000, topics.yaml says 604800000" in problems
         assert f"{settings.topic_prefix}ppu.lookup-requests.p9.v1: missing" in problems

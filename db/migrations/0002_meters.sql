@@ -22,6 +22,8 @@ CREATE TABLE meter_support (
                         CHECK (status IN ('supported', 'not_supported', 'unconfirmed')),
     last_response_at    timestamptz,
     last_lookup_sent_at timestamptz,
+    -- Set by Confirm support: answers to lookups sent before it no longer count.
+    unconfirmed_since   timestamptz,
     PRIMARY KEY (meter_number, provider_id)
 );
 

@@ -1,0 +1,161 @@
+"""`ppu run` (what `make run` calls) and `ppu demo traffic`: the whole system, with live demo traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+import uuid
+
+import click
+
+from ppu.settings import Settings
+from ppu.wiring import endpoints, started_producer
+from schemas.envelope import CONTENT_TYPE
+from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
+
+# Demo coverage over meters 0401000000-0401000199: alpha sells for the even ones below 100 (Riverside), beta
+# for 100-199 (Hillcrest), gamma never answers; the odd ones below 100 nobody supports (they get blocked).
+DEMO_PROVIDERS = [
+    ("prov-alpha", r"04010000\d[02468]", "Riverside Municipality", False),
+    ("prov-beta", r"04010001\d\d", "Hillcrest Utility", False),
+    ("prov-gamma", r"$^", None, True),
+]
+
+
+@click.command("traffic")
+@click.option("--rate", type=click.FloatRange(min=0.01), default=2.0, show_default=True, help="attempts per second")
+@click.option("--meters", type=click.IntRange(min=1, max=10_000_000), default=200, show_default=True)
+@click.option("--count", type=click.IntRange(min=0), default=0, help="stop after this many (0: until Ctrl-C)")
+def demo_traffic(rate: float, meters: int, count: int) -> None:
+    """Publish purchase attempts for demo meters (0401000000, 0401000001, …) at a steady rate."""
+    asyncio.run(_traffic(Settings(), rate, meters, count))
+
+
+async def _traffic(settings: Settings, rate: float, meters: int, count: int) -> None:
+    from ppu.topics import topic
+
+    name = topic("purchase_attempts").name(settings.topic_prefix)
+    async with started_producer(endpoints(settings).kafka_bootstrap_servers) as producer:
+        sent, started = 0, time.monotonic()
+        while count == 0 or sent < count:
+            data = PurchaseAttemptedData(
+                attempt_id=uuid.uuid4(),
+                meter_number=f"0401{random.randrange(meters):06d}",
+                institution_id=random.choice(["demo-bank", "demo-bank", "corner-wallet"]),
+            )
+            event = PurchaseAttempted.new(data, source="ppu/demo-traffic", correlationid=str(data.attempt_id))
+            await producer.send(
+                name,
+                value=event.encode(),
+                key=event.subject.encode(),
+                headers=[("content-type", CONTENT_TYPE)],
+            )
+            sent += 1
+            await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
+
+
+@click.command("provider-sim")
+@click.option("--provider", "provider_id", required=True)
+@click.option("--supports", default=".*", show_default=True, help="regular expression of meter numbers it supports")
+@click.option("--utility", default=None, help="utility name it reports for supported meters")
+@click.option("--silent", is_flag=True, help="never answer (the provider stays Unconfirmed)")
+def provider_sim(provider_id: str, supports: str, utility: str | None, silent: bool) -> None:
+    """A provider simulator answering natively on Kafka."""
+    from ppu.logs import configure_for_worker
+    from providers.kafka_simulator import Coverage, run_simulator
+
+    try:
+        pattern = re.compile(supports)
+    except re.error as e:
+        raise click.BadParameter(f"--supports: {e}") from None
+    settings = Settings()
+    configure_for_worker(settings.log_level)
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_simulator(
+            endpoints(settings).kafka_bootstrap_servers,
+            settings.topic_prefix,
+            provider_id,
+            Coverage(pattern, utility, silent),
+            stop,
+        )
+
+    asyncio.run(main())
+
+
+def _ppu(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ppu.cli", *args]
+
+
+@click.command()
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
+    show_default=True,
+    help="demo purchase attempts per second",
+)
+def run(rate: float) -> None:
+    """The whole system: stack, migrations, topics, demo data, workers, simulators, traffic. Ctrl-C stops it."""
+    from infra import stack
+
+    settings = Settings()
+    own_stack = settings.kafka_bootstrap_servers is None or settings.database_url is None
+    if own_stack:
+        state = stack.up(settings.state_dir, settings.kafka_version)
+        click.echo(f"kafka     {state.kafka_bootstrap_servers}\npostgres  {state.database_url.split('@', 1)[1]}")
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        for step in (["db", "migrate"], ["demo", "seed"], ["topics", "apply"]):
+            subprocess.run(_ppu(*step), check=True)
+        logs = settings.state_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        procs = [("workers", ["worker", "all"])]
+        procs += [
+            (
+                f"sim-{pid}",
+                [
+                    "provider-sim",
+                    "--provider",
+                    pid,
+                    "--supports",
+                    rx,
+                    *(["--utility", u] if u else []),
+                    *(["--silent"] if silent else []),
+                ],
+            )
+            for pid, rx, u, silent in DEMO_PROVIDERS
+        ]
+        procs.append(("traffic", ["demo", "traffic", "--rate", str(rate)]))
+        for name, args in procs:
+            with (logs / f"{name}.log").open("ab") as log:
+                children.append(subprocess.Popen(_ppu(*args), stdout=log, stderr=subprocess.STDOUT, env=os.environ))
+            click.echo(f"{name:10}{' '.join(args)}  (log: {logs / (name + '.log')})")
+        click.echo("try:      .venv/bin/ppu meter show 0401000002   (Ctrl-C stops everything)")
+        while all(c.poll() is None for c in children):
+            time.sleep(0.5)
+        failed = [c.args for c in children if c.poll() is not None]
+        click.echo(f"a process ended: {failed}", err=True)
+    except KeyboardInterrupt:
+        click.echo("stopping…")
+    finally:
+        for c in children:
+            c.terminate()
+        for c in children:
+            try:
+                c.wait(15)
+            except subprocess.TimeoutExpired:
+                c.kill()
+        if own_stack:
+            stack.down(settings.state_dir)

@@ -1,0 +1,1 @@
+"""Provider integrations: simulators of provider behaviour (and, later, the HTTP bridge)."""

@@ -1,0 +1,93 @@
+"""Outbox relay: publishes outbox rows in id order (so in order per key), then marks them sent.
+
+One relay publishes at a time (a transaction-scoped advisory lock), with an idempotent producer and
+acks=all. It wakes on NOTIFY from the outbox trigger, and polls as a fallback. A relay killed after
+publishing and before marking publishes those rows again: consumers dedupe by message id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from ppu.dbconn import Db
+from workers import metrics
+
+LOCK_KEY = 7_413_002  # arbitrary, fixed: the advisory lock that makes one relay active
+log = structlog.get_logger()
+
+
+async def relay_once(conn: Db, producer: AIOKafkaProducer, limit: int = 1000) -> int:
+    async with conn.transaction():
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", LOCK_KEY):
+            return 0
+        rows = await conn.fetch(
+            """SELECT outbox_id, topic, key, value, headers FROM outbox WHERE sent_at IS NULL
+               ORDER BY outbox_id LIMIT $1""",
+            limit,
+        )
+        if not rows:
+            return 0
+        pending = [
+            await producer.send(
+                r["topic"],
+                value=r["value"],
+                key=r["key"].encode(),
+                headers=[(k, v.encode()) for k, v in r["headers"]],
+            )
+            for r in rows
+        ]
+        await asyncio.gather(*pending)  # every send acknowledged by all in-sync replicas
+        await conn.execute(
+            "UPDATE outbox SET sent_at = now() WHERE outbox_id = ANY($1::bigint[])",
+            [r["outbox_id"] for r in rows],
+        )
+    for r in rows:
+        metrics.PUBLISHED.labels(r["topic"]).inc()
+    return len(rows)
+
+
+async def run_relay(
+    pool: asyncpg.Pool, producer: AIOKafkaProducer, stop: asyncio.Event, poll_seconds: float = 1.0
+) -> None:
+    wake = asyncio.Event()
+
+    def notified(*_: object) -> None:
+        wake.set()
+
+    listener = await pool.acquire()
+    await listener.add_listener("outbox", notified)
+    purge_every, loops = 600, 0
+    try:
+        while not stop.is_set():
+            wake.clear()
+            try:
+                async with pool.acquire() as conn:
+                    sent = await relay_once(conn, producer)
+                    loops += 1
+                    if loops % purge_every == 0:
+                        await conn.execute("DELETE FROM outbox WHERE sent_at < now() - interval '1 hour'")
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as e:
+                log.warning("relay cannot reach the database", error=str(e))
+                sent = 0
+            metrics.LAST_PROGRESS.labels("outbox-relay").set_to_current_time()
+            if sent == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_first(wake, stop), poll_seconds)
+    finally:
+        with contextlib.suppress(Exception):
+            await listener.remove_listener("outbox", notified)
+        await pool.release(listener)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()

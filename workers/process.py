@@ -1,0 +1,58 @@
+"""Runs workers in this process: wires settings, pool and clients, handles SIGTERM/SIGINT, bounded shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+import structlog
+
+from ppu.settings import Settings
+from ppu.wiring import create_pool, endpoints, started_producer
+from workers import metrics
+from workers.outbox_relay import run_relay
+from workers.registry import CONSUMERS, consumer_flow
+from workers.runtime import ConsumerRuntime
+from workers.sweeper import run_sweeper
+
+log = structlog.get_logger()
+
+
+async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    where = endpoints(settings)
+    metrics.serve(settings.metrics_port)
+    pool = await create_pool(where.database_url, min_size=1, max_size=4 + 2 * len(names))
+    try:
+        async with started_producer(where.kafka_bootstrap_servers) as producer:
+            jobs: list[Coroutine[Any, Any, None]] = []
+            for name in names:
+                if name in CONSUMERS:
+                    runtime = ConsumerRuntime(
+                        consumer_flow(name, settings), settings, pool, where.kafka_bootstrap_servers
+                    )
+                    jobs.append(runtime.run(stop))
+                elif name == "sweeper":
+                    jobs.append(run_sweeper(pool, settings.topic_prefix, stop))
+                elif name == "outbox-relay":
+                    jobs.append(run_relay(pool, producer, stop))
+            log.info("workers started", workers=names)
+            tasks = [asyncio.ensure_future(j) for j in jobs]
+            await asyncio.wait([*tasks, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+            stop.set()  # one worker ending (or failing) ends them all: a supervisor restarts the process
+            _, late = await asyncio.wait(tasks, timeout=settings.shutdown_timeout_seconds)
+            for t in late:
+                t.cancel()
+            for t in tasks:
+                if t.done() and not t.cancelled() and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+    finally:
+        await asyncio.wait_for(pool.close(), settings.shutdown_timeout_seconds)
+        log.info("workers stopped", workers=names)

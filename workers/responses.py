@@ -1,0 +1,202 @@
+"""Response consumer: provider lookup responses in; support recorded, flags cleared, meters unblocked/assigned.
+
+A response must match a lookup we sent to that provider for that meter, or it is dead-lettered. A response
+never overwrites a newer one for the same (meter, provider), nor counts if its lookup was sent before an
+operator reset that provider to unconfirmed (Confirm support).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from ppu.dbconn import Db
+from schemas.lookup import LookupResponded
+from schemas.meter_events import MeterUnblocked, MeterUnblockedData, SupportChanged, SupportChangedData
+from workers.outbox import Outbox
+from workers.rounds import decide_waiting
+from workers.runtime import Inbound
+
+SOURCE = "ppu/responses"
+
+
+async def handle_lookup_responses(batch: list[Inbound[LookupResponded]], conn: Db, out: Outbox) -> None:
+    meters = sorted({m.event.data.meter_number for m in batch})
+    locked = {
+        r["meter_number"]: r
+        for r in await conn.fetch(
+            """SELECT meter_number, utility_id, blocked, marked_for_rebroadcast, marked_at FROM meters
+           WHERE meter_number = ANY($1::text[]) ORDER BY meter_number FOR UPDATE""",
+            meters,
+        )
+    }
+    lookups = {
+        r["lookup_id"]: r
+        for r in await conn.fetch(
+            """SELECT l.lookup_id, l.provider_id, l.meter_number, l.sent_at, l.round_id, r.reason, r.opened_at
+           FROM lookups l JOIN lookup_rounds r USING (round_id) WHERE l.lookup_id = ANY($1::uuid[])""",
+            [m.event.data.lookup_id for m in batch],
+        )
+    }
+    valid: list[tuple[Inbound[LookupResponded], Any]] = []
+    for i, m in enumerate(batch):
+        d = m.event.data
+        row = lookups.get(d.lookup_id)
+        if row is None:
+            out.reject(i, f"unknown lookup id {d.lookup_id}")
+        elif (row["provider_id"], row["meter_number"]) != (d.provider_id, d.meter_number):
+            out.reject(
+                i,
+                f"lookup {d.lookup_id} was sent to {row['provider_id']} for meter {row['meter_number']}, "
+                f"not to {d.provider_id} for {d.meter_number}",
+            )
+        else:
+            valid.append((m, row))
+    if not valid:
+        return
+    await conn.execute(
+        """UPDATE lookups l SET responded_at = u.t, status = u.s
+           FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(id, t, s)
+           WHERE l.lookup_id = u.id AND (l.responded_at IS NULL OR l.responded_at < u.t)""",
+        [m.event.data.lookup_id for m, _ in valid],
+        [m.event.data.responded_at for m, _ in valid],
+        [m.event.data.status for m, _ in valid],
+    )
+    changed = await _record_support(conn, out, valid)
+    await _clear_rebroadcast_flags(conn, locked, valid)
+    await _unblock(conn, out, locked, changed)
+    await _assign_utilities(conn, locked, valid)
+    rounds = sorted({row["round_id"] for _, row in valid}, key=str)
+    await decide_waiting(conn, out, rounds, expired=False, causation_id=str(valid[-1][0].event.id))
+
+
+async def _record_support(
+    conn: Db, out: Outbox, valid: list[tuple[Inbound[LookupResponded], Any]]
+) -> dict[tuple[str, str], str]:
+    """Applies the newest answer per (meter, provider) unless a newer one is recorded; returns new statuses."""
+    newest: dict[tuple[str, str], tuple[Inbound[LookupResponded], Any]] = {}
+    for m, row in valid:
+        key = (m.event.data.meter_number, m.event.data.provider_id)
+        if key not in newest or newest[key][0].event.data.responded_at < m.event.data.responded_at:
+            newest[key] = (m, row)
+    current = {
+        (r["meter_number"], r["provider_id"]): r
+        for r in await conn.fetch(
+            """SELECT meter_number, provider_id, status, last_response_at, unconfirmed_since FROM meter_support
+           WHERE (meter_number, provider_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+           ORDER BY meter_number, provider_id FOR UPDATE""",
+            [k[0] for k in newest],
+            [k[1] for k in newest],
+        )
+    }
+    apply: list[tuple[str, str, str, datetime]] = []
+    changed: dict[tuple[str, str], str] = {}
+    for key, (m, row) in newest.items():
+        d, cur = m.event.data, current.get(key)
+        if cur is not None and cur["last_response_at"] is not None and cur["last_response_at"] >= d.responded_at:
+            continue  # stale: a newer answer is recorded
+        if cur is not None and cur["unconfirmed_since"] is not None and row["sent_at"] < cur["unconfirmed_since"]:
+            continue  # answers a lookup from before the operator asked for a re-check
+        apply.append((key[0], key[1], d.status, d.responded_at))
+        previous = cur["status"] if cur is not None else "unconfirmed"
+        if previous != d.status:
+            changed[key] = d.status
+            out.emit(
+                "meter_events",
+                SupportChanged.new(
+                    SupportChangedData(
+                        meter_number=key[0],
+                        provider_id=key[1],
+                        previous_status=previous,
+                        status=d.status,
+                        last_response_at=d.responded_at,
+                    ),
+                    source=SOURCE,
+                    correlationid=m.event.correlationid,
+                    causationid=str(m.event.id),
+                ),
+            )
+    await conn.execute(
+        """INSERT INTO meter_support (meter_number, provider_id, status, last_response_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+           ON CONFLICT (meter_number, provider_id) DO UPDATE
+           SET status = excluded.status, last_response_at = excluded.last_response_at""",
+        [a[0] for a in apply],
+        [a[1] for a in apply],
+        [a[2] for a in apply],
+        [a[3] for a in apply],
+    )
+    return changed
+
+
+async def _clear_rebroadcast_flags(
+    conn: Db, locked: dict[str, Any], valid: list[tuple[Inbound[LookupResponded], Any]]
+) -> None:
+    """The first answer to a rebroadcast round opened after the meter was marked clears the mark."""
+    clear = sorted(
+        {
+            row["meter_number"]
+            for _, row in valid
+            if row["reason"] == "rebroadcast"
+            and locked[row["meter_number"]]["marked_for_rebroadcast"]
+            and row["opened_at"] >= locked[row["meter_number"]]["marked_at"]
+        }
+    )
+    await conn.execute(
+        """UPDATE meters SET marked_for_rebroadcast = false, updated_at = now()
+                          WHERE meter_number = ANY($1::text[])""",
+        clear,
+    )
+
+
+async def _unblock(conn: Db, out: Outbox, locked: dict[str, Any], changed: dict[tuple[str, str], str]) -> None:
+    supporter = {meter: pid for (meter, pid), status in sorted(changed.items()) if status == "supported"}
+    unblocked = [
+        r["meter_number"]
+        for r in await conn.fetch(
+            """UPDATE meters SET blocked = false, updated_at = now()
+           WHERE meter_number = ANY($1::text[]) AND blocked RETURNING meter_number""",
+            sorted(supporter),
+        )
+    ]
+    for meter in sorted(unblocked):
+        out.emit(
+            "meter_events",
+            MeterUnblocked.new(
+                MeterUnblockedData(meter_number=meter, provider_id=supporter[meter]),
+                source=SOURCE,
+                correlationid=meter,
+            ),
+        )
+
+
+def _utility_id(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "utility"
+
+
+async def _assign_utilities(
+    conn: Db, locked: dict[str, Any], valid: list[tuple[Inbound[LookupResponded], Any]]
+) -> None:
+    """A provider that names the utility of an Unassigned meter assigns the meter to it."""
+    named = {
+        m.event.data.meter_number: m.event.data.utility.name
+        for m, _ in valid
+        if m.event.data.utility is not None and locked[m.event.data.meter_number]["utility_id"] is None
+    }
+    if not named:
+        return
+    names = sorted(set(named.values()))
+    await conn.execute(
+        """INSERT INTO utilities (utility_id, name) SELECT * FROM unnest($1::text[], $2::text[])
+                          ON CONFLICT DO NOTHING""",
+        [_utility_id(n) for n in names],
+        names,
+    )
+    await conn.execute(
+        """UPDATE meters m SET utility_id = u.utility_id, updated_at = now()
+           FROM unnest($1::text[], $2::text[]) AS n(meter, name) JOIN utilities u ON u.name = n.name
+           WHERE m.meter_number = n.meter AND m.utility_id IS NULL""",
+        list(named),
+        list(named.values()),
+    )

@@ -1,0 +1,57 @@
+"""Retries of transient failures (tenacity), until they succeed or the worker is asked to stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+from aiokafka.errors import KafkaConnectionError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+
+from workers.dead_letters import DeadLetterUnavailable
+
+T = TypeVar("T")
+
+
+class BatchTooSlow(Exception):
+    """A batch ran past its time bound (well under the poll interval); it is retried in smaller pieces."""
+
+
+# What a single message can cause (bad data the schema let through, a constraint it breaks, a batch too slow):
+# dead-lettered once isolated. Anything else is our bug or an outage: the worker stops rather than dead-letter
+# valid messages, and resumes from the stored offset once restarted.
+MESSAGE_FAULTS: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    ValueError,
+    BatchTooSlow,
+)
+
+# Worth waiting out: the database or broker is away, or PostgreSQL asked us to try again.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.CannotConnectNowError,
+    KafkaConnectionError,
+    DeadLetterUnavailable,
+)
+
+
+async def retry_until_stopped(stop: asyncio.Event, attempt: Callable[[], Awaitable[T]]) -> T:
+    def stopped(_: RetryCallState) -> bool:
+        return stop.is_set()
+
+    async for tried in AsyncRetrying(
+        retry=retry_if_exception_type(TRANSIENT),
+        stop=stopped,
+        reraise=True,
+        wait=wait_exponential_jitter(initial=0.1, max=5.0),
+    ):
+        with tried:
+            return await attempt()
+    raise AssertionError("unreachable: tenacity re-raises or returns")

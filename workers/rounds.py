@@ -1,0 +1,167 @@
+"""Lookup rounds: open a fan-out (or a routine lookup), and decide the attempts that wait on rounds."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from ppu.dbconn import Db
+from schemas.lookup import LookupReason, LookupRequested, LookupRequestedData, RoundExpired, RoundExpiredData
+from workers.outbox import Outbox
+from workers.routing import decide, settled
+from workers.routing_context import Decided, load_context, record_decisions
+
+SOURCE = "ppu/lookup"
+
+
+@dataclass(frozen=True)
+class RoundToOpen:
+    meter_number: str
+    reason: LookupReason
+    providers: list[str]
+    institution_id: str
+    correlation_id: str
+    causation_id: str | None
+    round_id: uuid.UUID | None = None  # set once opened
+
+
+async def open_rounds(conn: Db, out: Outbox, rounds: list[RoundToOpen], deadline_seconds: float) -> list[RoundToOpen]:
+    """Inserts rounds and their lookups and queues one request per provider; returns them with their ids.
+
+    A routine round is closed at birth: it asks the chosen provider, but no attempt waits on it.
+    """
+    if not rounds:
+        return []
+    now = datetime.now(UTC)
+    deadline = now + timedelta(seconds=deadline_seconds)
+    opened = [
+        RoundToOpen(
+            r.meter_number,
+            r.reason,
+            r.providers,
+            r.institution_id,
+            r.correlation_id,
+            r.causation_id,
+            uuid.uuid4(),
+        )
+        for r in rounds
+    ]
+    await conn.execute(
+        """INSERT INTO lookup_rounds (round_id, meter_number, reason, opened_at, deadline, closed_at, providers_asked)
+           SELECT r, m, why, $4::timestamptz, $5::timestamptz,
+                  CASE WHEN why = 'routine' THEN $4::timestamptz END, string_to_array(p, ',')
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $6::text[]) AS u(r, m, why, p)""",
+        [r.round_id for r in opened],
+        [r.meter_number for r in opened],
+        [r.reason for r in opened],
+        now,
+        deadline,
+        [",".join(r.providers) for r in opened],
+    )
+    lookups = [(uuid.uuid4(), r, pid) for r in opened for pid in r.providers]
+    await conn.execute(
+        """INSERT INTO lookups (lookup_id, round_id, meter_number, provider_id, sent_at)
+           SELECT l, r, m, p, $5 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(l, r, m, p)""",
+        [lk for lk, _, _ in lookups],
+        [r.round_id for _, r, _ in lookups],
+        [r.meter_number for _, r, _ in lookups],
+        [p for _, _, p in lookups],
+        now,
+    )
+    broadcast = [(r.meter_number, pid) for _, r, pid in lookups if r.reason != "routine"]
+    # "Awaiting confirmation" compares the last response with the last broadcast, so routine lookups don't count.
+    await conn.execute(
+        """INSERT INTO meter_support (meter_number, provider_id, last_lookup_sent_at)
+           SELECT m, p, $3 FROM unnest($1::text[], $2::text[]) AS u(m, p)
+           ON CONFLICT (meter_number, provider_id) DO UPDATE SET last_lookup_sent_at = excluded.last_lookup_sent_at""",
+        [m for m, _ in broadcast],
+        [p for _, p in broadcast],
+        now,
+    )
+    for lookup_id, r, pid in lookups:
+        out.emit(
+            "lookup_requests",
+            LookupRequested.new(
+                LookupRequestedData(
+                    lookup_id=lookup_id,
+                    round_id=r.round_id,
+                    meter_number=r.meter_number,
+                    provider_id=pid,
+                    reason=r.reason,
+                    institution_id=r.institution_id,
+                    deadline=deadline,
+                ),
+                source=SOURCE,
+                correlationid=r.correlation_id,
+                causationid=r.causation_id,
+            ),
+            provider_id=pid,
+        )
+    return opened
+
+
+async def decide_waiting(
+    conn: Db,
+    out: Outbox,
+    round_ids: list[uuid.UUID],
+    expired: bool,
+    causation_id: str | None = None,
+) -> int:
+    """Decides the attempts waiting on these rounds that waiting can no longer change (all of them when
+    `expired`); closes rounds whose providers all answered, or that expired. Returns attempts decided."""
+    rounds = await conn.fetch(
+        """SELECT r.round_id, r.meter_number, r.reason, r.opened_at, r.providers_asked,
+                  coalesce(array_agg(l.provider_id) FILTER (WHERE l.responded_at IS NULL), '{}') AS unanswered
+           FROM lookup_rounds r JOIN lookups l USING (round_id)
+           WHERE r.round_id = ANY($1::uuid[]) AND r.closed_at IS NULL
+           GROUP BY r.round_id ORDER BY r.meter_number""",
+        round_ids,
+    )
+    if not rounds:
+        return 0
+    waiting = await conn.fetch(
+        """SELECT attempt_id, meter_number, institution_id, round_id FROM purchase_attempts
+           WHERE round_id = ANY($1::uuid[]) AND decided_at IS NULL ORDER BY received_at""",
+        [r["round_id"] for r in rounds],
+    )
+    ctx = await load_context(
+        conn, sorted({r["meter_number"] for r in rounds}), sorted({w["institution_id"] for w in waiting})
+    )
+    unanswered = {r["round_id"]: set(r["unanswered"]) for r in rounds}
+    decided = []
+    for w in waiting:
+        meter = ctx.meters[w["meter_number"]]
+        args = (
+            w["attempt_id"],
+            ctx.candidates(meter, w["institution_id"]),
+            ctx.prefs(meter),
+            meter.preferred_provider_id,
+        )
+        decision = decide(*args) if expired else settled(*args, unanswered=unanswered[w["round_id"]])
+        if decision is not None:
+            decided.append(Decided(w["attempt_id"], w["meter_number"], decision, causation_id))
+    await record_decisions(conn, out, decided)
+    closing = [r for r in rounds if expired or not unanswered[r["round_id"]]]
+    await conn.execute(
+        "UPDATE lookup_rounds SET closed_at = now() WHERE round_id = ANY($1::uuid[])",
+        [r["round_id"] for r in closing],
+    )
+    if expired:
+        for r in closing:
+            out.emit(
+                "meter_events",
+                RoundExpired.new(
+                    RoundExpiredData(
+                        round_id=r["round_id"],
+                        meter_number=r["meter_number"],
+                        reason=r["reason"],
+                        providers_asked=list(r["providers_asked"]),
+                        unanswered=sorted(unanswered[r["round_id"]]),
+                        opened_at=r["opened_at"],
+                    ),
+                    source="ppu/sweeper",
+                    correlationid=str(r["round_id"]),
+                ),
+            )
+    return len(decided)

@@ -1,0 +1,191 @@
+"""Everything routing needs for a batch of meters, read in a few set-based queries, and the decisions' effects."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+
+from ppu.dbconn import Db
+from schemas.meter_events import MeterBlocked, MeterBlockedData
+from schemas.purchase import (
+    PurchaseBlocked,
+    PurchaseBlockedData,
+    PurchaseRouted,
+    PurchaseRoutedData,
+    SkippedProvider,
+)
+from workers.outbox import Outbox
+from workers.routing import Candidate, Decision, Preference
+
+SOURCE = "ppu/lookup"
+
+
+@dataclass
+class Meter:
+    meter_number: str
+    utility_id: str | None
+    blocked: bool
+    marked: bool
+    preferred_provider_id: str | None
+    support: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RoutingContext:
+    meters: dict[str, Meter]
+    providers: dict[str, tuple[bool, str]]  # provider id → (enabled, health)
+    institution_providers: dict[str, set[str]]
+    preferences: dict[str, list[Preference]]  # utility id → preferences
+
+    def candidates(self, meter: Meter, institution_id: str) -> list[Candidate]:
+        allowed = self.institution_providers.get(institution_id, set())
+        return [
+            Candidate(pid, enabled, pid in allowed, health, meter.support.get(pid, "unconfirmed"))
+            for pid, (enabled, health) in sorted(self.providers.items())
+        ]
+
+    def prefs(self, meter: Meter) -> list[Preference]:
+        return self.preferences.get(meter.utility_id or "", [])
+
+
+async def load_context(
+    conn: Db, meter_numbers: list[str], institutions: list[str], lock: bool = False
+) -> RoutingContext:
+    """Reads the meters (locked FOR UPDATE when `lock`, in a fixed order so that batches cannot deadlock)."""
+    rows = await conn.fetch(
+        f"""SELECT meter_number, utility_id, blocked, marked_for_rebroadcast, preferred_provider_id
+            FROM meters WHERE meter_number = ANY($1::text[]) ORDER BY meter_number
+            {"FOR UPDATE" if lock else ""}""",
+        meter_numbers,
+    )
+    meters = {
+        r["meter_number"]: Meter(
+            r["meter_number"],
+            r["utility_id"],
+            r["blocked"],
+            r["marked_for_rebroadcast"],
+            r["preferred_provider_id"],
+        )
+        for r in rows
+    }
+    for r in await conn.fetch(
+        "SELECT meter_number, provider_id, status FROM meter_support WHERE meter_number = ANY($1::text[])",
+        meter_numbers,
+    ):
+        meters[r["meter_number"]].support[r["provider_id"]] = r["status"]
+    providers = {
+        r["provider_id"]: (r["enabled"], r["health"])
+        for r in await conn.fetch("SELECT provider_id, enabled, health FROM providers")
+    }
+    inst: dict[str, set[str]] = {}
+    for r in await conn.fetch(
+        "SELECT institution_id, provider_id FROM institution_providers WHERE institution_id = ANY($1::text[])",
+        institutions,
+    ):
+        inst.setdefault(r["institution_id"], set()).add(r["provider_id"])
+    utilities = sorted({m.utility_id for m in meters.values() if m.utility_id})
+    prefs: dict[str, list[Preference]] = {}
+    for r in await conn.fetch(
+        "SELECT utility_id, provider_id, kind, rank, weight FROM utility_routing_preferences "
+        "WHERE utility_id = ANY($1::text[])",
+        utilities,
+    ):
+        prefs.setdefault(r["utility_id"], []).append(Preference(r["provider_id"], r["kind"], r["rank"], r["weight"]))
+    return RoutingContext(meters, providers, inst, prefs)
+
+
+@dataclass(frozen=True)
+class Decided:
+    attempt_id: uuid.UUID
+    meter_number: str
+    decision: Decision
+    causation_id: str | None
+
+
+async def record_decisions(conn: Db, out: Outbox, decided: list[Decided]) -> None:
+    """Stores each decision once (attempt id is the key), publishes it, and blocks meters nobody can serve."""
+    if not decided:
+        return
+    stored = {
+        r["attempt_id"]
+        for r in await conn.fetch(
+            """INSERT INTO routing_decisions
+               (attempt_id, meter_number, outcome, provider_id, reason, skipped, decided_at)
+           SELECT a, m, CASE WHEN p IS NULL THEN 'blocked' ELSE 'routed' END, p, r, s::jsonb, now()
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(a, m, p, r, s)
+           ON CONFLICT (attempt_id) DO NOTHING RETURNING attempt_id""",
+            [d.attempt_id for d in decided],
+            [d.meter_number for d in decided],
+            [d.decision.provider_id for d in decided],
+            [d.decision.reason for d in decided],
+            [_skipped_json(d.decision) for d in decided],
+        )
+    }
+    await conn.execute(
+        "UPDATE purchase_attempts SET decided_at = now() WHERE attempt_id = ANY($1::uuid[])", list(stored)
+    )
+    blocked_meters = sorted(
+        {d.meter_number for d in decided if d.attempt_id in stored and d.decision.provider_id is None}
+    )
+    newly_blocked = {
+        r["meter_number"]
+        for r in await conn.fetch(
+            """UPDATE meters SET blocked = true, updated_at = now()
+           WHERE meter_number = ANY($1::text[]) AND NOT blocked RETURNING meter_number""",
+            blocked_meters,
+        )
+    }
+    for d in decided:
+        if d.attempt_id not in stored:
+            continue
+        skipped = [SkippedProvider(provider_id=p, reason=r) for p, r in d.decision.skipped]
+        corr = str(d.attempt_id)
+        if d.decision.provider_id is None:
+            out.emit(
+                "routing_decisions",
+                PurchaseBlocked.new(
+                    PurchaseBlockedData(
+                        attempt_id=d.attempt_id,
+                        meter_number=d.meter_number,
+                        reason=d.decision.reason,
+                        skipped=skipped,
+                    ),
+                    source=SOURCE,
+                    correlationid=corr,
+                    causationid=d.causation_id,
+                ),
+            )
+            if d.meter_number in newly_blocked:
+                newly_blocked.discard(d.meter_number)
+                out.emit(
+                    "meter_events",
+                    MeterBlocked.new(
+                        MeterBlockedData(
+                            meter_number=d.meter_number, reason=d.decision.reason, attempt_id=d.attempt_id
+                        ),
+                        source=SOURCE,
+                        correlationid=corr,
+                        causationid=d.causation_id,
+                    ),
+                )
+        else:
+            out.emit(
+                "routing_decisions",
+                PurchaseRouted.new(
+                    PurchaseRoutedData(
+                        attempt_id=d.attempt_id,
+                        meter_number=d.meter_number,
+                        provider_id=d.decision.provider_id,
+                        reason=d.decision.reason,
+                        skipped=skipped,
+                    ),
+                    source=SOURCE,
+                    correlationid=corr,
+                    causationid=d.causation_id,
+                ),
+            )
+
+
+def _skipped_json(decision: Decision) -> str:
+    return json.dumps([{"provider_id": p, "reason": r} for p, r in decision.skipped])

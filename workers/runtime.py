@@ -1,0 +1,289 @@
+"""The worker runtime every consumer uses: Kafka in, one PostgreSQL transaction per batch, outbox out.
+
+Per batch (one `getmany`): decode and validate each record; dead-letter what fails (and wait for the ack);
+then in ONE transaction: fence the partitions (only the member that last claimed a partition may store its
+offset), drop records at or below the stored offset and message ids already in the inbox, run the handler,
+dead-letter what it rejects, write the outbox, store the next offsets. Kafka's own commit follows, as a hint.
+A batch that fails is retried message by message, so one poison message cannot stall its partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from ppu.dbconn import Db
+from ppu.settings import Settings
+from ppu.topics import topic
+from schemas.envelope import Envelope
+from workers import metrics
+from workers.dead_letters import DeadLetterer, Failure
+from workers.outbox import Outbox
+from workers.retrying import MESSAGE_FAULTS, BatchTooSlow, retry_until_stopped
+
+M = TypeVar("M", bound=Envelope[Any])
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class Inbound(Generic[M]):
+    event: M
+    topic: str
+    partition: int
+    offset: int
+
+
+Handler = Callable[[list[Inbound[Any]], Db, Outbox], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ConsumerFlow:
+    worker: str  # process-facing name, e.g. "lookup"
+    group_id: str
+    topic_key: str  # the consumed topic's key in topics.yaml
+    model: type[Envelope[Any]]
+    handler: Handler
+
+
+Item = tuple[ConsumerRecord[bytes, bytes], Envelope[Any] | None]  # None: already dead-lettered, just advance
+
+
+def decode(record: ConsumerRecord[bytes, bytes], model: type[Envelope[Any]], max_bytes: int) -> Envelope[Any] | Failure:
+    raw = record.value
+    if raw is None:
+        return Failure("decode", "EmptyValue", "the record has no value")
+    if len(raw) > max_bytes:
+        return Failure("decode", "MessageTooLarge", f"{len(raw)} bytes, the limit is {max_bytes}")
+    try:
+        obj = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return Failure("decode", type(e).__name__, str(e))
+    try:
+        return model.model_validate(obj)
+    except ValidationError as e:
+        detail = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()[:5])
+        return Failure("validate", "ValidationError", detail)
+
+
+class _Fence(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Claims each assigned partition in the database (epoch + 1) and seeks to the stored offset."""
+
+    def __init__(self, runtime: ConsumerRuntime) -> None:
+        self.runtime = runtime
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        for tp in revoked:
+            self.runtime.epochs.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        if assigned:
+            await self.runtime.claim(list(assigned))
+
+
+class ConsumerRuntime:
+    def __init__(self, flow: ConsumerFlow, settings: Settings, pool: asyncpg.Pool, bootstrap: str) -> None:
+        self.flow, self.settings, self.pool, self.bootstrap = flow, settings, pool, bootstrap
+        spec = topic(flow.topic_key)
+        self.topic_name = spec.name(settings.topic_prefix)
+        assert spec.dead_letter is not None, f"{flow.topic_key} has no dead-letter topic in topics.yaml"
+        self.dlq_name = topic(spec.dead_letter).name(settings.topic_prefix)
+        self.member = f"{flow.worker}-{uuid.uuid4().hex[:8]}"
+        self.epochs: dict[TopicPartition, int] = {}
+        self.consumer: AIOKafkaConsumer | None = None
+        self.dead_letters = DeadLetterer(bootstrap, flow.group_id)
+        self.applied = 0  # messages handed to the handler and committed (for tests and metrics)
+
+    async def claim(self, partitions: list[TopicPartition]) -> None:
+        rows = await self.pool.fetch(
+            """INSERT INTO consumer_offsets (group_id, topic, partition, next_offset, epoch, owner)
+               SELECT $1, t, p, -1, 1, $4 FROM unnest($2::text[], $3::int[]) AS u(t, p)
+               ON CONFLICT (group_id, topic, partition) DO UPDATE
+               SET epoch = consumer_offsets.epoch + 1, owner = excluded.owner, updated_at = now()
+               RETURNING topic, partition, next_offset, epoch""",
+            self.flow.group_id,
+            [tp.topic for tp in partitions],
+            [tp.partition for tp in partitions],
+            self.member,
+        )
+        assert self.consumer is not None
+        for r in rows:
+            tp = TopicPartition(r["topic"], r["partition"])
+            self.epochs[tp] = r["epoch"]
+            if r["next_offset"] >= 0:
+                self.consumer.seek(tp, r["next_offset"])
+        log.info("partitions claimed", worker=self.flow.worker, partitions=[str(tp) for tp in partitions])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=self.flow.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=s.max_poll_interval_ms,
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=3000,
+            client_id=self.member,
+        )
+        await self.dead_letters.start()
+        try:
+            await self.consumer.start()
+            self.consumer.subscribe([self.topic_name], listener=_Fence(self))
+            while not stop.is_set():
+                records = await self.consumer.getmany(timeout_ms=s.batch_timeout_ms, max_records=s.batch_max_records)
+                if records:
+                    work = asyncio.ensure_future(self._process(records, stop))
+                    await asyncio.wait([work])  # shielded from our own cancellation: a batch finishes or fails
+                    work.result()
+                self._report_progress(records)
+        finally:
+            await self._stop()
+
+    async def _stop(self) -> None:
+        # aiokafka's stop() can hang when the brokers are gone: bound it.
+        for part in (self.consumer, self.dead_letters):
+            if part is not None:
+                try:
+                    await asyncio.wait_for(part.stop(), self.settings.shutdown_timeout_seconds)
+                except (TimeoutError, KafkaError) as e:
+                    log.warning("stop timed out", worker=self.flow.worker, part=type(part).__name__, error=str(e))
+
+    def _report_progress(self, records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            last = records[tp][-1].offset + 1 if tp in records else None
+            if high is not None and last is not None:
+                metrics.LAG.labels(self.flow.worker, tp.topic, tp.partition).set(max(high - last, 0))
+        metrics.LAST_PROGRESS.labels(self.flow.worker).set(time.time())
+
+    async def _process(
+        self, records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], stop: asyncio.Event
+    ) -> None:
+        items: dict[TopicPartition, list[Item]] = {}
+        for tp, recs in records.items():
+            items[tp] = []
+            for rec in recs:
+                decoded = decode(rec, self.flow.model, self.settings.max_message_bytes)
+                if isinstance(decoded, Failure):
+                    await self._dead_letter(rec, decoded, stop)
+                    items[tp].append((rec, None))
+                else:
+                    items[tp].append((rec, decoded))
+        started = time.monotonic()
+        try:
+            await retry_until_stopped(stop, lambda: self._apply(items))
+        except MESSAGE_FAULTS as e:  # find the message(s) at fault, one at a time
+            log.warning("batch failed, applying one by one", worker=self.flow.worker, error=repr(e))
+            for tp, tp_items in items.items():
+                for item in tp_items:
+                    await self._apply_one(tp, item, stop)
+        metrics.BATCHES.labels(self.flow.worker).inc()
+        metrics.BATCH_SECONDS.labels(self.flow.worker).observe(time.monotonic() - started)
+        assert self.consumer is not None
+        hint = {tp: tp_items[-1][0].offset + 1 for tp, tp_items in items.items() if tp in self.epochs}
+        try:
+            await self.consumer.commit(hint)
+        except KafkaError as e:  # only a hint: the database holds the real offsets
+            log.info("kafka commit hint failed", worker=self.flow.worker, error=str(e))
+
+    async def _dead_letter(self, rec: ConsumerRecord[bytes, bytes], failure: Failure, stop: asyncio.Event) -> None:
+        await retry_until_stopped(stop, lambda: self.dead_letters.send(self.dlq_name, rec, failure))
+
+    async def _apply_one(self, tp: TopicPartition, item: Item, stop: asyncio.Event) -> None:
+        try:
+            await retry_until_stopped(stop, lambda: self._apply({tp: [item]}))
+        except MESSAGE_FAULTS as e:
+            rec = item[0]
+            await self._dead_letter(rec, Failure("apply", type(e).__name__, str(e) or repr(e)), stop)
+            await retry_until_stopped(stop, lambda: self._apply({tp: [(rec, None)]}))
+
+    async def _apply(self, items: dict[TopicPartition, list[Item]]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            owned = await self._fence(conn, list(items))
+            fresh: list[tuple[TopicPartition, Item]] = []
+            for tp, tp_items in items.items():
+                if tp in owned:
+                    fresh += [(tp, it) for it in tp_items if it[1] is not None and it[0].offset >= owned[tp]]
+            fresh = await self._not_seen(conn, fresh)
+            batch = [Inbound(ev, rec.topic, rec.partition, rec.offset) for _, (rec, ev) in fresh if ev is not None]
+            out = Outbox(self.settings.topic_prefix)
+            if batch:
+                try:
+                    async with asyncio.timeout(self.settings.max_poll_interval_ms / 3000):
+                        await self.flow.handler(batch, conn, out)
+                except TimeoutError:
+                    raise BatchTooSlow(f"{len(batch)} messages took over a third of the poll interval") from None
+            for rejection in out.rejected:
+                inbound = batch[rejection.index]
+                rec = next(r for _, (r, _e) in fresh if r.offset == inbound.offset and r.partition == inbound.partition)
+                await self.dead_letters.send(self.dlq_name, rec, Failure("apply", "Rejected", rejection.reason))
+            await out.flush(conn)
+            nexts = {tp: tp_items[-1][0].offset + 1 for tp, tp_items in items.items() if tp in owned}
+            await conn.execute(
+                """UPDATE consumer_offsets c SET next_offset = u.o, updated_at = now()
+                   FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, o)
+                   WHERE c.group_id = $1 AND c.topic = u.t AND c.partition = u.p""",
+                self.flow.group_id,
+                [tp.topic for tp in nexts],
+                [tp.partition for tp in nexts],
+                list(nexts.values()),
+            )
+        self.applied += len(batch)
+        for outcome, n in (("applied", len(batch) - len(out.rejected)), ("rejected", len(out.rejected))):
+            metrics.MESSAGES.labels(self.flow.worker, self.topic_name, outcome).inc(n)
+
+    async def _fence(self, conn: Db, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Locks the offset rows this member still owns (same epoch); returns their stored next offsets."""
+        claimed = [tp for tp in partitions if tp in self.epochs]
+        rows = await conn.fetch(
+            """SELECT topic, partition, next_offset FROM consumer_offsets
+               WHERE group_id = $1 AND (topic, partition, epoch) IN
+                     (SELECT * FROM unnest($2::text[], $3::int[], $4::bigint[]))
+               FOR UPDATE""",
+            self.flow.group_id,
+            [tp.topic for tp in claimed],
+            [tp.partition for tp in claimed],
+            [self.epochs[tp] for tp in claimed],
+        )
+        owned = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        if len(owned) < len(partitions):
+            log.warning(
+                "fenced: partitions lost to another member",
+                worker=self.flow.worker,
+                lost=[str(tp) for tp in partitions if tp not in owned],
+            )
+        return owned
+
+    async def _not_seen(self, conn: Db, fresh: list[tuple[TopicPartition, Item]]) -> list[tuple[TopicPartition, Item]]:
+        """Records each message id in the inbox; keeps only ids seen for the first time (here or earlier)."""
+        ids = [ev.id for _, (_, ev) in fresh if ev is not None]
+        if not ids:
+            return []
+        new = {
+            r["message_id"]
+            for r in await conn.fetch(
+                """INSERT INTO inbox (group_id, message_id) SELECT $1, unnest($2::uuid[])
+               ON CONFLICT DO NOTHING RETURNING message_id""",
+                self.flow.group_id,
+                ids,
+            )
+        }
+        kept: list[tuple[TopicPartition, Item]] = []
+        for tp, (rec, ev) in fresh:
+            if ev is not None and ev.id in new:
+                new.discard(ev.id)  # a duplicate inside this same batch counts once
+                kept.append((tp, (rec, ev)))
+        return kept

@@ -1,0 +1,86 @@
+"""Deadline sweeper: closes expired rounds and decides the attempts still waiting on them.
+
+Exactly one sweeper is active across processes: it holds a lease row that it renews; another process takes
+the lease only when it has lapsed. The sweep itself re-checks the lease inside its transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import asyncpg
+import structlog
+
+from ppu.dbconn import Db
+from workers import metrics
+from workers.outbox import Outbox
+from workers.rounds import decide_waiting
+
+LEASE = "deadline-sweeper"
+log = structlog.get_logger()
+
+
+async def take_lease(conn: Db, holder: str, ttl_seconds: float) -> bool:
+    taken = await conn.fetchval(
+        """INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))
+           ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+           WHERE leases.holder = excluded.holder OR leases.expires_at < now()
+           RETURNING holder""",
+        LEASE,
+        holder,
+        ttl_seconds,
+    )
+    return bool(taken == holder)
+
+
+async def sweep_once(conn: Db, holder: str, topic_prefix: str, limit: int = 200) -> int:
+    """Decides what waits on expired rounds; returns how many attempts it decided."""
+    async with conn.transaction():
+        still_mine = await conn.fetchval(
+            "SELECT true FROM leases WHERE name = $1 AND holder = $2 AND expires_at > now() FOR SHARE",
+            LEASE,
+            holder,
+        )
+        if not still_mine:
+            return 0
+        expired = await conn.fetch(
+            """SELECT round_id, meter_number FROM lookup_rounds WHERE closed_at IS NULL AND deadline <= now()
+               ORDER BY deadline LIMIT $1""",
+            limit,
+        )
+        if not expired:
+            return 0
+        # Meters first, in a fixed order, as every other writer does: no deadlocks with the consumers.
+        await conn.execute(
+            "SELECT 1 FROM meters WHERE meter_number = ANY($1::text[]) ORDER BY meter_number FOR UPDATE",
+            sorted({r["meter_number"] for r in expired}),
+        )
+        out = Outbox(topic_prefix)
+        decided = await decide_waiting(conn, out, [r["round_id"] for r in expired], expired=True)
+        await out.flush(conn)
+        return decided
+
+
+async def run_sweeper(
+    pool: asyncpg.Pool,
+    topic_prefix: str,
+    stop: asyncio.Event,
+    interval: float = 0.5,
+    ttl_seconds: float = 10.0,
+) -> None:
+    holder = f"sweeper-{uuid.uuid4().hex[:8]}"
+    while not stop.is_set():
+        try:
+            async with pool.acquire() as conn:
+                if await take_lease(conn, holder, ttl_seconds):
+                    decided = await sweep_once(conn, holder, topic_prefix)
+                    if decided:
+                        log.info("expired rounds swept", attempts_decided=decided)
+                    await conn.execute("DELETE FROM inbox WHERE received_at < now() - interval '7 days'")
+            metrics.LAST_PROGRESS.labels("sweeper").set_to_current_time()
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as e:
+            log.warning("sweeper cannot reach the database", error=str(e))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
