@@ -7,6 +7,7 @@ COPY workers workers
 COPY schemas schemas
 COPY db db
 COPY infra infra
+COPY providers providers
 RUN pip install --no-cache-dir -e . && useradd --system --uid 10001 ppu
 USER ppu
 ENTRYPOINT ["ppu"]

@@ -22,11 +22,13 @@ log = structlog.get_logger()
 
 
 async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event | None = None) -> None:
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    """Runs until `stop` is set (by SIGTERM/SIGINT when the caller passes none) or a worker fails."""
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
     where = endpoints(settings)
     metrics.serve(settings.metrics_port)
     pool = await create_pool(where.database_url, min_size=1, max_size=4 + 2 * len(names))
@@ -47,7 +49,7 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
             tasks = [asyncio.ensure_future(j) for j in jobs]
             await asyncio.wait([*tasks, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
             stop.set()  # one worker ending (or failing) ends them all: a supervisor restarts the process
-            _, late = await asyncio.wait(tasks, timeout=settings.shutdown_timeout_seconds)
+            _, late = await asyncio.wait(tasks, timeout=settings.shutdown_timeout_seconds) if tasks else (set(), set())
             for t in late:
                 t.cancel()
             for t in tasks:

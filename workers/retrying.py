@@ -50,7 +50,7 @@ async def retry_until_stopped(stop: asyncio.Event, attempt: Callable[[], Awaitab
         retry=retry_if_exception_type(TRANSIENT),
         stop=stopped,
         reraise=True,
-        wait=wait_exponential_jitter(initial=0.1, max=5.0),
+        wait=wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.1),
     ):
         with tried:
             return await attempt()

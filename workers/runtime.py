@@ -118,11 +118,16 @@ class ConsumerRuntime:
             self.member,
         )
         assert self.consumer is not None
+        never_stored = []
         for r in rows:
             tp = TopicPartition(r["topic"], r["partition"])
             self.epochs[tp] = r["epoch"]
             if r["next_offset"] >= 0:
                 self.consumer.seek(tp, r["next_offset"])
+            else:  # the database is the truth: Kafka's committed offset (a hint) may be ahead of it
+                never_stored.append(tp)
+        if never_stored:
+            await self.consumer.seek_to_beginning(*never_stored)
         log.info("partitions claimed", worker=self.flow.worker, partitions=[str(tp) for tp in partitions])
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -183,17 +188,19 @@ class ConsumerRuntime:
                 else:
                     items[tp].append((rec, decoded))
         started = time.monotonic()
+        stored: dict[TopicPartition, int] = {}
         try:
-            await retry_until_stopped(stop, lambda: self._apply(items))
+            stored = await retry_until_stopped(stop, lambda: self._apply(items))
         except MESSAGE_FAULTS as e:  # find the message(s) at fault, one at a time
             log.warning("batch failed, applying one by one", worker=self.flow.worker, error=repr(e))
             for tp, tp_items in items.items():
                 for item in tp_items:
-                    await self._apply_one(tp, item, stop)
+                    stored.update(await self._apply_one(tp, item, stop))
         metrics.BATCHES.labels(self.flow.worker).inc()
         metrics.BATCH_SECONDS.labels(self.flow.worker).observe(time.monotonic() - started)
         assert self.consumer is not None
-        hint = {tp: tp_items[-1][0].offset + 1 for tp, tp_items in items.items() if tp in self.epochs}
+        # Only what the database stored; a fenced partition was re-claimed and re-sought to its stored offset.
+        hint = {tp: offset for tp, offset in stored.items() if tp in self.epochs}
         try:
             await self.consumer.commit(hint)
         except KafkaError as e:  # only a hint: the database holds the real offsets
@@ -202,15 +209,16 @@ class ConsumerRuntime:
     async def _dead_letter(self, rec: ConsumerRecord[bytes, bytes], failure: Failure, stop: asyncio.Event) -> None:
         await retry_until_stopped(stop, lambda: self.dead_letters.send(self.dlq_name, rec, failure))
 
-    async def _apply_one(self, tp: TopicPartition, item: Item, stop: asyncio.Event) -> None:
+    async def _apply_one(self, tp: TopicPartition, item: Item, stop: asyncio.Event) -> dict[TopicPartition, int]:
         try:
-            await retry_until_stopped(stop, lambda: self._apply({tp: [item]}))
+            return await retry_until_stopped(stop, lambda: self._apply({tp: [item]}))
         except MESSAGE_FAULTS as e:
             rec = item[0]
             await self._dead_letter(rec, Failure("apply", type(e).__name__, str(e) or repr(e)), stop)
-            await retry_until_stopped(stop, lambda: self._apply({tp: [(rec, None)]}))
+            return await retry_until_stopped(stop, lambda: self._apply({tp: [(rec, None)]}))
 
-    async def _apply(self, items: dict[TopicPartition, list[Item]]) -> None:
+    async def _apply(self, items: dict[TopicPartition, list[Item]]) -> dict[TopicPartition, int]:
+        """One transaction; returns the next offset stored per partition (fenced partitions are absent)."""
         async with self.pool.acquire() as conn, conn.transaction():
             owned = await self._fence(conn, list(items))
             fresh: list[tuple[TopicPartition, Item]] = []
@@ -244,6 +252,7 @@ class ConsumerRuntime:
         self.applied += len(batch)
         for outcome, n in (("applied", len(batch) - len(out.rejected)), ("rejected", len(out.rejected))):
             metrics.MESSAGES.labels(self.flow.worker, self.topic_name, outcome).inc(n)
+        return nexts
 
     async def _fence(self, conn: Db, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         """Locks the offset rows this member still owns (same epoch); returns their stored next offsets."""

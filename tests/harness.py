@@ -1,0 +1,142 @@
+"""Drives the real workers (in this process) through the real broker and database, as the upstream purchase
+service, the providers and the console would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from ppu.passwords import hash_password
+from ppu.settings import Settings
+from ppu.topics import topic
+from ppu.wiring import started_producer
+from schemas.commands import ConfirmSupportRequested, ConfirmSupportRequestedData
+from schemas.envelope import CONTENT_TYPE, Envelope
+from schemas.lookup import LookupRequested, LookupResponded, LookupRespondedData, UtilityInfo
+from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
+from workers.process import run_workers
+from workers.registry import ALL
+
+PROVIDERS = ["p1", "p2", "p3"]
+
+
+async def seed_reference(db: asyncpg.Connection) -> None:
+    await db.execute("INSERT INTO institutions VALUES ('i1', 'Bank One'), ('i2', 'Wallet Two')")
+    await db.executemany(
+        "INSERT INTO providers (provider_id, name) VALUES ($1, $2)", [(p, f"Provider {p}") for p in PROVIDERS]
+    )
+    await db.executemany(
+        "INSERT INTO institution_providers VALUES ($1, $2)", [("i1", p) for p in PROVIDERS] + [("i2", "p1")]
+    )
+    pw = hash_password("not-used-here")
+    await db.executemany(
+        "INSERT INTO console_users (institution_id, username, password_hash, role) VALUES ($1, $2, $3, $4)",
+        [("i1", "olga", pw, "operator"), ("i1", "vic", pw, "viewer"), ("i2", "wes", pw, "operator")],
+    )
+
+
+class System:
+    def __init__(self, settings: Settings, producer: AIOKafkaProducer) -> None:
+        self.settings, self.producer = settings, producer
+        self.prefix = settings.topic_prefix
+        self._requests: dict[str, AIOKafkaConsumer] = {}
+
+    async def publish(self, topic_key: str, value: bytes, key: str) -> None:
+        await self.producer.send_and_wait(
+            topic(topic_key).name(self.prefix), value=value, key=key.encode(), headers=[("content-type", CONTENT_TYPE)]
+        )
+
+    async def send(self, topic_key: str, event: Envelope[Any]) -> None:
+        await self.publish(topic_key, event.encode(), event.subject)
+
+    async def attempt(
+        self, meter: str, institution: str = "i1", attempt_id: uuid.UUID | None = None, send: bool = True
+    ) -> PurchaseAttempted:
+        data = PurchaseAttemptedData(
+            attempt_id=attempt_id or uuid.uuid4(), meter_number=meter, institution_id=institution
+        )
+        event = PurchaseAttempted.new(data, source="test/purchase-service", correlationid=str(data.attempt_id))
+        if send:
+            await self.send("purchase_attempts", event)
+        return event
+
+    async def confirm_support(self, meter: str, operator: str = "olga", institution: str = "i1") -> uuid.UUID:
+        data = ConfirmSupportRequestedData(meter_number=meter, operator=operator, institution_id=institution)
+        event = ConfirmSupportRequested.new(data, source="test/console", correlationid="c")
+        await self.send("operator_commands", event)
+        return event.id
+
+    async def requests(self, provider: str, count: int, within: float = 30) -> list[LookupRequested]:
+        """The next `count` lookup requests on this provider's topic."""
+        if provider not in self._requests:
+            c = AIOKafkaConsumer(
+                topic("lookup_requests").name(self.prefix, provider_id=provider),
+                bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                group_id=f"{self.prefix}test-{provider}",
+                auto_offset_reset="earliest",
+            )
+            await c.start()
+            self._requests[provider] = c
+        got: list[LookupRequested] = []
+        async with asyncio.timeout(within):
+            while len(got) < count:
+                batch = await self._requests[provider].getmany(timeout_ms=200)
+                got += [LookupRequested.model_validate_json(r.value or b"") for rs in batch.values() for r in rs]
+        return got
+
+    def answer(
+        self, request: LookupRequested, status: str, utility: str | None = None, responded_at: datetime | None = None
+    ) -> LookupResponded:
+        d = request.data
+        data = LookupRespondedData(
+            lookup_id=d.lookup_id,
+            provider_id=d.provider_id,
+            meter_number=d.meter_number,
+            status=status,
+            responded_at=responded_at or datetime.now(UTC),
+            utility=UtilityInfo(name=utility) if utility else None,
+        )
+        return LookupResponded.new(data, source=f"test/{d.provider_id}", correlationid=request.correlationid)
+
+    async def respond(self, request: LookupRequested, status: str, **kw: Any) -> LookupResponded:
+        answer = self.answer(request, status, **kw)
+        await self.send("lookup_responses", answer)
+        return answer
+
+    async def close(self) -> None:
+        for c in self._requests.values():
+            await c.stop()
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], within: float = 30, what: str = "condition") -> Any:
+    """Polls `check` until it returns something truthy; fails with `what` after `within` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
+        await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, names: tuple[str, ...] = ALL) -> AsyncIterator[System]:
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(run_workers(list(names), settings, stop))
+    assert settings.kafka_bootstrap_servers is not None
+    async with started_producer(settings.kafka_bootstrap_servers) as producer:
+        system = System(settings, producer)
+        try:
+            yield system
+        finally:
+            await system.close()
+            stop.set()
+            await asyncio.wait_for(task, 30)

@@ -1,0 +1,83 @@
+"""Two processes of one worker in one consumer group, members joining and dying mid-load: every message is
+applied exactly once (the database-stored, fenced offsets and the inbox decide, not Kafka's commits)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+from ppu.settings import Settings
+from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
+from tests.conftest import ROOT, cli_env
+from tests.harness import PROVIDERS, eventually, running, seed_reference
+
+N = 600
+
+
+def _worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    env = {**cli_env(settings), "PPU_BATCH_MAX_RECORDS": "15", "PPU_LOG_LEVEL": "INFO"}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ppu.cli", "worker", "lookup"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def test_members_join_and_die_during_load_and_every_attempt_is_applied_once(
+    settings: Settings, topics: list[str], db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    await seed_reference(db)
+    first = _worker(settings, tmp_path / "first.log")
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        async with running(settings, names=()) as system:  # no in-process workers: only the two processes
+            events = [
+                PurchaseAttempted.new(
+                    PurchaseAttemptedData(attempt_id=uuid.uuid4(), meter_number=f"05{i:08d}", institution_id="i1"),
+                    source="test",
+                    correlationid="load",
+                )
+                for i in range(N)
+            ]
+            await asyncio.gather(*[system.send("purchase_attempts", e) for e in events])
+            await eventually(
+                lambda: db.fetchval("SELECT count(*) >= $1 FROM inbox", N // 5),
+                within=60,
+                what="the first member to make progress",
+            )
+            second = _worker(settings, tmp_path / "second.log")  # joins: rebalance in the middle of the load
+            await eventually(
+                lambda: db.fetchval("SELECT count(*) >= $1 FROM inbox", N // 2),
+                within=60,
+                what="progress after the join",
+            )
+            first.send_signal(signal.SIGKILL)  # dies mid-batch: its open transaction rolls back
+            await eventually(
+                lambda: db.fetchval("SELECT count(*) = $1 FROM inbox", N),
+                within=90,
+                what="every attempt handled by the survivor",
+            )
+            await asyncio.sleep(1)  # anything applied twice would show up by now
+    except AssertionError as e:
+        logs = "".join(f.read_text()[-3000:] for f in sorted(tmp_path.glob("*.log")))
+        raise AssertionError(f"{e}\nworker logs:\n{logs}") from None
+    finally:
+        for p in (first, second):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                p.wait(20)
+    assert await db.fetchval("SELECT count(*) FROM purchase_attempts") == N
+    assert await db.fetchval("SELECT count(*) FROM purchase_attempts WHERE round_id IS NULL") == 0
+    assert await db.fetchval("SELECT count(*) FROM lookup_rounds") == N
+    assert await db.fetchval("SELECT count(*) FROM lookups") == N * len(PROVIDERS)
+    assert await db.fetchval("SELECT count(*) FROM outbox") == N * len(PROVIDERS)
+    assert await db.fetchval("SELECT max(epoch) FROM consumer_offsets") >= 2, "partitions changed hands"
