@@ -117,17 +117,9 @@ class ConsumerRuntime:
             [tp.partition for tp in partitions],
             self.member,
         )
-        assert self.consumer is not None
-        never_stored = []
         for r in rows:
-            tp = TopicPartition(r["topic"], r["partition"])
-            self.epochs[tp] = r["epoch"]
-            if r["next_offset"] >= 0:
-                self.consumer.seek(tp, r["next_offset"])
-            else:  # the database is the truth: Kafka's committed offset (a hint) may be ahead of it
-                never_stored.append(tp)
-        if never_stored:
-            await self.consumer.seek_to_beginning(*never_stored)
+            self.epochs[TopicPartition(r["topic"], r["partition"])] = r["epoch"]
+        await self._seek_to_stored(rows)
         log.info("partitions claimed", worker=self.flow.worker, partitions=[str(tp) for tp in partitions])
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -198,13 +190,44 @@ class ConsumerRuntime:
                     stored.update(await self._apply_one(tp, item, stop))
         metrics.BATCHES.labels(self.flow.worker).inc()
         metrics.BATCH_SECONDS.labels(self.flow.worker).observe(time.monotonic() - started)
-        assert self.consumer is not None
-        # Only what the database stored; a fenced partition was re-claimed and re-sought to its stored offset.
+        await self._reseek([tp for tp in items if tp not in stored])
+        # Only what the database stored.
         hint = {tp: offset for tp, offset in stored.items() if tp in self.epochs}
-        try:
-            await self.consumer.commit(hint)
-        except KafkaError as e:  # only a hint: the database holds the real offsets
-            log.info("kafka commit hint failed", worker=self.flow.worker, error=str(e))
+        if hint:
+            assert self.consumer is not None
+            try:
+                await self.consumer.commit(hint)
+            except KafkaError as e:  # only a hint: the database holds the real offsets
+                log.info("kafka commit hint failed", worker=self.flow.worker, error=str(e))
+
+    async def _reseek(self, fenced: list[TopicPartition]) -> None:
+        """Records of a fenced partition were dropped unapplied. If the partition is (again) ours, go back to
+        the stored offset, or the consumer's position would skip them; if not, its new owner reads them."""
+        mine = [tp for tp in fenced if tp in self.epochs]
+        if not mine:
+            return
+        rows = await self.pool.fetch(
+            """SELECT topic, partition, next_offset FROM consumer_offsets
+               WHERE group_id = $1 AND (topic, partition, epoch) IN
+                     (SELECT * FROM unnest($2::text[], $3::int[], $4::bigint[]))""",
+            self.flow.group_id,
+            [tp.topic for tp in mine],
+            [tp.partition for tp in mine],
+            [self.epochs[tp] for tp in mine],
+        )
+        await self._seek_to_stored(rows)
+
+    async def _seek_to_stored(self, rows: list[asyncpg.Record]) -> None:
+        assert self.consumer is not None
+        never_stored = []
+        for r in rows:
+            tp = TopicPartition(r["topic"], r["partition"])
+            if r["next_offset"] >= 0:
+                self.consumer.seek(tp, r["next_offset"])
+            else:  # the database is the truth: Kafka's committed offset (a hint) may be ahead of it
+                never_stored.append(tp)
+        if never_stored:
+            await self.consumer.seek_to_beginning(*never_stored)
 
     async def _dead_letter(self, rec: ConsumerRecord[bytes, bytes], failure: Failure, stop: asyncio.Event) -> None:
         await retry_until_stopped(stop, lambda: self.dead_letters.send(self.dlq_name, rec, failure))
