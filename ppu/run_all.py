@@ -6,6 +6,7 @@ import asyncio
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -110,6 +111,12 @@ def run(rate: float) -> None:
     """The whole system: stack, migrations, topics, demo data, workers, simulators, traffic. Ctrl-C stops it."""
     from infra import stack
 
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C and SIGTERM both stop everything; explicit because a shell starts background jobs with SIGINT ignored.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     settings = Settings()
     own_stack = settings.kafka_bootstrap_servers is None or settings.database_url is None
     if own_stack:
@@ -138,11 +145,14 @@ def run(rate: float) -> None:
             for pid, rx, u, silent in DEMO_PROVIDERS
         ]
         procs.append(("traffic", ["demo", "traffic", "--rate", str(rate)]))
+        metrics_port = settings.metrics_port or 9464
         for name, args in procs:
+            env = {**os.environ, "PPU_METRICS_PORT": str(metrics_port if name == "workers" else 0)}
             with (logs / f"{name}.log").open("ab") as log:
-                children.append(subprocess.Popen(_ppu(*args), stdout=log, stderr=subprocess.STDOUT, env=os.environ))
-            click.echo(f"{name:10}{' '.join(args)}  (log: {logs / (name + '.log')})")
-        click.echo("try:      .venv/bin/ppu meter show 0401000002   (Ctrl-C stops everything)")
+                children.append(subprocess.Popen(_ppu(*args), stdout=log, stderr=subprocess.STDOUT, env=env))
+            click.echo(f"{name:16}{' '.join(args)}  (log: {logs / (name + '.log')})")
+        click.echo(f"{'metrics':16}http://127.0.0.1:{metrics_port}/metrics (workers)")
+        click.echo(f"{'try':16}.venv/bin/ppu meter show 0401000002   (Ctrl-C stops everything)")
         while all(c.poll() is None for c in children):
             time.sleep(0.5)
         failed = [c.args for c in children if c.poll() is not None]

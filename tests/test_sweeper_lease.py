@@ -1,0 +1,59 @@
+"""Exactly one deadline sweeper is active across processes; expired rounds are closed and decided."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+
+from tests.harness import seed_reference
+from workers.sweeper import sweep_once, take_lease
+
+
+async def test_one_holder_at_a_time_and_takeover_after_lapse(db: asyncpg.Connection, database_url: str) -> None:
+    other = await asyncpg.connect(database_url)
+    try:
+        assert await take_lease(db, "a", 0.5)
+        assert not await take_lease(other, "b", 0.5), "b must wait while a holds a live lease"
+        assert await take_lease(db, "a", 0.5), "the holder renews"
+        await asyncio.sleep(0.7)
+        assert await take_lease(other, "b", 5)
+        assert not await take_lease(db, "a", 5)
+        assert await sweep_once(db, "a", "") == 0, "a lapsed holder sweeps nothing"
+    finally:
+        await other.close()
+
+
+async def test_sweep_decides_waiting_attempts_of_expired_rounds(db: asyncpg.Connection) -> None:
+    await seed_reference(db)
+    await db.execute("INSERT INTO meters (meter_number) VALUES ('0401000099')")
+    round_id, attempt_id = uuid.uuid4(), uuid.uuid4()
+    await db.execute(
+        """INSERT INTO lookup_rounds VALUES ($1, '0401000099', 'first_seen', now() - interval '2 min',
+                        now() - interval '1 min', NULL, '{p1,p2}')""",
+        round_id,
+    )
+    await db.execute(
+        """INSERT INTO lookups (lookup_id, round_id, meter_number, provider_id, sent_at)
+                        VALUES ($1, $2, '0401000099', 'p1', now()), ($3, $2, '0401000099', 'p2', now())""",
+        uuid.uuid4(),
+        round_id,
+        uuid.uuid4(),
+    )
+    await db.execute("""INSERT INTO meter_support (meter_number, provider_id, status) VALUES
+                        ('0401000099', 'p1', 'supported'), ('0401000099', 'p2', 'unconfirmed')""")
+    await db.execute(
+        """INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, round_id)
+                        VALUES ($1, '0401000099', 'i1', now(), $2)""",
+        attempt_id,
+        round_id,
+    )
+    assert await take_lease(db, "s", 10)
+    assert await sweep_once(db, "s", "x.") == 1
+    row = await db.fetchrow("SELECT outcome, provider_id FROM routing_decisions WHERE attempt_id = $1", attempt_id)
+    assert row is not None and (row["outcome"], row["provider_id"]) == ("routed", "p1")
+    assert await db.fetchval("SELECT closed_at IS NOT NULL FROM lookup_rounds WHERE round_id = $1", round_id)
+    topics = [r["topic"] for r in await db.fetch("SELECT topic FROM outbox ORDER BY outbox_id")]
+    assert topics == ["x.ppu.routing-decisions.v1", "x.ppu.meter-events.v1"]  # the decision, then RoundExpired
+    assert await sweep_once(db, "s", "x.") == 0, "nothing left to sweep"
