@@ -8,6 +8,7 @@ COPY schemas schemas
 COPY db db
 COPY infra infra
 COPY providers providers
+COPY console console
 RUN pip install --no-cache-dir -e . && useradd --system --uid 10001 ppu
 USER ppu
 ENTRYPOINT ["ppu"]

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint types pytest setup stack-prepare clean
+.PHONY: run test lint types pytest setup stack-prepare browser-prepare clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,13 @@ lint: setup
 types: setup
 	$(BIN)/mypy .
 
-pytest: stack-prepare
+# The console's browser test drives Debian's Chromium (Playwright's own browser download is not used).
+browser-prepare:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  { echo "make test needs Debian's chromium package: apt-get install chromium"; exit 1; }
+
+pytest: stack-prepare browser-prepare
 	$(BIN)/pytest -q
 
 test: lint types pytest

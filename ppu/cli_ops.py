@@ -21,6 +21,10 @@ def register(cli: click.Group) -> None:
     from ppu.run_all import demo_traffic, provider_sim, run
 
     cli.add_command(run)
+    from ppu.cli_console import console, users
+
+    cli.add_command(console)
+    cli.add_command(users)
     cli.add_command(provider_sim)
     demo = cli.get_command(click.Context(cli), "demo")
     assert isinstance(demo, click.Group)

@@ -6,6 +6,7 @@ import asyncio
 import os
 import random
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -124,8 +125,11 @@ def run(rate: float) -> None:
         click.echo(f"kafka     {state.kafka_bootstrap_servers}\npostgres  {state.database_url.split('@', 1)[1]}")
     children: list[subprocess.Popen[bytes]] = []
     try:
-        for step in (["db", "migrate"], ["demo", "seed"], ["topics", "apply"]):
-            subprocess.run(_ppu(*step), check=True)
+        subprocess.run(_ppu("db", "migrate"), check=True)
+        seeded = subprocess.run(_ppu("demo", "seed"), check=True, capture_output=True, text=True).stdout
+        subprocess.run(_ppu("topics", "apply"), check=True, stdout=subprocess.DEVNULL)
+        # A fresh session secret per run: nothing to leak from the code, old cookies stop working.
+        os.environ.setdefault("PPU_CONSOLE_SECRET_KEY", secrets.token_urlsafe(32))
         logs = settings.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         procs = [("workers", ["worker", "all"])]
@@ -145,6 +149,7 @@ def run(rate: float) -> None:
             for pid, rx, u, silent in DEMO_PROVIDERS
         ]
         procs.append(("traffic", ["demo", "traffic", "--rate", str(rate)]))
+        procs.append(("console", ["console"]))
         metrics_port = settings.metrics_port or 9464
         for name, args in procs:
             env = {**os.environ, "PPU_METRICS_PORT": str(metrics_port if name == "workers" else 0)}
@@ -152,6 +157,8 @@ def run(rate: float) -> None:
                 children.append(subprocess.Popen(_ppu(*args), stdout=log, stderr=subprocess.STDOUT, env=env))
             click.echo(f"{name:16}{' '.join(args)}  (log: {logs / (name + '.log')})")
         click.echo(f"{'metrics':16}http://127.0.0.1:{metrics_port}/metrics (workers)")
+        click.echo(f"\nconsole         http://{settings.console_host}:{settings.console_port}/  demo logins:")
+        click.echo(seeded.rstrip())
         click.echo(f"{'try':16}.venv/bin/ppu meter show 0401000002   (Ctrl-C stops everything)")
         while all(c.poll() is None for c in children):
             time.sleep(0.5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,3 +28,12 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0, alias="PPU_SHUTDOWN_TIMEOUT_SECONDS")
     metrics_port: int = Field(default=0, ge=0, alias="PPU_METRICS_PORT")
     log_level: str = Field(default="INFO", alias="PPU_LOG_LEVEL")
+
+    # Signs console session cookies. No default: `ppu run` makes a random one; production sets its own.
+    console_secret_key: SecretStr | None = Field(default=None, alias="PPU_CONSOLE_SECRET_KEY")
+    console_host: str = Field(default="127.0.0.1", alias="PPU_CONSOLE_HOST")
+    console_port: int = Field(default=8080, ge=0, alias="PPU_CONSOLE_PORT")
+    # Secure cookies: on whenever the console is served over TLS (directly or behind a TLS proxy).
+    console_tls: bool = Field(default=False, alias="PPU_CONSOLE_TLS")
+    # How long Confirm support waits for the command consumer before showing the page anyway.
+    console_command_wait_seconds: float = Field(default=10.0, ge=0, alias="PPU_CONSOLE_COMMAND_WAIT_SECONDS")

@@ -25,6 +25,7 @@ from workers.process import run_workers
 from workers.registry import ALL
 
 PROVIDERS = ["p1", "p2", "p3"]
+PASSWORD = "correct horse battery"  # the test users' password
 
 
 async def seed_reference(db: asyncpg.Connection) -> None:
@@ -35,10 +36,16 @@ async def seed_reference(db: asyncpg.Connection) -> None:
     await db.executemany(
         "INSERT INTO institution_providers VALUES ($1, $2)", [("i1", p) for p in PROVIDERS] + [("i2", "p1")]
     )
-    pw = hash_password("not-used-here")
+    pw = hash_password(PASSWORD)
     await db.executemany(
         "INSERT INTO console_users (institution_id, username, password_hash, role) VALUES ($1, $2, $3, $4)",
-        [("i1", "olga", pw, "operator"), ("i1", "vic", pw, "viewer"), ("i2", "wes", pw, "operator")],
+        [
+            ("i1", "olga", pw, "operator"),
+            ("i1", "vic", pw, "viewer"),
+            ("i1", "ada", pw, "admin"),
+            ("i2", "wes", pw, "operator"),
+            ("i2", "zed", pw, "admin"),
+        ],
     )
 
 

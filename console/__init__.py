@@ -1,0 +1,1 @@
+"""The operator console: meter management, Confirm support, provider health, routing preferences, audit."""

@@ -1,0 +1,215 @@
+"""The JSON API under /api/v1: what the pages show and do, with the same authorisation (session cookie, and
+the session's CSRF token in `X-CSRF-Token` on every write)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from console import actions, queries
+from console.auth import CurrentUser, User, audit, authenticate, check_csrf, csrf_token, start_session
+from ppu.meter_view import load_meter
+from providers.health import provider_health
+from schemas.envelope import MeterNumber
+
+router = APIRouter(prefix="/api/v1", tags=["ppu"])
+CsrfHeader = Annotated[str | None, Header(alias="X-CSRF-Token")]
+
+
+class LoginIn(BaseModel):
+    institution: str = Field(max_length=40)
+    username: str = Field(max_length=100)
+    password: str = Field(max_length=200)
+
+
+class SessionOut(BaseModel):
+    institution_id: str
+    username: str
+    role: str
+    csrf_token: str
+
+
+class ProviderSupport(BaseModel):
+    provider_id: str
+    provider: str
+    status: Literal["supported", "not_supported", "unconfirmed"]
+    last_response_at: datetime | None
+    awaiting_confirmation: bool
+
+
+class MeterOut(BaseModel):
+    meter_number: str
+    utility: str
+    blocked: bool
+    marked_for_rebroadcast: bool
+    preferred_provider_id: str | None
+    providers: list[ProviderSupport]
+    decisions: list[dict[str, Any]]
+
+
+class CommandOut(BaseModel):
+    command_id: uuid.UUID
+
+
+class HealthOut(BaseModel):
+    provider_id: str
+    name: str
+    window_minutes: int
+    state: str
+    response_ratio: float | None
+    sent: int
+    timeouts: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    last_seen: datetime | None
+
+
+class PreferenceIn(BaseModel):
+    kind: Literal["ranked", "unranked", "excluded"] | None
+    rank: int | None = Field(default=None, ge=1, le=1000)
+    weight: int = Field(default=1, ge=0, le=1000)
+
+
+class MeterPreferenceIn(BaseModel):
+    provider_id: str | None = Field(default=None, max_length=40)
+
+
+@router.post("/session")
+async def login(request: Request, body: LoginIn, x_csrf_token: CsrfHeader = None) -> SessionOut:
+    """Log in; the answer carries the CSRF token for later writes. Needs the pre-login token from GET."""
+    check_csrf(request, x_csrf_token)
+    address = request.client.host if request.client else "unknown"
+    async with request.app.state.pool.acquire() as conn:
+        result = await authenticate(conn, body.institution, body.username, body.password, address)
+        user = result if isinstance(result, User) else None
+        await audit(
+            conn,
+            user,
+            "login",
+            body.username,
+            "ok" if user else "refused",
+            {"address": address, "via": "api"},
+            actor=body.username,
+            institution_id=body.institution,
+        )
+    if user is None:
+        raise HTTPException(401, str(result))
+    start_session(request, user)
+    return SessionOut(
+        institution_id=user.institution_id, username=user.username, role=user.role, csrf_token=csrf_token(request)
+    )
+
+
+@router.get("/session")
+async def session(request: Request) -> dict[str, str]:
+    """A CSRF token for this (possibly anonymous) session."""
+    return {"csrf_token": csrf_token(request)}
+
+
+@router.get("/meters")
+async def search(request: Request, user: CurrentUser, q: str = "") -> list[str]:
+    async with request.app.state.pool.acquire() as conn:
+        return await queries.search_meters(conn, q)
+
+
+@router.get("/meters/{meter_number}")
+async def meter(request: Request, user: CurrentUser, meter_number: MeterNumber) -> MeterOut:
+    async with request.app.state.pool.acquire() as conn:
+        view = await load_meter(conn, meter_number, user.institution_id)
+    if view is None:
+        raise HTTPException(404, "unknown meter")
+    return MeterOut(
+        meter_number=view.meter_number,
+        utility=view.utility,
+        blocked=view.blocked,
+        marked_for_rebroadcast=view.marked_for_rebroadcast,
+        preferred_provider_id=view.preferred_provider_id,
+        providers=[
+            ProviderSupport(
+                provider_id=p.provider_id,
+                provider=p.name,
+                status=p.status,
+                last_response_at=p.last_response_at,
+                awaiting_confirmation=p.awaiting_confirmation,
+            )
+            for p in view.providers
+        ],
+        decisions=[{k: (str(v) if k == "attempt_id" else v) for k, v in dict(d).items()} for d in view.decisions],
+    )
+
+
+@router.post("/meters/{meter_number}/confirm-support", status_code=202)
+async def confirm_support(
+    request: Request, user: CurrentUser, meter_number: MeterNumber, x_csrf_token: CsrfHeader = None
+) -> CommandOut:
+    check_csrf(request, x_csrf_token)
+    async with request.app.state.pool.acquire() as conn:
+        return CommandOut(command_id=await actions.confirm_support(request.app.state, conn, user, meter_number))
+
+
+@router.put("/meters/{meter_number}/preference", status_code=204)
+async def meter_preference(
+    request: Request,
+    user: CurrentUser,
+    meter_number: MeterNumber,
+    body: MeterPreferenceIn,
+    x_csrf_token: CsrfHeader = None,
+) -> None:
+    check_csrf(request, x_csrf_token)
+    async with request.app.state.pool.acquire() as conn:
+        await actions.set_meter_preference(conn, user, meter_number, body.provider_id)
+
+
+@router.get("/providers/health")
+async def health(request: Request, user: CurrentUser, window_minutes: int = 15) -> list[HealthOut]:
+    window_minutes = max(1, min(window_minutes, 24 * 60))
+    async with request.app.state.pool.acquire() as conn:
+        own = [p["provider_id"] for p in await queries.enabled_providers(conn, user.institution_id)]
+        rows = await provider_health(conn, window_minutes, own)
+    return [
+        HealthOut(
+            provider_id=h.provider_id,
+            name=h.name,
+            window_minutes=h.window_minutes,
+            state=h.state,
+            response_ratio=h.response_ratio,
+            sent=h.sent,
+            timeouts=h.timeouts,
+            p50_ms=h.p50_ms,
+            p95_ms=h.p95_ms,
+            p99_ms=h.p99_ms,
+            last_seen=h.last_seen,
+        )
+        for h in rows
+    ]
+
+
+@router.get("/utilities")
+async def utilities(request: Request, user: CurrentUser) -> list[dict[str, Any]]:
+    async with request.app.state.pool.acquire() as conn:
+        return await queries.utilities_with_preferences(conn)
+
+
+@router.put("/utilities/{utility_id}/preferences/{provider_id}", status_code=204)
+async def utility_preference(
+    request: Request,
+    user: CurrentUser,
+    utility_id: str,
+    provider_id: str,
+    body: PreferenceIn,
+    x_csrf_token: CsrfHeader = None,
+) -> None:
+    check_csrf(request, x_csrf_token)
+    async with request.app.state.pool.acquire() as conn:
+        await actions.set_utility_preference(conn, user, utility_id, provider_id, body.kind, body.rank, body.weight)
+
+
+@router.get("/audit")
+async def audit_log(request: Request, user: CurrentUser) -> list[dict[str, Any]]:
+    async with request.app.state.pool.acquire() as conn:
+        return await queries.audit_entries(conn, user.institution_id)

@@ -1,0 +1,83 @@
+"""The console application: FastAPI, server-rendered pages, the /api/v1 JSON API, signed session cookies."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from console import api, pages
+from console.auth import LoginRequired
+from ppu.errors import PpuError
+from ppu.settings import Settings
+from ppu.wiring import create_pool, endpoints, producer
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def create_app(settings: Settings) -> FastAPI:
+    if settings.console_secret_key is None or len(settings.console_secret_key.get_secret_value()) < 32:
+        raise PpuError("PPU_CONSOLE_SECRET_KEY must be set to at least 32 random characters")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        where = endpoints(settings)
+        app.state.settings = settings
+        app.state.pool = await create_pool(where.database_url, min_size=1, max_size=10)
+        app.state.producer = producer(where.kafka_bootstrap_servers)
+        await app.state.producer.start()
+        try:
+            yield
+        finally:
+            await app.state.producer.stop()
+            await app.state.pool.close()
+
+    app = FastAPI(
+        title="PPU meter lookup console API",
+        version="1",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/v1/openapi.json",
+        redoc_url=None,
+    )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.console_secret_key.get_secret_value(),
+        session_cookie="ppu_session",
+        max_age=8 * 3600,
+        same_site="strict",
+        https_only=settings.console_tls,
+    )
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": "login required"}, status_code=401)
+        return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return pages.page(request, "error.html", status_code=exc.status_code, user=None, message=str(exc.detail))
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    return app

@@ -1,0 +1,167 @@
+"""The console's pages (server-rendered): login, PPU → Meters, a meter, providers, routing, audit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from console import actions, queries
+from console.auth import CurrentUser, User, audit, authenticate, check_csrf, csrf_token, start_session
+from ppu.meter_view import STATUS_LABELS, load_meter, since
+from providers.health import provider_health
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.globals.update(status_labels=STATUS_LABELS, since=since)
+router = APIRouter(include_in_schema=False)
+FormStr = Annotated[str, Form()]
+
+
+def page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, {"csrf": csrf_token(request), **context}, status_code=status_code)
+
+
+@router.get("/login")
+async def login_form(request: Request) -> HTMLResponse:
+    return page(request, "login.html", user=None, error=None)
+
+
+@router.post("/login")
+async def login(
+    request: Request, institution: FormStr, username: FormStr, password: FormStr, csrf_token: FormStr
+) -> Response:
+    check_csrf(request, csrf_token)
+    address = request.client.host if request.client else "unknown"
+    async with request.app.state.pool.acquire() as conn:
+        result = await authenticate(conn, institution, username, password, address)
+        user = result if isinstance(result, User) else None
+        await audit(
+            conn,
+            user,
+            "login",
+            username,
+            "ok" if user else "refused",
+            {"address": address},
+            actor=username,
+            institution_id=institution,
+        )
+    if isinstance(result, str):
+        return page(request, "login.html", status_code=401, user=None, error=result)
+    start_session(request, result)
+    return RedirectResponse("/ppu/meters", status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request, user: CurrentUser, csrf_token: FormStr) -> Response:
+    check_csrf(request, csrf_token)
+    async with request.app.state.pool.acquire() as conn:
+        await audit(conn, user, "logout", user.username, "ok")
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/")
+async def home() -> Response:
+    return RedirectResponse("/ppu/meters", status_code=303)
+
+
+@router.get("/ppu/meters")
+async def meters(request: Request, user: CurrentUser, q: str = "") -> HTMLResponse:
+    async with request.app.state.pool.acquire() as conn:
+        found = await queries.search_meters(conn, q) if q else []
+    return page(request, "meters.html", user=user, q=queries.clean_query(q), found=found)
+
+
+@router.get("/ppu/meters/{meter_number}")
+async def meter(request: Request, user: CurrentUser, meter_number: str) -> HTMLResponse:
+    async with request.app.state.pool.acquire() as conn:
+        view = await load_meter(conn, queries.clean_query(meter_number), user.institution_id)
+        if view is None:
+            raise HTTPException(404, "unknown meter")
+        health = await provider_health(conn, 15, [p.provider_id for p in view.providers])
+        own = await queries.enabled_providers(conn, user.institution_id)
+    unhealthy = [h for h in health if h.state != "HEALTHY"] + [
+        p for p in own if p["health"] != "HEALTHY" or not p["enabled"]
+    ]
+    return page(
+        request,
+        "meter.html",
+        user=user,
+        view=view,
+        unhealthy=unhealthy,
+        own=own,
+        confirmed=request.query_params.get("confirmed") == "1",
+    )
+
+
+@router.post("/ppu/meters/{meter_number}/confirm-support")
+async def confirm_support(request: Request, user: CurrentUser, meter_number: str, csrf_token: FormStr) -> Response:
+    check_csrf(request, csrf_token)
+    meter_number = queries.clean_query(meter_number)
+    async with request.app.state.pool.acquire() as conn:
+        await actions.confirm_support(request.app.state, conn, user, meter_number)
+    return RedirectResponse(f"/ppu/meters/{meter_number}?confirmed=1", status_code=303)
+
+
+@router.post("/ppu/meters/{meter_number}/preference")
+async def meter_preference(
+    request: Request,
+    user: CurrentUser,
+    meter_number: str,
+    csrf_token: FormStr,
+    provider_id: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    meter_number = queries.clean_query(meter_number)
+    async with request.app.state.pool.acquire() as conn:
+        await actions.set_meter_preference(conn, user, meter_number, provider_id or None)
+    return RedirectResponse(f"/ppu/meters/{meter_number}", status_code=303)
+
+
+@router.get("/ppu/providers")
+async def providers(request: Request, user: CurrentUser) -> HTMLResponse:
+    async with request.app.state.pool.acquire() as conn:
+        own = [p["provider_id"] for p in await queries.enabled_providers(conn, user.institution_id)]
+        windows = {m: await provider_health(conn, m, own) for m in (5, 60)}
+    return page(request, "providers.html", user=user, windows=windows)
+
+
+@router.get("/ppu/routing")
+async def routing(request: Request, user: CurrentUser) -> HTMLResponse:
+    async with request.app.state.pool.acquire() as conn:
+        utilities = await queries.utilities_with_preferences(conn)
+        own = await queries.enabled_providers(conn, user.institution_id)
+    return page(request, "routing.html", user=user, utilities=utilities, own=own)
+
+
+@router.post("/ppu/routing/{utility_id}")
+async def routing_edit(
+    request: Request,
+    user: CurrentUser,
+    utility_id: str,
+    csrf_token: FormStr,
+    provider_id: FormStr,
+    kind: FormStr,
+    rank: Annotated[str, Form()] = "",
+    weight: Annotated[str, Form()] = "1",
+) -> Response:
+    check_csrf(request, csrf_token)
+    try:
+        rank_n, weight_n = (int(rank) if rank else None), int(weight or "1")
+    except ValueError:
+        raise HTTPException(422, "rank and weight are whole numbers") from None
+    async with request.app.state.pool.acquire() as conn:
+        await actions.set_utility_preference(
+            conn, user, utility_id, provider_id, None if kind == "none" else kind, rank_n, weight_n
+        )
+    return RedirectResponse("/ppu/routing", status_code=303)
+
+
+@router.get("/ppu/audit")
+async def audit_log(request: Request, user: CurrentUser) -> HTMLResponse:
+    async with request.app.state.pool.acquire() as conn:
+        entries = await queries.audit_entries(conn, user.institution_id)
+    return page(request, "audit.html", user=user, entries=entries)
