@@ -8,7 +8,7 @@ import sys
 import click
 
 from ppu.settings import Settings
-from ppu.wiring import connect, endpoints
+from ppu.wiring import connection
 
 ROLES = ["viewer", "operator", "admin"]
 
@@ -68,8 +68,7 @@ def users_add(institution: str, username: str, role: str, password_stdin: bool) 
         raise PpuError("passwords have at least 12 characters")
 
     async def add() -> None:
-        conn = await connect(endpoints(Settings()).database_url)
-        try:
+        async with connection(Settings()) as conn:
             if not await conn.fetchval("SELECT true FROM institutions WHERE institution_id = $1", institution):
                 raise PpuError(f"unknown institution {institution}")
             await conn.execute(
@@ -88,8 +87,6 @@ def users_add(institution: str, username: str, role: str, password_stdin: bool) 
                 username,
                 role,
             )
-        finally:
-            await conn.close()
 
     asyncio.run(add())
     click.echo(f"user {username} of {institution} is a {role}")

@@ -11,7 +11,7 @@ from infra import stack as local_stack
 from ppu import topic_admin
 from ppu.errors import PpuError
 from ppu.settings import Settings
-from ppu.wiring import connect, endpoints
+from ppu.wiring import connection, endpoints
 
 provider_option = click.option(
     "--provider",
@@ -66,11 +66,8 @@ def db() -> None:
 async def _migrate() -> list[int]:
     from db.migrate import migrate
 
-    conn = await connect(endpoints(Settings()).database_url)
-    try:
+    async with connection(Settings()) as conn:
         return await migrate(conn)
-    finally:
-        await conn.close()
 
 
 @db.command("migrate")
@@ -88,11 +85,8 @@ def topics() -> None:
 async def _provider_ids(explicit: tuple[str, ...], settings: Settings) -> list[str]:
     if explicit:
         return list(explicit)
-    conn = await connect(endpoints(settings).database_url)
-    try:
+    async with connection(settings) as conn:
         return [r["provider_id"] for r in await conn.fetch("SELECT provider_id FROM providers ORDER BY 1")]
-    finally:
-        await conn.close()
 
 
 async def _topics(check: bool, providers: tuple[str, ...]) -> list[str]:
@@ -153,11 +147,8 @@ def demo() -> None:
 async def _seed() -> list[str]:
     from ppu.demo_seed import seed
 
-    conn = await connect(endpoints(Settings()).database_url)
-    try:
+    async with connection(Settings()) as conn:
         logins = await seed(conn)
-    finally:
-        await conn.close()
     return [f"{x.institution_id:14} {x.username:9} {x.role:9} {x.password}" for x in logins]
 
 

@@ -9,7 +9,7 @@ import click
 
 from ppu.errors import PpuError
 from ppu.settings import Settings
-from ppu.wiring import connect, endpoints, started_producer
+from ppu.wiring import connection, endpoints, started_producer
 from schemas.commands import ConfirmSupportRequested, ConfirmSupportRequestedData
 from schemas.envelope import CONTENT_TYPE, Envelope
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
@@ -113,11 +113,8 @@ def meter_show(meter_number: str, institution: str | None) -> None:
     from ppu.meter_view import load_meter, render_text
 
     async def show() -> str:
-        conn = await connect(endpoints(Settings()).database_url)
-        try:
+        async with connection(Settings()) as conn:
             view = await load_meter(conn, _meter(meter_number), institution)
-        finally:
-            await conn.close()
         if view is None:
             raise PpuError(f"unknown meter {meter_number}")
         return render_text(view)

@@ -9,22 +9,15 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from ppu.errors import PpuError
 from ppu.topics import TopicSpec, concrete_topics
+from ppu.wiring import kafka_client
 
 
 @asynccontextmanager
 async def admin_client(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
     client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
-    try:
-        await client.start()
-    except Exception as e:
-        await client.close()
-        raise PpuError(f"cannot reach Kafka at {bootstrap}: {e}") from None
-    try:
+    async with kafka_client(client, client.start, client.close, bootstrap):
         yield client
-    finally:
-        await client.close()
 
 
 async def _partitions(client: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -13,6 +14,8 @@ from aiokafka import AIOKafkaProducer
 from infra.stack import StackState
 from ppu.errors import PpuError
 from ppu.settings import Settings
+
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -75,14 +78,33 @@ def producer(bootstrap: str, **extra: object) -> AIOKafkaProducer:
 
 
 @asynccontextmanager
-async def started_producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    p = producer(bootstrap)
+async def kafka_client(
+    client: C, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]], bootstrap: str
+) -> AsyncIterator[C]:
+    """A started aiokafka client, stopped on exit; failing to start is one readable PpuError."""
     try:
-        await p.start()
+        await start()
     except Exception as e:
-        await p.stop()
+        await stop()
         raise PpuError(f"cannot reach Kafka at {bootstrap}: {e}") from None
     try:
-        yield p
+        yield client
     finally:
-        await p.stop()
+        await stop()
+
+
+@asynccontextmanager
+async def started_producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    p = producer(bootstrap)
+    async with kafka_client(p, p.start, p.stop, bootstrap):
+        yield p
+
+
+@asynccontextmanager
+async def connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """One database connection for a one-shot command."""
+    conn = await connect(endpoints(settings).database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()

@@ -31,6 +31,7 @@ from schemas.envelope import Envelope
 from workers import metrics
 from workers.dead_letters import DeadLetterer, Failure
 from workers.outbox import Outbox
+from workers.progress import NEVER, GroupProgress
 from workers.retrying import MESSAGE_FAULTS, BatchTooSlow, retry_until_stopped
 
 M = TypeVar("M", bound=Envelope[Any])
@@ -84,8 +85,7 @@ class _Fence(ConsumerRebalanceListener):  # type: ignore[misc]
         self.runtime = runtime
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        for tp in revoked:
-            self.runtime.epochs.pop(tp, None)
+        self.runtime.progress.release(list(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         if assigned:
@@ -100,26 +100,13 @@ class ConsumerRuntime:
         assert spec.dead_letter is not None, f"{flow.topic_key} has no dead-letter topic in topics.yaml"
         self.dlq_name = topic(spec.dead_letter).name(settings.topic_prefix)
         self.member = f"{flow.worker}-{uuid.uuid4().hex[:8]}"
-        self.epochs: dict[TopicPartition, int] = {}
+        self.progress = GroupProgress(flow.group_id, self.member)
         self.consumer: AIOKafkaConsumer | None = None
         self.dead_letters = DeadLetterer(bootstrap, flow.group_id)
         self.applied = 0  # messages handed to the handler and committed (for tests and metrics)
 
     async def claim(self, partitions: list[TopicPartition]) -> None:
-        rows = await self.pool.fetch(
-            """INSERT INTO consumer_offsets (group_id, topic, partition, next_offset, epoch, owner)
-               SELECT $1, t, p, -1, 1, $4 FROM unnest($2::text[], $3::int[]) AS u(t, p)
-               ON CONFLICT (group_id, topic, partition) DO UPDATE
-               SET epoch = consumer_offsets.epoch + 1, owner = excluded.owner, updated_at = now()
-               RETURNING topic, partition, next_offset, epoch""",
-            self.flow.group_id,
-            [tp.topic for tp in partitions],
-            [tp.partition for tp in partitions],
-            self.member,
-        )
-        for r in rows:
-            self.epochs[TopicPartition(r["topic"], r["partition"])] = r["epoch"]
-        await self._seek_to_stored(rows)
+        await self._seek_to_stored(await self.progress.claim(self.pool, partitions))
         log.info("partitions claimed", worker=self.flow.worker, partitions=[str(tp) for tp in partitions])
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -192,7 +179,7 @@ class ConsumerRuntime:
         metrics.BATCH_SECONDS.labels(self.flow.worker).observe(time.monotonic() - started)
         await self._reseek([tp for tp in items if tp not in stored])
         # Only what the database stored.
-        hint = {tp: offset for tp, offset in stored.items() if tp in self.epochs}
+        hint = {tp: offset for tp, offset in stored.items() if tp in self.progress.epochs}
         if hint:
             assert self.consumer is not None
             try:
@@ -203,27 +190,16 @@ class ConsumerRuntime:
     async def _reseek(self, fenced: list[TopicPartition]) -> None:
         """Records of a fenced partition were dropped unapplied. If the partition is (again) ours, go back to
         the stored offset, or the consumer's position would skip them; if not, its new owner reads them."""
-        mine = [tp for tp in fenced if tp in self.epochs]
-        if not mine:
-            return
-        rows = await self.pool.fetch(
-            """SELECT topic, partition, next_offset FROM consumer_offsets
-               WHERE group_id = $1 AND (topic, partition, epoch) IN
-                     (SELECT * FROM unnest($2::text[], $3::int[], $4::bigint[]))""",
-            self.flow.group_id,
-            [tp.topic for tp in mine],
-            [tp.partition for tp in mine],
-            [self.epochs[tp] for tp in mine],
-        )
-        await self._seek_to_stored(rows)
+        mine = [tp for tp in fenced if tp in self.progress.epochs]
+        if mine:
+            await self._seek_to_stored(await self.progress.stored(self.pool, mine))
 
-    async def _seek_to_stored(self, rows: list[asyncpg.Record]) -> None:
+    async def _seek_to_stored(self, offsets: dict[TopicPartition, int]) -> None:
         assert self.consumer is not None
         never_stored = []
-        for r in rows:
-            tp = TopicPartition(r["topic"], r["partition"])
-            if r["next_offset"] >= 0:
-                self.consumer.seek(tp, r["next_offset"])
+        for tp, offset in offsets.items():
+            if offset != NEVER:
+                self.consumer.seek(tp, offset)
             else:  # the database is the truth: Kafka's committed offset (a hint) may be ahead of it
                 never_stored.append(tp)
         if never_stored:
@@ -263,59 +239,25 @@ class ConsumerRuntime:
                 await self.dead_letters.send(self.dlq_name, rec, Failure("apply", "Rejected", rejection.reason))
             await out.flush(conn)
             nexts = {tp: tp_items[-1][0].offset + 1 for tp, tp_items in items.items() if tp in owned}
-            await conn.execute(
-                """UPDATE consumer_offsets c SET next_offset = u.o, updated_at = now()
-                   FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, o)
-                   WHERE c.group_id = $1 AND c.topic = u.t AND c.partition = u.p""",
-                self.flow.group_id,
-                [tp.topic for tp in nexts],
-                [tp.partition for tp in nexts],
-                list(nexts.values()),
-            )
+            await self.progress.store(conn, nexts)
         self.applied += len(batch)
         for outcome, n in (("applied", len(batch) - len(out.rejected)), ("rejected", len(out.rejected))):
             metrics.MESSAGES.labels(self.flow.worker, self.topic_name, outcome).inc(n)
         return nexts
 
     async def _fence(self, conn: Db, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        """Locks the offset rows this member still owns (same epoch); returns their stored next offsets."""
-        claimed = [tp for tp in partitions if tp in self.epochs]
-        rows = await conn.fetch(
-            """SELECT topic, partition, next_offset FROM consumer_offsets
-               WHERE group_id = $1 AND (topic, partition, epoch) IN
-                     (SELECT * FROM unnest($2::text[], $3::int[], $4::bigint[]))
-               FOR UPDATE""",
-            self.flow.group_id,
-            [tp.topic for tp in claimed],
-            [tp.partition for tp in claimed],
-            [self.epochs[tp] for tp in claimed],
-        )
-        owned = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        owned = await self.progress.fence(conn, partitions)
         if len(owned) < len(partitions):
-            log.warning(
-                "fenced: partitions lost to another member",
-                worker=self.flow.worker,
-                lost=[str(tp) for tp in partitions if tp not in owned],
-            )
+            lost = [str(tp) for tp in partitions if tp not in owned]
+            log.warning("fenced: partitions lost to another member", worker=self.flow.worker, lost=lost)
         return owned
 
     async def _not_seen(self, conn: Db, fresh: list[tuple[TopicPartition, Item]]) -> list[tuple[TopicPartition, Item]]:
-        """Records each message id in the inbox; keeps only ids seen for the first time (here or earlier)."""
-        ids = [ev.id for _, (_, ev) in fresh if ev is not None]
-        if not ids:
-            return []
-        new = {
-            r["message_id"]
-            for r in await conn.fetch(
-                """INSERT INTO inbox (group_id, message_id) SELECT $1, unnest($2::uuid[])
-               ON CONFLICT DO NOTHING RETURNING message_id""",
-                self.flow.group_id,
-                ids,
-            )
-        }
+        """Keeps the messages whose ids this group never handled (a duplicate inside the batch counts once)."""
+        new = await self.progress.first_seen(conn, [ev.id for _, (_, ev) in fresh if ev is not None])
         kept: list[tuple[TopicPartition, Item]] = []
         for tp, (rec, ev) in fresh:
             if ev is not None and ev.id in new:
-                new.discard(ev.id)  # a duplicate inside this same batch counts once
+                new.discard(ev.id)
                 kept.append((tp, (rec, ev)))
         return kept

@@ -1,0 +1,89 @@
+"""What a consumer group has applied, kept in PostgreSQL: the next offset per partition, fenced by an epoch
+that each member bumps when it is assigned the partition, and the inbox of handled message ids."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+from aiokafka import TopicPartition
+
+from ppu.dbconn import Db
+
+NEVER = -1  # no offset stored yet for the partition
+
+
+def _columns(partitions: list[TopicPartition]) -> tuple[list[str], list[int]]:
+    return [tp.topic for tp in partitions], [tp.partition for tp in partitions]
+
+
+class GroupProgress:
+    def __init__(self, group_id: str, member: str) -> None:
+        self.group_id, self.member = group_id, member
+        self.epochs: dict[TopicPartition, int] = {}  # the partitions this member holds, with its epoch
+
+    async def claim(self, pool: asyncpg.Pool, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Takes the partitions (epoch + 1 fences the previous holder); returns their stored next offsets."""
+        rows = await pool.fetch(
+            """INSERT INTO consumer_offsets (group_id, topic, partition, next_offset, epoch, owner)
+               SELECT $1, t, p, -1, 1, $4 FROM unnest($2::text[], $3::int[]) AS u(t, p)
+               ON CONFLICT (group_id, topic, partition) DO UPDATE
+               SET epoch = consumer_offsets.epoch + 1, owner = excluded.owner, updated_at = now()
+               RETURNING topic, partition, next_offset, epoch""",
+            self.group_id,
+            *_columns(partitions),
+            self.member,
+        )
+        for r in rows:
+            self.epochs[TopicPartition(r["topic"], r["partition"])] = r["epoch"]
+        return {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+    def release(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.epochs.pop(tp, None)
+
+    async def _mine(
+        self, conn: Db | asyncpg.Pool, partitions: list[TopicPartition], lock: bool
+    ) -> dict[TopicPartition, int]:
+        held = [tp for tp in partitions if tp in self.epochs]
+        rows = await conn.fetch(
+            f"""SELECT topic, partition, next_offset FROM consumer_offsets
+                WHERE group_id = $1 AND (topic, partition, epoch) IN
+                      (SELECT * FROM unnest($2::text[], $3::int[], $4::bigint[]))
+                {"FOR UPDATE" if lock else ""}""",
+            self.group_id,
+            *_columns(held),
+            [self.epochs[tp] for tp in held],
+        )
+        return {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+    async def fence(self, conn: Db, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Locks the rows this member still holds (same epoch) until the transaction ends; their next offsets.
+        A partition missing from the answer was taken by another member: its records must not be applied."""
+        return await self._mine(conn, partitions, lock=True)
+
+    async def stored(self, pool: asyncpg.Pool, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return await self._mine(pool, partitions, lock=False)
+
+    async def store(self, conn: Db, next_offsets: dict[TopicPartition, int]) -> None:
+        """In the batch's transaction, after `fence` locked the rows."""
+        await conn.execute(
+            """UPDATE consumer_offsets c SET next_offset = u.o, updated_at = now()
+               FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, o)
+               WHERE c.group_id = $1 AND c.topic = u.t AND c.partition = u.p""",
+            self.group_id,
+            *_columns(list(next_offsets)),
+            list(next_offsets.values()),
+        )
+
+    async def first_seen(self, conn: Db, message_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Records the ids in the inbox; returns those never handled before by this group."""
+        if not message_ids:
+            return set()
+        rows = await conn.fetch(
+            """INSERT INTO inbox (group_id, message_id) SELECT $1, unnest($2::uuid[])
+               ON CONFLICT DO NOTHING RETURNING message_id""",
+            self.group_id,
+            message_ids,
+        )
+        return {r["message_id"] for r in rows}
