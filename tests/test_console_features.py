@@ -1,0 +1,118 @@
+"""Console features beyond security: search order, routing preference edits, users add."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+
+from console.queries import search_meters
+from ppu.passwords import verify_password
+from ppu.settings import Settings
+from tests.conftest import ROOT, cli_env
+from tests.console_server import login, serving
+from tests.harness import seed_reference
+
+
+async def test_search_lists_prefix_matches_first_then_others_capped(db: asyncpg.Connection) -> None:
+    meters = ["1234500", "1234501", "9912345", "5512345", "0001234"] + [f"77{i:05d}" for i in range(30)]
+    await db.executemany("INSERT INTO meters (meter_number) VALUES ($1)", [(m,) for m in meters])
+    assert await search_meters(db, "12345") == ["1234500", "1234501", "5512345", "9912345"]
+    assert await search_meters(db, "12") == ["1234500", "1234501"], "under three characters: prefix only"
+    assert len(await search_meters(db, "77")) == 10, "capped"
+    assert await search_meters(db, "12'; DROP TABLE meters; --") == []
+    assert await db.fetchval("SELECT count(*) FROM meters") == len(meters)
+
+
+@pytest.fixture
+async def console(settings: Settings, topics: list[str], db: asyncpg.Connection) -> AsyncIterator[str]:
+    await seed_reference(db)
+    await db.execute("INSERT INTO utilities VALUES ('u1', 'Utility One')")
+    async with serving(settings) as (base, _):
+        yield base
+
+
+async def test_admin_edits_utility_preferences_operator_cannot(console: str, db: asyncpg.Connection) -> None:
+    async with httpx.AsyncClient(base_url=console, timeout=20) as c:
+        token = (await login(c, "olga")).json()["csrf_token"]
+        r = await c.post(
+            "/ppu/routing/u1",
+            data={"csrf_token": token, "provider_id": "p2", "kind": "ranked", "rank": "1", "weight": "1"},
+        )
+        assert r.status_code == 403
+    async with httpx.AsyncClient(base_url=console, timeout=20) as c:
+        token = (await login(c, "ada")).json()["csrf_token"]
+        r = await c.post(
+            "/ppu/routing/u1",
+            data={"csrf_token": token, "provider_id": "p2", "kind": "ranked", "rank": "1", "weight": "1"},
+        )
+        assert r.status_code == 303
+        bad = await c.put(
+            "/api/v1/utilities/u1/preferences/p3", headers={"X-CSRF-Token": token}, json={"kind": "ranked"}
+        )
+        assert bad.status_code == 422, "ranked needs a rank"
+        page = await c.get("/ppu/routing")
+        assert "Utility One" in page.text and "p2" in page.text
+    row = await db.fetchrow("SELECT kind, rank FROM utility_routing_preferences WHERE utility_id = 'u1'")
+    assert row is not None and (row["kind"], row["rank"]) == ("ranked", 1)
+    audit = await db.fetch("SELECT actor, outcome FROM audit_log WHERE action = 'set_utility_preference'")
+    assert [(a["actor"], a["outcome"]) for a in audit] == [("ada", "changed")]
+
+
+async def test_users_add_hashes_the_password(settings: Settings, db: asyncpg.Connection) -> None:
+    await seed_reference(db)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "ppu.cli",
+            "users",
+            "add",
+            "--institution",
+            "i1",
+            "--username",
+            "newbie",
+            "--role",
+            "operator",
+            "--password-stdin",
+        ],
+        input="a long enough secret\n",
+        capture_output=True,
+        text=True,
+        env=cli_env(settings),
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    stored = await db.fetchval("SELECT password_hash FROM console_users WHERE username = 'newbie'")
+    assert stored.startswith("$argon2id$") and verify_password(stored, "a long enough secret")
+    short = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "ppu.cli",
+            "users",
+            "add",
+            "--institution",
+            "i1",
+            "--username",
+            "x",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        input="short\n",
+        capture_output=True,
+        text=True,
+        env=cli_env(settings),
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert short.returncode == 1 and "at least 12 characters" in short.stderr
