@@ -16,24 +16,23 @@ from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
 
 
 def register(cli: click.Group) -> None:
-    for command in (worker, send, meter):
-        cli.add_command(command)
-    from ppu.run_all import demo_traffic, provider_sim, run
-
-    cli.add_command(run)
     from ppu.cli_console import console, users
+    from ppu.cli_providers import provider_sim, providers
+    from ppu.run_all import demo_traffic, run
 
-    cli.add_command(console)
-    cli.add_command(users)
-    cli.add_command(provider_sim)
+    for command in (worker, send, meter, run, console, users, provider_sim, providers):
+        cli.add_command(command)
     demo = cli.get_command(click.Context(cli), "demo")
     assert isinstance(demo, click.Group)
     demo.add_command(demo_traffic)
 
 
 @click.command()
-@click.argument("name", type=click.Choice(["lookup", "responses", "commands", "sweeper", "outbox-relay", "all"]))
-def worker(name: str) -> None:
+@click.argument(
+    "name", type=click.Choice(["lookup", "responses", "commands", "sweeper", "outbox-relay", "all", "provider-bridge"])
+)
+@click.option("--provider", "provider_id", default=None, help="provider-bridge: the provider it calls")
+def worker(name: str, provider_id: str | None) -> None:
     """Run one worker (or all of them, for development) until SIGTERM/Ctrl-C."""
     from ppu.logs import configure_for_worker
     from workers.process import run_workers
@@ -41,7 +40,25 @@ def worker(name: str) -> None:
 
     settings = Settings()
     configure_for_worker(settings.log_level)
+    if name == "provider-bridge":
+        if not provider_id:
+            raise click.BadParameter("provider-bridge needs --provider ID")
+        asyncio.run(_bridge(settings, provider_id))
+        return
     asyncio.run(run_workers(list(ALL) if name == "all" else [name], settings))
+
+
+async def _bridge(settings: Settings, provider_id: str) -> None:
+    import signal
+
+    from providers.bridge_worker import load_endpoint, run_bridge
+
+    async with connection(settings) as conn:
+        endpoint = await load_endpoint(conn, provider_id)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await run_bridge(settings, endpoint, stop)
 
 
 @click.group()

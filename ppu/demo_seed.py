@@ -14,9 +14,11 @@ from ppu.passwords import hash_password
 
 INSTITUTIONS = [("demo-bank", "Demo Bank"), ("corner-wallet", "Corner Wallet")]
 PROVIDERS = [("prov-alpha", "Alpha Vending"), ("prov-beta", "Beta Prepaid"), ("prov-gamma", "Gamma Power")]
-# demo-bank sells through all three providers, corner-wallet through two.
+# Delta speaks the PPU v3 REST interface (through the HTTP bridge) to a simulator that `ppu run` starts.
+HTTP_PROVIDERS = [("prov-delta", "Delta Utilities", "http://127.0.0.1:8090", "PPU_DEMO_DELTA_CREDENTIALS")]
+# demo-bank sells through all four providers, corner-wallet through two.
 ENABLED = {
-    "demo-bank": ["prov-alpha", "prov-beta", "prov-gamma"],
+    "demo-bank": ["prov-alpha", "prov-beta", "prov-gamma", "prov-delta"],
     "corner-wallet": ["prov-alpha", "prov-beta"],
 }
 UTILITIES = [("riverside", "Riverside Municipality"), ("hillcrest", "Hillcrest Utility")]
@@ -49,6 +51,11 @@ async def seed(conn: Db) -> list[DemoLogin]:
         await conn.executemany("INSERT INTO institutions VALUES ($1, $2) ON CONFLICT DO NOTHING", INSTITUTIONS)
         await conn.executemany(
             "INSERT INTO providers (provider_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING", PROVIDERS
+        )
+        await conn.executemany(
+            """INSERT INTO providers (provider_id, name, integration_mode, base_url, credentials_ref)
+               VALUES ($1, $2, 'http', $3, $4) ON CONFLICT DO NOTHING""",
+            HTTP_PROVIDERS,
         )
         await conn.executemany(
             "INSERT INTO institution_providers VALUES ($1, $2) ON CONFLICT DO NOTHING",

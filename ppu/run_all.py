@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import re
 import secrets
 import signal
 import subprocess
@@ -61,41 +60,6 @@ async def _traffic(settings: Settings, rate: float, meters: int, count: int) -> 
             await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
 
 
-@click.command("provider-sim")
-@click.option("--provider", "provider_id", required=True)
-@click.option("--supports", default=".*", show_default=True, help="regular expression of meter numbers it supports")
-@click.option("--utility", default=None, help="utility name it reports for supported meters")
-@click.option("--silent", is_flag=True, help="never answer (the provider stays Unconfirmed)")
-def provider_sim(provider_id: str, supports: str, utility: str | None, silent: bool) -> None:
-    """A provider simulator answering natively on Kafka."""
-    from ppu.logs import configure_for_worker
-    from providers.kafka_simulator import Coverage, run_simulator
-
-    try:
-        pattern = re.compile(supports)
-    except re.error as e:
-        raise click.BadParameter(f"--supports: {e}") from None
-    settings = Settings()
-    configure_for_worker(settings.log_level)
-    stop = asyncio.Event()
-
-    async def main() -> None:
-        import signal
-
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_simulator(
-            endpoints(settings).kafka_bootstrap_servers,
-            settings.topic_prefix,
-            provider_id,
-            Coverage(pattern, utility, silent),
-            stop,
-        )
-
-    asyncio.run(main())
-
-
 def _ppu(*args: str) -> list[str]:
     return [sys.executable, "-m", "ppu.cli", *args]
 
@@ -148,6 +112,31 @@ def run(rate: float) -> None:
             )
             for pid, rx, u, silent in DEMO_PROVIDERS
         ]
+        # Delta: the PPU v3 REST simulator (meters 0401000100-0401000149, 10% server errors) and its HTTP bridge,
+        # sharing a random credential made for this run.
+        os.environ.setdefault("PPU_SIM_CREDENTIALS", f"demo:{secrets.token_urlsafe(16)}")
+        os.environ.setdefault("PPU_DEMO_DELTA_CREDENTIALS", os.environ["PPU_SIM_CREDENTIALS"])
+        procs.append(
+            (
+                "sim-prov-delta",
+                [
+                    "provider-sim",
+                    "--provider",
+                    "prov-delta",
+                    "--mode",
+                    "http",
+                    "--port",
+                    "8090",
+                    "--supports",
+                    r"04010001[0-4]\d",
+                    "--utility",
+                    "Hillcrest Utility",
+                    "--error-rate",
+                    "0.1",
+                ],
+            )
+        )
+        procs.append(("bridge-delta", ["worker", "provider-bridge", "--provider", "prov-delta"]))
         procs.append(("traffic", ["demo", "traffic", "--rate", str(rate)]))
         procs.append(("console", ["console"]))
         metrics_port = settings.metrics_port or 9464

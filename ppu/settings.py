@@ -29,6 +29,18 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, alias="PPU_METRICS_PORT")
     log_level: str = Field(default="INFO", alias="PPU_LOG_LEVEL")
 
+    # Who we are in provider requests (PPU v3 originator); identity, not secrets.
+    switch_institution_id: str = Field(default="ppu-switch", alias="PPU_SWITCH_INSTITUTION_ID")
+    switch_institution_name: str = Field(default="PPU Switch", alias="PPU_SWITCH_INSTITUTION_NAME")
+    switch_terminal_id: str = Field(default="PPU00001", min_length=8, max_length=8, alias="PPU_SWITCH_TERMINAL_ID")
+    switch_merchant_id: str = Field(
+        default="PPUSWITCH000001", min_length=15, max_length=15, alias="PPU_SWITCH_MERCHANT_ID"
+    )
+    switch_merchant_type: str = Field(default="6012", pattern=r"^\d{4}$", alias="PPU_SWITCH_MERCHANT_TYPE")
+    switch_city: str = Field(default="Johannesburg", max_length=13, alias="PPU_SWITCH_CITY")
+    switch_region: str = Field(default="GP", min_length=2, max_length=2, alias="PPU_SWITCH_REGION")
+    switch_country: str = Field(default="ZA", min_length=2, max_length=2, alias="PPU_SWITCH_COUNTRY")
+
     # Signs console session cookies. No default: `ppu run` makes a random one; production sets its own.
     console_secret_key: SecretStr | None = Field(default=None, alias="PPU_CONSOLE_SECRET_KEY")
     console_host: str = Field(default="127.0.0.1", alias="PPU_CONSOLE_HOST")

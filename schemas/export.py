@@ -8,6 +8,7 @@ from pathlib import Path
 from schemas.registry import MODELS
 
 EXPORT_DIR = Path(__file__).resolve().parent / "json"
+ASYNCAPI_FILE = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"
 
 
 def render() -> dict[str, str]:
@@ -23,9 +24,13 @@ def render() -> dict[str, str]:
     return out
 
 
-def write(folder: Path = EXPORT_DIR) -> list[Path]:
+def write(folder: Path = EXPORT_DIR, asyncapi_file: Path = ASYNCAPI_FILE) -> list[Path]:
+    from schemas.asyncapi import render as render_asyncapi
+
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    asyncapi_file.parent.mkdir(parents=True, exist_ok=True)
+    asyncapi_file.write_text(render_asyncapi())
+    written = [asyncapi_file]
     for file_name, text in render().items():
         path = folder / file_name
         path.write_text(text)
@@ -33,8 +38,12 @@ def write(folder: Path = EXPORT_DIR) -> list[Path]:
     return written
 
 
-def stale(folder: Path = EXPORT_DIR) -> list[str]:
+def stale(folder: Path = EXPORT_DIR, asyncapi_file: Path = ASYNCAPI_FILE) -> list[str]:
     """Files whose committed text differs from what the models export now (or that should not be there)."""
+    from schemas.asyncapi import render as render_asyncapi
+
+    if not asyncapi_file.exists() or asyncapi_file.read_text() != render_asyncapi():
+        return [asyncapi_file.name]
     wanted = render()
     present = {p.name for p in folder.glob("*.schema.json")}
     diffs = [n for n, text in wanted.items() if not (folder / n).exists() or (folder / n).read_text() != text]

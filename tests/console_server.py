@@ -23,7 +23,11 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[str, str]]:
     secret = secrets.token_urlsafe(32)
     app = create_app(settings.model_copy(update={"console_secret_key": SecretStr(secret)}))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+        )
+    )
     task = asyncio.ensure_future(server.serve())
     async with asyncio.timeout(20):
         while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event

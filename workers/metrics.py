@@ -10,6 +10,7 @@ DEAD_LETTERS = Counter("ppu_dead_letters_total", "messages sent to a dead-letter
 BATCH_SECONDS = Histogram("ppu_batch_duration_seconds", "time to apply one batch", ["worker"])
 LAG = Gauge("ppu_consumer_lag", "messages behind the high watermark", ["worker", "topic", "partition"])
 LAST_PROGRESS = Gauge("ppu_last_progress_timestamp_seconds", "when the worker last made progress", ["worker"])
+PROVIDER_DOWN = Gauge("ppu_provider_down", "1 while the provider's evaluated health is DOWN", ["provider"])
 PUBLISHED = Counter("ppu_outbox_published_total", "outbox rows published", ["topic"])
 
 

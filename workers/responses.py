@@ -63,6 +63,12 @@ async def handle_lookup_responses(batch: list[Inbound[LookupResponded]], conn: D
         [m.event.data.responded_at for m, _ in valid],
         [m.event.data.status for m, _ in valid],
     )
+    # A DOWN provider that answers is back (see providers/health.py); routing may choose it again.
+    await conn.execute(
+        """UPDATE providers SET health = 'DEGRADED', health_changed_at = now()
+           WHERE provider_id = ANY($1::text[]) AND health = 'DOWN'""",
+        sorted({m.event.data.provider_id for m, _ in valid}),
+    )
     changed = await _record_support(conn, out, valid)
     await _clear_rebroadcast_flags(conn, locked, valid)
     await _unblock(conn, out, locked, changed)

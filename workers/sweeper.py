@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 
 import asyncpg
 import structlog
 
 from ppu.dbconn import Db
+from providers.health import refresh_states
 from workers import metrics
 from workers.outbox import Outbox
 from workers.rounds import decide_waiting
 
 LEASE = "deadline-sweeper"
+HEALTH_EVERY_SECONDS = 5.0
 log = structlog.get_logger()
 
 
@@ -71,6 +74,7 @@ async def run_sweeper(
     ttl_seconds: float = 10.0,
 ) -> None:
     holder = f"sweeper-{uuid.uuid4().hex[:8]}"
+    refreshed = 0.0
     while not stop.is_set():
         try:
             async with pool.acquire() as conn:
@@ -79,6 +83,14 @@ async def run_sweeper(
                     if decided:
                         log.info("expired rounds swept", attempts_decided=decided)
                     await conn.execute("DELETE FROM inbox WHERE received_at < now() - interval '7 days'")
+                    if time.monotonic() - refreshed > HEALTH_EVERY_SECONDS:
+                        refreshed = time.monotonic()
+                        changes = await refresh_states(conn)
+                    else:
+                        changes = {}
+                    for provider, (before, after) in changes.items():
+                        log.warning("provider health changed", provider=provider, before=before, after=after)
+                        metrics.PROVIDER_DOWN.labels(provider).set(after == "DOWN")
             metrics.LAST_PROGRESS.labels("sweeper").set_to_current_time()
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as e:
             log.warning("sweeper cannot reach the database", error=str(e))

@@ -1,0 +1,61 @@
+"""`ppu providers add|list|enable|disable`: registering creates the provider's topics; disabling stops lookups."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import asyncpg
+
+from ppu.settings import Settings
+from ppu.topic_admin import admin_client
+from tests.conftest import ROOT, cli_env
+from tests.harness import PROVIDERS, eventually, running, seed_reference
+
+
+async def ppu(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "ppu.cli", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(settings),
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_add_list_disable_enable(settings: Settings, topics: list[str], db: asyncpg.Connection) -> None:
+    await seed_reference(db)
+    added = await ppu(settings, "providers", "add", "p9", "--name", "Provider Nine", "--institution", "i1")
+    assert added.returncode == 0, added.stderr
+    assert f"{settings.topic_prefix}ppu.lookup-requests.p9.v1: created" in added.stdout
+    assert settings.kafka_bootstrap_servers is not None
+    async with admin_client(settings.kafka_bootstrap_servers) as client:
+        assert f"{settings.topic_prefix}ppu.lookup-requests.p9.dlq.v1" in await client.list_topics()
+    bad = await ppu(settings, "providers", "add", "p8", "--name", "Eight", "--mode", "http")
+    assert bad.returncode == 2 and "--base-url" in bad.stderr
+    assert (await ppu(settings, "providers", "disable", "p9")).returncode == 0
+    listing = (await ppu(settings, "providers", "list")).stdout
+    assert any(line.startswith("p9") and "disabled" in line for line in listing.splitlines())
+    assert (await ppu(settings, "providers", "disable", "nope")).returncode == 1
+
+    async with running(settings) as system:
+        await system.attempt("0401000040")
+        await eventually(lambda: db.fetchval("SELECT count(*) FROM lookups"), what="lookups")
+        asked = {r["provider_id"] for r in await db.fetch("SELECT provider_id FROM lookups")}
+        assert asked == set(PROVIDERS), "a disabled provider gets no lookups"
+        assert (await ppu(settings, "providers", "enable", "p9")).returncode == 0
+        await system.attempt("0401000041")
+        await eventually(lambda: db.fetchval("SELECT count(*) FROM lookups WHERE provider_id = 'p9'"), what="p9")
+    audit = [
+        (r["action"], r["target"], r["outcome"]) for r in await db.fetch("SELECT * FROM audit_log ORDER BY audit_id")
+    ]
+    assert audit == [
+        ("providers_add", "p9", "ok"),
+        ("providers_disable", "p9", "ok"),
+        ("providers_disable", "nope", "unknown provider"),
+        ("providers_enable", "p9", "ok"),
+    ]
