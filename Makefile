@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint types pytest setup stack-prepare browser-prepare clean
+.PHONY: run test lint types pytest setup stack-prepare browser-prepare bench-setup bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,23 @@ stack-prepare: setup
 
 run: stack-prepare
 	$(BIN)/ppu run
+
+# Benchmarks on the local broker and database; the faust-streaming peer runs in a virtualenv of its own.
+FAUST_VENV := .local/faust-venv
+$(FAUST_VENV)/.installed:
+	$(PYTHON) -m venv $(FAUST_VENV)
+	$(FAUST_VENV)/bin/pip install -q faust-streaming
+	touch $@
+
+bench-setup: setup $(FAUST_VENV)/.installed
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/ppu stack up
+
+bench: stack-prepare bench-setup
+	$(BIN)/ppu bench
+
+soak: stack-prepare bench-setup
+	$(BIN)/ppu bench --soak-seconds 600
 
 lint: setup
 	$(BIN)/ruff check .

@@ -22,6 +22,12 @@ def register(cli: click.Group) -> None:
 
     for command in (worker, send, meter, run, console, users, provider_sim, providers):
         cli.add_command(command)
+    try:
+        from bench.run import bench
+    except ImportError:  # the bench extra (matplotlib, tqdm, psutil) is not installed
+        pass
+    else:
+        cli.add_command(bench)
     demo = cli.get_command(click.Context(cli), "demo")
     assert isinstance(demo, click.Group)
     demo.add_command(demo_traffic)

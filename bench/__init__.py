@@ -1,0 +1,1 @@
+"""Benchmarks: the physical floor, a faust-streaming peer, and our flows, measured in one run."""

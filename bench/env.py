@@ -1,0 +1,137 @@
+"""A benchmark's own database, topics and providers on the local (or configured) broker and database, and the
+worker processes it measures."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import psutil
+
+from db.migrate import migrate
+from ppu.settings import Settings
+from ppu.topic_admin import admin_client, apply
+from ppu.wiring import connect, endpoints
+
+ROOT = Path(__file__).resolve().parent.parent
+PROVIDERS = [f"bp{i}" for i in range(1, 6)]
+INSTITUTION = "bench-bank"
+
+
+@dataclass
+class BenchEnv:
+    settings: Settings
+    database_url: str
+
+    @property
+    def bootstrap(self) -> str:
+        assert self.settings.kafka_bootstrap_servers is not None
+        return self.settings.kafka_bootstrap_servers
+
+    async def db(self) -> asyncpg.Connection:
+        return await connect(self.database_url)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "DATABASE_URL": self.database_url,
+            "PPU_TOPIC_PREFIX": self.settings.topic_prefix,
+            "PPU_LOG_LEVEL": "WARNING",
+            **extra,
+        }
+
+
+async def prepare(tag: str) -> BenchEnv:
+    """A fresh database (migrated) and topic prefix named after `tag`, with five providers and an institution."""
+    base = Settings()
+    where = endpoints(base)
+    name = f"bench_{tag}"
+    admin = await asyncpg.connect(where.database_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    url = where.database_url.rsplit("/", 1)[0] + "/" + name
+    conn = await connect(url)
+    try:
+        await migrate(conn)
+        await conn.execute("INSERT INTO institutions VALUES ($1, 'Bench Bank')", INSTITUTION)
+        await conn.executemany("INSERT INTO providers (provider_id, name) VALUES ($1, $1)", [(p,) for p in PROVIDERS])
+        await conn.executemany(
+            "INSERT INTO institution_providers VALUES ($1, $2)", [(INSTITUTION, p) for p in PROVIDERS]
+        )
+    finally:
+        await conn.close()
+    settings = base.model_copy(
+        update={
+            "kafka_bootstrap_servers": where.kafka_bootstrap_servers,
+            "database_url": url,
+            "topic_prefix": f"{tag}.",
+        }
+    )
+    async with admin_client(where.kafka_bootstrap_servers) as client:
+        await apply(client, settings.topic_prefix, PROVIDERS)
+    return BenchEnv(settings, url)
+
+
+def start_workers(env: BenchEnv, *names: str) -> list[subprocess.Popen[bytes]]:
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "ppu.cli", "worker", n],
+            cwd=ROOT,
+            env=env.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n in names
+    ]
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+@dataclass
+class RssSampler:
+    """Resident memory of processes, sampled every `every` seconds while running."""
+
+    pids: list[int]
+    every: float = 0.25
+    samples: dict[int, list[tuple[float, float]]] = field(default_factory=dict)  # pid → [(t, MB)]
+
+    async def run(self, stop_event: asyncio.Event) -> None:
+        while not stop_event.is_set():
+            for pid in self.pids:
+                try:
+                    mb = psutil.Process(pid).memory_info().rss / 2**20
+                except psutil.Error:
+                    continue
+                self.samples.setdefault(pid, []).append((time.monotonic(), mb))
+            await asyncio.sleep(self.every)
+
+    def peak(self) -> float:
+        return max((mb for s in self.samples.values() for _, mb in s), default=0.0)
+
+    def growth(self) -> float:
+        """Largest rise, per process, from the median of its first quarter to the median of its last quarter."""
+        rises = []
+        for s in self.samples.values():
+            if len(s) >= 8:
+                q = len(s) // 4
+                first, last = sorted(mb for _, mb in s[:q]), sorted(mb for _, mb in s[-q:])
+                rises.append(last[len(last) // 2] - first[len(first) // 2])
+        return max(rises, default=0.0)

@@ -1,0 +1,241 @@
+"""Our flows under load: lookup (attempts in, lookup requests out), responses (answers in, support committed),
+latency at a fixed offered load, a soak for memory, console search, and scale-out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from bench.env import INSTITUTION, PROVIDERS, BenchEnv, RssSampler, start_workers, stop
+from bench.floors import attempts
+from bench.measure import paced, percentiles, produce, read_until, steady_rate
+from console.queries import search_meters
+from ppu.topics import topic
+from schemas.lookup import LookupResponded, LookupRespondedData
+from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
+
+
+async def preload_meters(env: BenchEnv, meters: int) -> None:
+    """`meters` known meters; each supported by one of the five providers and not by the others."""
+    conn = await env.db()
+    try:
+        await conn.execute(
+            """INSERT INTO meters (meter_number)
+                              SELECT '06' || lpad(g::text, 8, '0') FROM generate_series(0, $1 - 1) g""",
+            meters,
+        )
+        await conn.execute(
+            """INSERT INTO meter_support (meter_number, provider_id, status, last_response_at)
+               SELECT '06' || lpad(g::text, 8, '0'), 'bp' || p,
+                      CASE WHEN p = g % 5 + 1 THEN 'supported' ELSE 'not_supported' END, now()
+               FROM generate_series(0, $1 - 1) g, generate_series(1, 5) p""",
+            meters,
+        )
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+def request_topics(env: BenchEnv) -> list[str]:
+    return [topic("lookup_requests").name(env.settings.topic_prefix, provider_id=p) for p in PROVIDERS]
+
+
+async def lookup_flow(env: BenchEnv, n: int, meters: int, workers: int = 1) -> tuple[float, RssSampler]:
+    """Known supported meters: each attempt is routed at once and sends one routine lookup request."""
+    await produce(
+        env.bootstrap,
+        topic("purchase_attempts").name(env.settings.topic_prefix),
+        attempts(n, meters),
+        n,
+        f"lookup flow ({meters:,} meters): load",
+    )
+    procs = start_workers(env, *(["lookup"] * workers), "outbox-relay")
+    sampler, done = RssSampler([p.pid for p in procs]), asyncio.Event()
+    sampling = asyncio.ensure_future(sampler.run(done))
+    try:
+        stamps = await read_until(env.bootstrap, request_topics(env), n, "lookup flow: requests out")
+    finally:
+        done.set()
+        await sampling
+        stop(procs)
+    return steady_rate(stamps), sampler
+
+
+async def _preload_lookups(env: BenchEnv, n: int, meters: int) -> list[tuple[uuid.UUID, str, str]]:
+    rows = [(uuid.uuid4(), f"06{i % meters:08d}", PROVIDERS[i % 5]) for i in range(n)]
+    conn = await env.db()
+    try:
+        now = datetime.now(UTC)
+        rounds = [(uuid.uuid4(), m) for _, m, _ in rows]
+        await conn.copy_records_to_table(
+            "lookup_rounds",
+            columns=["round_id", "meter_number", "reason", "opened_at", "deadline", "closed_at", "providers_asked"],
+            records=[
+                (r, m, "routine", now, now + timedelta(minutes=5), now, [p])
+                for (r, m), (_, _, p) in zip(rounds, rows, strict=True)
+            ],
+        )
+        await conn.copy_records_to_table(
+            "lookups",
+            columns=["lookup_id", "round_id", "meter_number", "provider_id", "sent_at"],
+            records=[(lk, r, m, p, now) for (lk, m, p), (r, _) in zip(rows, rounds, strict=True)],
+        )
+    finally:
+        await conn.close()
+    return rows
+
+
+def _response(lookup_id: uuid.UUID, meter: str, provider: str, i: int) -> tuple[bytes, bytes]:
+    data = LookupRespondedData(
+        lookup_id=lookup_id,
+        provider_id=provider,
+        meter_number=meter,
+        status="supported" if i % 2 else "not_supported",
+        responded_at=datetime.now(UTC),
+    )
+    event = LookupResponded.new(data, source="bench", correlationid=str(lookup_id))
+    return meter.encode(), event.encode()
+
+
+async def response_flow(env: BenchEnv, n: int, meters: int) -> tuple[float, RssSampler]:
+    rows = await _preload_lookups(env, n, meters)
+    responses = (_response(lk, m, p, i) for i, (lk, m, p) in enumerate(rows))
+    await produce(
+        env.bootstrap, topic("lookup_responses").name(env.settings.topic_prefix), responses, n, "response flow: load"
+    )
+    procs = start_workers(env, "responses")
+    sampler, done = RssSampler([p.pid for p in procs]), asyncio.Event()
+    sampling = asyncio.ensure_future(sampler.run(done))
+    conn = await env.db()
+    marks: dict[int, float] = {}
+    try:
+        async with asyncio.timeout(600):
+            while True:
+                answered = await conn.fetchval("SELECT count(*) FROM lookups WHERE responded_at IS NOT NULL")
+                for pct in (5, 95):
+                    if answered >= n * pct / 100 and pct not in marks:
+                        marks[pct] = time.monotonic()
+                if answered >= n:
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+        done.set()
+        await sampling
+        stop(procs)
+    return n * 0.9 / (marks[95] - marks[5]), sampler
+
+
+async def lookup_latency(env: BenchEnv, rate: float, seconds: float, meters: int) -> dict[str, float]:
+    """From each attempt's send to its lookup request being readable on the provider's topic."""
+    procs = start_workers(env, "lookup", "outbox-relay")
+    received: dict[str, float] = {}
+
+    def record(value: bytes, at: float) -> None:
+        received[json.loads(value)["correlationid"]] = at
+
+    try:
+        await asyncio.sleep(8)  # members join their groups before the clock starts
+        reader = asyncio.ensure_future(
+            read_until(
+                env.bootstrap, request_topics(env), int(rate * seconds), "latency: requests out", on_record=record
+            )
+        )
+
+        def make() -> tuple[bytes, bytes, str]:
+            meter = f"06{random.randrange(meters):08d}"
+            data = PurchaseAttemptedData(attempt_id=uuid.uuid4(), meter_number=meter, institution_id=INSTITUTION)
+            event = PurchaseAttempted.new(data, source="bench", correlationid=str(data.attempt_id))
+            return meter.encode(), event.encode(), event.correlationid
+
+        sent = await paced(
+            env.bootstrap, topic("purchase_attempts").name(env.settings.topic_prefix), make, rate, seconds
+        )
+        await reader
+    finally:
+        stop(procs)
+    return {k: v * 1000 for k, v in percentiles([received[c] - t for c, t in sent.items() if c in received]).items()}
+
+
+async def response_latency(env: BenchEnv, rate: float, seconds: float, meters: int) -> dict[str, float]:
+    """From each response's send to its status being committed (seen by polling every 5 ms, a sample of 1 in 5)."""
+    rows = await _preload_lookups(env, int(rate * seconds), meters)
+    procs = start_workers(env, "responses")
+    conn = await env.db()
+    seen: dict[uuid.UUID, float] = {}
+    try:
+        await asyncio.sleep(8)
+        queue = iter(enumerate(rows))
+
+        def make() -> tuple[bytes, bytes, str]:
+            i, (lk, m, p) = next(queue)
+            key, value = _response(lk, m, p, i)
+            return key, value, str(lk)
+
+        sender = asyncio.ensure_future(
+            paced(env.bootstrap, topic("lookup_responses").name(env.settings.topic_prefix), make, rate, seconds)
+        )
+        sample = [lk for i, (lk, _, _) in enumerate(rows) if i % 5 == 0]
+        while len(seen) < len(sample) and not (sender.done() and time.time() - max(seen.values(), default=0) > 10):
+            pending = [lk for lk in sample if lk not in seen]
+            now = time.time()
+            for r in await conn.fetch(
+                "SELECT lookup_id FROM lookups WHERE lookup_id = ANY($1::uuid[]) AND responded_at IS NOT NULL", pending
+            ):
+                seen[r["lookup_id"]] = now
+            await asyncio.sleep(0.005)
+        sent = await sender
+    finally:
+        await conn.close()
+        stop(procs)
+    return {k: v * 1000 for k, v in percentiles([seen[lk] - sent[str(lk)] for lk in seen]).items()}
+
+
+async def search_latency(env: BenchEnv, meters: int, queries: int = 300) -> dict[str, float]:
+    conn = await env.db()
+    timings = []
+    try:
+        for i in range(queries):
+            n = f"06{random.randrange(meters):08d}"
+            q = n[: random.randint(4, 9)] if i % 3 else n[3:8]  # mostly prefixes, every third an infix
+            started = time.perf_counter()
+            await search_meters(conn, q)
+            timings.append((time.perf_counter() - started) * 1000)
+    finally:
+        await conn.close()
+    return percentiles(timings)
+
+
+async def soak(env: BenchEnv, rate: float, seconds: float, meters: int) -> RssSampler:
+    """Every worker under a steady load, with simulated providers answering; returns their memory samples."""
+    import re
+
+    from providers.kafka_simulator import Coverage, run_simulator
+
+    procs = start_workers(env, "lookup", "responses", "commands", "sweeper", "outbox-relay")
+    sampler, done = RssSampler([p.pid for p in procs], every=1.0), asyncio.Event()
+    sims = [
+        asyncio.ensure_future(
+            run_simulator(env.bootstrap, env.settings.topic_prefix, p, Coverage(re.compile(r"06\d*[02468]")), done)
+        )
+        for p in PROVIDERS
+    ]
+    sampling = asyncio.ensure_future(sampler.run(done))
+    try:
+
+        def make() -> tuple[bytes, bytes, str]:
+            meter = f"06{random.randrange(meters * 2):08d}"  # half known, half new (first-seen rounds)
+            data = PurchaseAttemptedData(attempt_id=uuid.uuid4(), meter_number=meter, institution_id=INSTITUTION)
+            event = PurchaseAttempted.new(data, source="bench", correlationid=str(data.attempt_id))
+            return meter.encode(), event.encode(), event.correlationid
+
+        await paced(env.bootstrap, topic("purchase_attempts").name(env.settings.topic_prefix), make, rate, seconds)
+    finally:
+        done.set()
+        await asyncio.gather(sampling, *sims)
+        stop(procs)
+    return sampler

@@ -1,0 +1,100 @@
+"""Producing load and reading results: output rates from the producers' own record timestamps, so every
+contender (floor, peer, our flows) is timed the same way, at steady state, without its start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterable
+
+from aiokafka import AIOKafkaConsumer
+from tqdm import tqdm
+
+from ppu.wiring import started_producer
+
+
+async def produce(
+    bootstrap: str, topic_name: str, messages: Iterable[tuple[bytes, bytes]], total: int, label: str
+) -> None:
+    """Sends (key, value) pairs as fast as the idempotent producer takes them."""
+    async with started_producer(bootstrap) as producer:
+        pending = []
+        with tqdm(total=total, desc=label, unit="msg", leave=False) as bar:
+            for key, value in messages:
+                pending.append(await producer.send(topic_name, value=value, key=key))
+                if len(pending) >= 2000:
+                    await asyncio.gather(*pending)
+                    bar.update(len(pending))
+                    pending.clear()
+            await asyncio.gather(*pending)
+            bar.update(len(pending))
+
+
+async def paced(
+    bootstrap: str, topic_name: str, make: Callable[[], tuple[bytes, bytes, str]], rate: float, seconds: float
+) -> dict[str, float]:
+    """Sends at `rate` per second for `seconds`; returns correlation id → send time (epoch seconds)."""
+    sent: dict[str, float] = {}
+    async with started_producer(bootstrap) as producer:
+        start = time.monotonic()
+        count = int(rate * seconds)
+        for i in tqdm(range(count), desc=f"{rate:.0f}/s load", unit="msg", leave=False):
+            key, value, corr = make()
+            sent[corr] = time.time()
+            await producer.send(topic_name, value=value, key=key)
+            delay = start + (i + 1) / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await producer.flush()
+    return sent
+
+
+async def read_until(
+    bootstrap: str,
+    topics: list[str],
+    total: int,
+    label: str,
+    within: float = 600,
+    on_record: Callable[[bytes, float], None] | None = None,
+) -> list[int]:
+    """Reads `total` records from the start of `topics`; returns their producer timestamps (ms)."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"bench-reader-{uuid.uuid4().hex[:8]}",
+        max_partition_fetch_bytes=4 << 20,
+    )
+    await consumer.start()
+    stamps: list[int] = []
+    try:
+        with tqdm(total=total, desc=label, unit="msg", leave=False) as bar:
+            async with asyncio.timeout(within):
+                while len(stamps) < total:
+                    batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+                    now = time.time()
+                    for records in batch.values():
+                        for r in records:
+                            stamps.append(r.timestamp)
+                            if on_record is not None:
+                                on_record(r.value or b"", now)
+                        bar.update(len(records))
+    finally:
+        await consumer.stop()
+    return stamps
+
+
+def steady_rate(stamps: list[int]) -> float:
+    """Messages per second between the 5th and 95th percentile output times (start-up and tail excluded)."""
+    s = sorted(stamps)
+    lo, hi = s[len(s) // 20], s[len(s) * 19 // 20]
+    span = (hi - lo) / 1000
+    return (len(s) * 0.9) / span if span > 0 else float("inf")
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    v = sorted(values)
+    if not v:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
+    return {f"p{p}": v[min(len(v) - 1, int(len(v) * p / 100))] for p in (50, 95, 99)}

@@ -1,0 +1,80 @@
+"""The results: JSON (the keys the issue names, plus the raw rates), a Markdown table, and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+
+TARGETS = {
+    "lookup_flow_ratio_to_floor": (">=", 0.5),
+    "response_flow_ratio_to_floor": (">=", 0.5),
+    "lookup_flow_ratio_to_faust": (">=", 5.0),
+    "lookup_p99_ms_at_1000": ("<", 50.0),
+    "response_p99_ms_at_1000": ("<", 50.0),
+    "lookup_1m_vs_10k_ratio": (">=", 0.8),
+    "worker_rss_mb_peak": ("<", 200.0),
+    "soak_rss_growth_mb": ("<", 20.0),
+    "search_p99_ms_1m": ("<", 20.0),
+    "scale_out_2_vs_1_ratio": ("report", 0.0),
+}
+
+
+def verdict(key: str, value: float) -> str:
+    op, target = TARGETS[key]
+    if op == "report" or not math.isfinite(value):
+        return "reported"
+    ok = value >= target if op == ">=" else value < target
+    return ("met" if ok else "missed") + f" ({op} {target:g})"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = ["| figure | value | target |", "|---|---:|---|"]
+    lines += [f"| `{k}` | {results[k]:.3f} | {verdict(k, results[k])} |" for k in TARGETS if k in results]
+    lines += ["", "| raw rate | per second |", "|---|---:|"]
+    lines += [f"| `{k}` | {v:,.0f} |" for k, v in results.items() if k.endswith("_per_s")]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    rates = {k.removesuffix("_per_s"): v for k, v in results.items() if k.endswith("_per_s")}
+    left.barh(list(rates), list(rates.values()), color="#3a6fd8")
+    left.set_xlabel("messages per second (same broker, same run)")
+    left.set_title("Throughput")
+    lat = {
+        k: results[k]
+        for k in (
+            "lookup_p50_ms_at_1000",
+            "lookup_p95_ms_at_1000",
+            "lookup_p99_ms_at_1000",
+            "response_p50_ms_at_1000",
+            "response_p95_ms_at_1000",
+            "response_p99_ms_at_1000",
+        )
+        if k in results
+    }
+    right.bar([k.replace("_ms_at_1000", "") for k in lat], list(lat.values()), color="#d8a300")
+    right.axhline(50, color="#b3261e", linestyle="--", label="p99 target 50 ms")
+    right.set_ylabel("ms")
+    right.set_title("Latency at 1,000 per second")
+    right.tick_params(axis="x", rotation=30)
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(results: dict[str, Any], folder: Path, stamp: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{stamp}.json", folder / f"{stamp}.md", folder / f"{stamp}.png"]
+    paths[0].write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    paths[1].write_text(markdown(results))
+    plot(results, paths[2])
+    return paths

@@ -1,0 +1,94 @@
+"""`ppu bench` / `make bench`: every figure in one run, on one broker and one database."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bench import flows
+from bench.env import prepare
+from bench.floors import faust_peer, relay_floor, upsert_floor
+from bench.report import markdown, write
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: float) -> dict[str, Any]:
+    tag = f"b{int(time.time())}"
+    r: dict[str, Any] = {"messages": n, "soak_seconds": soak_seconds, "offered_rate_per_s_for_latency": rate}
+
+    def step(label: str) -> None:
+        click.echo(f"• {label}", err=True)
+
+    step("floor: plain aiokafka relay and plain asyncpg batched upsert")
+    floor_env = await prepare(f"{tag}f")
+    r["relay_floor_per_s"] = await relay_floor(floor_env, n)
+    r["upsert_floor_per_s"] = await upsert_floor(floor_env, n)
+    step("peer: faust-streaming agent relay")
+    r["faust_relay_per_s"] = await faust_peer(floor_env, n)
+
+    step("lookup flow, 10 thousand meters")
+    small = await prepare(f"{tag}s")
+    await flows.preload_meters(small, 10_000)
+    r["lookup_flow_10k_per_s"], mem_lookup = await flows.lookup_flow(small, n, 10_000)
+    step("response flow")
+    r["response_flow_per_s"], mem_resp = await flows.response_flow(small, n, 10_000)
+    step(f"latency at {rate:.0f} per second")
+    lat = await flows.lookup_latency(small, rate, latency_seconds, 10_000)
+    r.update({f"lookup_{k}_ms_at_1000": v for k, v in lat.items()})
+    lat = await flows.response_latency(small, rate, latency_seconds, 10_000)
+    r.update({f"response_{k}_ms_at_1000": v for k, v in lat.items()})
+
+    step("scale-out: two lookup workers in one group")
+    pair = await prepare(f"{tag}p")
+    await flows.preload_meters(pair, 10_000)
+    r["lookup_flow_2_workers_per_s"], mem_pair = await flows.lookup_flow(pair, n, 10_000, workers=2)
+
+    step("lookup flow, 1 million meters (preloading 1M meters and 5M support rows)")
+    big = await prepare(f"{tag}m")
+    await flows.preload_meters(big, 1_000_000)
+    r["lookup_flow_1m_per_s"], mem_big = await flows.lookup_flow(big, n, 1_000_000)
+    step("console search, 1 million meters")
+    r.update({f"search_{k}_ms_1m": v for k, v in (await flows.search_latency(big, 1_000_000)).items()})
+
+    step(f"soak: every worker for {soak_seconds:.0f} s")
+    soak_env = await prepare(f"{tag}k")
+    await flows.preload_meters(soak_env, 10_000)
+    mem_soak = await flows.soak(soak_env, 200, soak_seconds, 10_000)
+
+    r["lookup_flow_ratio_to_floor"] = r["lookup_flow_10k_per_s"] / r["relay_floor_per_s"]
+    r["response_flow_ratio_to_floor"] = r["response_flow_per_s"] / min(r["relay_floor_per_s"], r["upsert_floor_per_s"])
+    r["lookup_flow_ratio_to_faust"] = r["lookup_flow_10k_per_s"] / r["faust_relay_per_s"]
+    r["lookup_1m_vs_10k_ratio"] = r["lookup_flow_1m_per_s"] / r["lookup_flow_10k_per_s"]
+    r["scale_out_2_vs_1_ratio"] = r["lookup_flow_2_workers_per_s"] / r["lookup_flow_10k_per_s"]
+    r["worker_rss_mb_peak"] = max(m.peak() for m in (mem_lookup, mem_resp, mem_pair, mem_big, mem_soak))
+    r["soak_rss_growth_mb"] = mem_soak.growth()
+    r["soak_rss_mb_peak"] = mem_soak.peak()
+    return r
+
+
+@click.command()
+@click.option("--messages", type=click.IntRange(1000, 10_000_000), default=20_000, show_default=True)
+@click.option(
+    "--soak-seconds", type=click.FloatRange(10, 7200), default=60, show_default=True, help="`make soak` runs 600"
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="offered load for the latency figures",
+)
+@click.option("--latency-seconds", type=click.FloatRange(1, 600), default=10, show_default=True)
+def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: float) -> None:
+    """Measure throughput, latency, memory, search and scale-out; write bench/results/<timestamp>.*"""
+    import asyncio
+
+    results = asyncio.run(run_all(messages, soak_seconds, rate, latency_seconds))
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for path in write(results, RESULTS, stamp):
+        click.echo(f"wrote {path}")
+    click.echo(markdown(results))
