@@ -4,6 +4,7 @@ worker processes it measures."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -103,6 +104,20 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait(20)
         except subprocess.TimeoutExpired:
             p.kill()
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of the named processes, and of every PostgreSQL and Kafka (java) process."""
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(psutil.Error):
+            t = psutil.Process(pid).cpu_times()
+            out[name] = out.get(name, 0.0) + t.user + t.system
+    for p in psutil.process_iter(["name", "cpu_times"]):
+        label = {"postgres": "postgresql", "java": "kafka"}.get(p.info["name"] or "")
+        if label and p.info["cpu_times"] is not None:
+            out[label] = out.get(label, 0.0) + p.info["cpu_times"].user + p.info["cpu_times"].system
+    return out
 
 
 @dataclass

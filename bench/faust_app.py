@@ -17,6 +17,7 @@ app = faust.App(
     topic_disable_leader=True,
     web_enabled=False,
     consumer_auto_offset_reset="earliest",
+    datadir=os.environ["BENCH_FAUST_DATADIR"],
 )
 source = app.topic(os.environ["BENCH_SOURCE"], value_serializer="raw", key_serializer="raw")
 sink = app.topic(os.environ["BENCH_SINK"], value_serializer="raw", key_serializer="raw")

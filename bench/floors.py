@@ -94,9 +94,14 @@ async def faust_peer(env: BenchEnv, n: int) -> float:
     source, sink = await _relay_topics(env, "faust")
     await produce(env.bootstrap, source, attempts(n, 10_000), n, "faust: load")
     proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block; it is waited for outside the loop
-        [str(FAUST_PYTHON), str(ROOT / "bench" / "faust_app.py"), "worker", "-l", "warning"],
+        [str(FAUST_PYTHON), str(ROOT / "bench" / "faust_app.py"), "worker", "-l", "warn"],
         cwd=ROOT / "bench",
-        env=env.env(BENCH_FAUST_APP=f"{source}-faust", BENCH_SOURCE=source, BENCH_SINK=sink),
+        env=env.env(
+            BENCH_FAUST_APP=f"{source}-faust",
+            BENCH_SOURCE=source,
+            BENCH_SINK=sink,
+            BENCH_FAUST_DATADIR=str(ROOT / ".local" / "faust-data"),
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

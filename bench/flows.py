@@ -10,7 +10,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from bench.env import INSTITUTION, PROVIDERS, BenchEnv, RssSampler, start_workers, stop
+from bench.env import INSTITUTION, PROVIDERS, BenchEnv, RssSampler, cpu_seconds, start_workers, stop
 from bench.floors import attempts
 from bench.measure import paced, percentiles, produce, read_until, steady_rate
 from console.queries import search_meters
@@ -35,7 +35,7 @@ async def preload_meters(env: BenchEnv, meters: int) -> None:
                FROM generate_series(0, $1 - 1) g, generate_series(1, 5) p""",
             meters,
         )
-        await conn.execute("ANALYZE")
+        await conn.execute("VACUUM ANALYZE")  # not autovacuum in the middle of a measurement
     finally:
         await conn.close()
 
@@ -44,8 +44,11 @@ def request_topics(env: BenchEnv) -> list[str]:
     return [topic("lookup_requests").name(env.settings.topic_prefix, provider_id=p) for p in PROVIDERS]
 
 
-async def lookup_flow(env: BenchEnv, n: int, meters: int, workers: int = 1) -> tuple[float, RssSampler]:
-    """Known supported meters: each attempt is routed at once and sends one routine lookup request."""
+async def lookup_flow(
+    env: BenchEnv, n: int, meters: int, workers: int = 1, cores: dict[str, float] | None = None
+) -> tuple[float, RssSampler]:
+    """Known supported meters: each attempt is routed at once and sends one routine lookup request.
+    `cores`, when given, receives the CPU cores each part used on average while the flow ran."""
     await produce(
         env.bootstrap,
         topic("purchase_attempts").name(env.settings.topic_prefix),
@@ -56,8 +59,13 @@ async def lookup_flow(env: BenchEnv, n: int, meters: int, workers: int = 1) -> t
     procs = start_workers(env, *(["lookup"] * workers), "outbox-relay")
     sampler, done = RssSampler([p.pid for p in procs]), asyncio.Event()
     sampling = asyncio.ensure_future(sampler.run(done))
+    named = {f"lookup worker {i + 1}": p.pid for i, p in enumerate(procs[:-1])} | {"outbox relay": procs[-1].pid}
+    before, started = cpu_seconds(named), time.monotonic()
     try:
         stamps = await read_until(env.bootstrap, request_topics(env), n, "lookup flow: requests out")
+        after, wall = cpu_seconds(named), time.monotonic() - started
+        if cores is not None:
+            cores.update({k: (after[k] - before.get(k, 0.0)) / wall for k in after})
     finally:
         done.set()
         await sampling
@@ -197,6 +205,7 @@ async def response_latency(env: BenchEnv, rate: float, seconds: float, meters: i
 
 async def search_latency(env: BenchEnv, meters: int, queries: int = 300) -> dict[str, float]:
     conn = await env.db()
+    await conn.execute("SET plan_cache_mode = force_custom_plan")  # as the console's pool does
     timings = []
     try:
         for i in range(queries):

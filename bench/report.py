@@ -39,6 +39,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [f"| `{k}` | {results[k]:.3f} | {verdict(k, results[k])} |" for k in TARGETS if k in results]
     lines += ["", "| raw rate | per second |", "|---|---:|"]
     lines += [f"| `{k}` | {v:,.0f} |" for k, v in results.items() if k.endswith("_per_s")]
+    if "lookup_flow_cpu_cores" in results:
+        lines += ["", "| CPU cores used during the lookup flow | cores |", "|---|---:|"]
+        lines += [f"| {k} | {v:.2f} |" for k, v in sorted(results["lookup_flow_cpu_cores"].items())]
     return "\n".join(lines) + "\n"
 
 

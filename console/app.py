@@ -33,7 +33,10 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         where = endpoints(settings)
         app.state.settings = settings
-        app.state.pool = await create_pool(where.database_url, min_size=1, max_size=10)
+        # Infix search uses the trigram index only when planned for its actual pattern (a custom plan).
+        app.state.pool = await create_pool(
+            where.database_url, min_size=1, max_size=10, server_settings={"plan_cache_mode": "force_custom_plan"}
+        )
         app.state.producer = producer(where.kafka_bootstrap_servers)
         await app.state.producer.start()
         try:

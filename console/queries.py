@@ -16,22 +16,33 @@ def clean_query(q: str) -> str:
 
 
 async def search_meters(conn: Db, q: str, limit: int = SEARCH_LIMIT) -> list[str]:
-    """Prefix matches first, then (from three characters on) matches anywhere in the number."""
+    """Prefix matches first, then (from three characters on, if the prefix left room) matches anywhere."""
     q = clean_query(q)
     if not q:
         return []
-    rows = await conn.fetch(
-        """(SELECT meter_number, 0 AS rank FROM meters WHERE meter_number LIKE $1 || '%'
-            ORDER BY meter_number LIMIT $2)
-           UNION ALL
-           (SELECT meter_number, 1 FROM meters
-            WHERE length($1) >= 3 AND meter_number LIKE '%' || $1 || '%' AND meter_number NOT LIKE $1 || '%'
-            ORDER BY meter_number LIMIT $2)
-           ORDER BY rank, meter_number LIMIT $2""",
-        q,
-        limit,
-    )
-    return [r["meter_number"] for r in rows]
+    # The prefix is a bytewise range (text_pattern_ops operators): it uses the prefix index even in the generic
+    # plan of a prepared statement, which a `LIKE $1 || '%'` cannot.
+    found = [
+        r["meter_number"]
+        for r in await conn.fetch(
+            """SELECT meter_number FROM meters WHERE meter_number ~>=~ $1 AND meter_number ~<~ ($1 || '~')
+           ORDER BY meter_number USING ~<~ LIMIT $2""",
+            q,
+            limit,
+        )
+    ]
+    if len(found) < limit and len(q) >= 3:  # trigram index; only asked when needed (common infixes are costly)
+        found += [
+            r["meter_number"]
+            for r in await conn.fetch(
+                """SELECT meter_number FROM meters WHERE meter_number LIKE '%' || $1 || '%'
+                 AND meter_number NOT LIKE $1 || '%'
+               ORDER BY meter_number LIMIT $2""",
+                q,
+                limit - len(found),
+            )
+        ]
+    return found
 
 
 async def enabled_providers(conn: Db, institution_id: str) -> list[dict[str, Any]]:

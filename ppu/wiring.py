@@ -51,9 +51,18 @@ async def connect(url: str) -> asyncpg.Connection:
     return conn
 
 
-async def create_pool(url: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(
+    url: str, min_size: int = 1, max_size: int = 10, server_settings: dict[str, str] | None = None
+) -> asyncpg.Pool:
     try:
-        return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection, timeout=10)
+        return await asyncpg.create_pool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            timeout=10,
+            server_settings=server_settings,
+        )
     except (OSError, TimeoutError) as e:
         raise PpuError(f"cannot reach PostgreSQL at {_redact(url)}: {e}") from None
 
