@@ -102,9 +102,10 @@ async def provider_health(conn: Db, window_minutes: int, provider_ids: list[str]
     return out
 
 
-async def refresh_states(conn: Db, window_minutes: int = 5) -> dict[str, tuple[str, str]]:
-    """Stores each provider's evaluated state; returns the changes as provider → (before, after)."""
-    evaluated = {h.provider_id: h.evaluated for h in await provider_health(conn, window_minutes) if h.evaluated}
+async def refresh_states(conn: Db, window_minutes: int = 5) -> tuple[list[Health], dict[str, tuple[str, str]]]:
+    """Stores each provider's evaluated state; returns the health figures and the changes (before, after)."""
+    figures = await provider_health(conn, window_minutes)
+    evaluated = {h.provider_id: h.evaluated for h in figures if h.evaluated}
     rows = await conn.fetch(
         """UPDATE providers p SET health = u.state, health_changed_at = now()
            FROM unnest($1::text[], $2::text[]) AS u(id, state), providers old
@@ -113,4 +114,4 @@ async def refresh_states(conn: Db, window_minutes: int = 5) -> dict[str, tuple[s
         list(evaluated),
         list(evaluated.values()),
     )
-    return {r["provider_id"]: (r["before"], r["after"]) for r in rows}
+    return figures, {r["provider_id"]: (r["before"], r["after"]) for r in rows}

@@ -50,6 +50,8 @@ class Envelope(BaseModel, Generic[D]):
     def _type_matches(self) -> Self:
         if self.TYPE and self.type != self.TYPE:
             raise ValueError(f"type must be {self.TYPE!r}, got {self.type!r}")
+        if getattr(self.data, "meter_number", self.subject) != self.subject:
+            raise ValueError("subject must be the meter number the data is about (it is also the message key)")
         return self
 
     @classmethod

@@ -85,12 +85,10 @@ async def run_sweeper(
                     await conn.execute("DELETE FROM inbox WHERE received_at < now() - interval '7 days'")
                     if time.monotonic() - refreshed > HEALTH_EVERY_SECONDS:
                         refreshed = time.monotonic()
-                        changes = await refresh_states(conn)
-                    else:
-                        changes = {}
-                    for provider, (before, after) in changes.items():
-                        log.warning("provider health changed", provider=provider, before=before, after=after)
-                        metrics.PROVIDER_DOWN.labels(provider).set(after == "DOWN")
+                        figures, changes = await refresh_states(conn)
+                        metrics.export_health(figures)
+                        for provider, (before, after) in changes.items():
+                            log.warning("provider health changed", provider=provider, before=before, after=after)
             metrics.LAST_PROGRESS.labels("sweeper").set_to_current_time()
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as e:
             log.warning("sweeper cannot reach the database", error=str(e))
