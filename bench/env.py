@@ -16,6 +16,7 @@ import asyncpg
 import psutil
 
 from db.migrate import migrate
+from infra.processes import stop_children
 from ppu.settings import Settings
 from ppu.topic_admin import admin_client, apply
 from ppu.wiring import connect, endpoints
@@ -97,13 +98,7 @@ def start_workers(env: BenchEnv, *names: str) -> list[subprocess.Popen[bytes]]:
 
 
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    stop_children(procs)
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:

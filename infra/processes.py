@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -65,3 +66,14 @@ def terminate(pid: int, timeout: float = 20.0) -> None:
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
+
+
+def stop_children(children: list[subprocess.Popen[bytes]], timeout: float = 20.0) -> None:
+    """SIGTERM to all first (they stop in parallel), then wait for each; SIGKILL what outlives `timeout`."""
+    for child in children:
+        child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()

@@ -14,6 +14,7 @@ import uuid
 
 import click
 
+from infra.processes import stop_children
 from ppu.settings import Settings
 from ppu.wiring import endpoints, started_producer
 from schemas.envelope import CONTENT_TYPE
@@ -156,12 +157,6 @@ def run(rate: float) -> None:
     except KeyboardInterrupt:
         click.echo("stopping…")
     finally:
-        for c in children:
-            c.terminate()
-        for c in children:
-            try:
-                c.wait(15)
-            except subprocess.TimeoutExpired:
-                c.kill()
+        stop_children(children)
         if own_stack:
             stack.down(settings.state_dir)

@@ -64,55 +64,25 @@ async def test_admin_edits_utility_preferences_operator_cannot(console: str, db:
     assert [(a["actor"], a["outcome"]) for a in audit] == [("ada", "changed")]
 
 
-async def test_users_add_hashes_the_password(settings: Settings, db: asyncpg.Connection) -> None:
-    await seed_reference(db)
-    done = await asyncio.to_thread(
+async def users_add(settings: Settings, username: str, role: str, password: str) -> subprocess.CompletedProcess[str]:
+    args = ["users", "add", "--institution", "i1", "--username", username, "--role", role, "--password-stdin"]
+    return await asyncio.to_thread(
         subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "ppu.cli",
-            "users",
-            "add",
-            "--institution",
-            "i1",
-            "--username",
-            "newbie",
-            "--role",
-            "operator",
-            "--password-stdin",
-        ],
-        input="a long enough secret\n",
+        [sys.executable, "-m", "ppu.cli", *args],
+        input=password + "\n",
         capture_output=True,
         text=True,
         env=cli_env(settings),
         cwd=ROOT,
         timeout=60,
     )
+
+
+async def test_users_add_hashes_the_password(settings: Settings, db: asyncpg.Connection) -> None:
+    await seed_reference(db)
+    done = await users_add(settings, "newbie", "operator", "a long enough secret")
     assert done.returncode == 0, done.stderr
     stored = await db.fetchval("SELECT password_hash FROM console_users WHERE username = 'newbie'")
     assert stored.startswith("$argon2id$") and verify_password(stored, "a long enough secret")
-    short = await asyncio.to_thread(
-        subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "ppu.cli",
-            "users",
-            "add",
-            "--institution",
-            "i1",
-            "--username",
-            "x",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        input="short\n",
-        capture_output=True,
-        text=True,
-        env=cli_env(settings),
-        cwd=ROOT,
-        timeout=60,
-    )
+    short = await users_add(settings, "x", "admin", "short")
     assert short.returncode == 1 and "at least 12 characters" in short.stderr
