@@ -108,3 +108,33 @@ async def test_responses_for_unknown_lookups_or_wrong_providers_are_dead_lettere
     assert any(r.startswith("unknown lookup id") for r in reasons)
     assert await db.fetchval("SELECT count(*) FROM meter_support WHERE provider_id NOT IN ('p1', 'p2', 'p3')") == 0
     assert PROVIDERS  # the seeded providers are the only ones with support rows
+
+
+async def test_an_unwritable_dead_letter_topic_stops_the_partition_instead_of_skipping(
+    settings: Settings, topics: list[str], db: asyncpg.Connection
+) -> None:
+    from aiokafka.admin import NewTopic
+
+    from ppu.topic_admin import admin_client
+
+    await seed_reference(db)
+    dlq = topic("purchase_attempts_dlq").name(settings.topic_prefix)
+    assert settings.kafka_bootstrap_servers is not None
+    async with admin_client(settings.kafka_bootstrap_servers) as client:
+        await client.delete_topics([dlq])
+    async with running(settings) as system:
+        good = await system.attempt("0401000012", send=False)
+        await system.publish("purchase_attempts", b"not json at all", "0401000012")  # same key, same partition
+        await system.send("purchase_attempts", good)
+        await asyncio.sleep(6)
+        assert await db.fetchval("SELECT count(*) FROM purchase_attempts") == 0, "nothing past the poison message"
+        async with admin_client(settings.kafka_bootstrap_servers) as client:
+            spec = topic("purchase_attempts_dlq")
+            await client.create_topics([NewTopic(dlq, spec.partitions, 1, topic_configs=spec.kafka_configs())])
+        await eventually(
+            lambda: db.fetchval("SELECT count(*) FROM purchase_attempts WHERE attempt_id = $1", good.data.attempt_id),
+            within=90,
+            what="the partition to move on",
+        )
+    letters = await dead_letters(settings, "purchase_attempts_dlq", 1)
+    assert letters[0][0] == b"not json at all" and letters[0][1].stage == "decode"
