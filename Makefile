@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint types pytest setup stack-prepare browser-prepare bench-setup bench soak clean
+.PHONY: run test lint types pytest setup stack-prepare browser-prepare bench-setup bench soak faults clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ bench: stack-prepare bench-setup
 
 soak: stack-prepare bench-setup
 	$(BIN)/ppu bench --soak-seconds 600
+
+faults: stack-prepare bench-setup
+	$(BIN)/ppu faults
 
 lint: setup
 	$(BIN)/ruff check .

@@ -24,10 +24,12 @@ def register(cli: click.Group) -> None:
         cli.add_command(command)
     try:
         from bench.run import bench
+        from faults.run import faults
     except ImportError:  # the bench extra (matplotlib, tqdm, psutil) is not installed
         pass
     else:
         cli.add_command(bench)
+        cli.add_command(faults)
     demo = cli.get_command(click.Context(cli), "demo")
     assert isinstance(demo, click.Group)
     demo.add_command(demo_traffic)

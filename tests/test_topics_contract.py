@@ -17,7 +17,7 @@ from ppu.topics import concrete_topics, registry, topic
 from schemas.registry import MODELS
 from tests.conftest import ROOT, cli_env
 
-CODE_DIRS = ["ppu", "workers", "schemas", "db", "infra", "console", "providers", "bench"]
+CODE_DIRS = ["ppu", "workers", "schemas", "db", "infra", "console", "providers", "bench", "faults"]
 
 
 async def _drift_settled(client: Any, prefix: str, providers: list[str], at_least: int = 1) -> list[str]:

@@ -58,7 +58,10 @@ class ConsumerFlow:
     handler: Handler
 
 
-Item = tuple[ConsumerRecord[bytes, bytes], Envelope[Any] | None]  # None: already dead-lettered, just advance
+# A record with its decoded message; a Failure (not decodable or valid: dead-letter it, once we know the partition
+# is ours); or None (already dead-lettered: just advance past it).
+Item = tuple[ConsumerRecord[bytes, bytes], Envelope[Any] | Failure | None]
+Decoded = tuple[TopicPartition, tuple[ConsumerRecord[bytes, bytes], Envelope[Any]]]
 
 
 def decode(record: ConsumerRecord[bytes, bytes], model: type[Envelope[Any]], max_bytes: int) -> Envelope[Any] | Failure:
@@ -104,6 +107,7 @@ class ConsumerRuntime:
         self.consumer: AIOKafkaConsumer | None = None
         self.dead_letters = DeadLetterer(bootstrap, flow.group_id)
         self.applied = 0  # messages handed to the handler and committed (for tests and metrics)
+        self.dead_lettered: set[tuple[str, int, int]] = set()  # acknowledged, in a batch not yet committed
 
     async def claim(self, partitions: list[TopicPartition]) -> None:
         await self._seek_to_stored(await self.progress.claim(self.pool, partitions))
@@ -156,16 +160,10 @@ class ConsumerRuntime:
     async def _process(
         self, records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], stop: asyncio.Event
     ) -> None:
-        items: dict[TopicPartition, list[Item]] = {}
-        for tp, recs in records.items():
-            items[tp] = []
-            for rec in recs:
-                decoded = decode(rec, self.flow.model, self.settings.max_message_bytes)
-                if isinstance(decoded, Failure):
-                    await self._dead_letter(rec, decoded, stop)
-                    items[tp].append((rec, None))
-                else:
-                    items[tp].append((rec, decoded))
+        items: dict[TopicPartition, list[Item]] = {
+            tp: [(rec, decode(rec, self.flow.model, self.settings.max_message_bytes)) for rec in recs]
+            for tp, recs in records.items()
+        }
         started = time.monotonic()
         stored: dict[TopicPartition, int] = {}
         try:
@@ -208,6 +206,12 @@ class ConsumerRuntime:
     async def _dead_letter(self, rec: ConsumerRecord[bytes, bytes], failure: Failure, stop: asyncio.Event) -> None:
         await retry_until_stopped(stop, lambda: self.dead_letters.send(self.dlq_name, rec, failure))
 
+    async def _dead_letter_once(self, rec: ConsumerRecord[bytes, bytes], failure: Failure) -> None:
+        """Within a batch's transaction; a retried transaction does not write the same record again."""
+        if (rec.topic, rec.partition, rec.offset) not in self.dead_lettered:
+            await self.dead_letters.send(self.dlq_name, rec, failure)
+            self.dead_lettered.add((rec.topic, rec.partition, rec.offset))
+
     async def _apply_one(self, tp: TopicPartition, item: Item, stop: asyncio.Event) -> dict[TopicPartition, int]:
         try:
             return await retry_until_stopped(stop, lambda: self._apply({tp: [item]}))
@@ -220,12 +224,21 @@ class ConsumerRuntime:
         """One transaction; returns the next offset stored per partition (fenced partitions are absent)."""
         async with self.pool.acquire() as conn, conn.transaction():
             owned = await self._fence(conn, list(items))
-            fresh: list[tuple[TopicPartition, Item]] = []
+            fresh: list[Decoded] = []
             for tp, tp_items in items.items():
-                if tp in owned:
-                    fresh += [(tp, it) for it in tp_items if it[1] is not None and it[0].offset >= owned[tp]]
+                for rec, ev in tp_items if tp in owned else []:
+                    if rec.offset < owned[tp] or ev is None:
+                        continue  # applied before, or dead-lettered already
+                    if isinstance(ev, Failure):
+                        # Inside the transaction, after the fence: a record of a partition we lost, or one we
+                        # will read again after a re-seek, is not dead-lettered twice. The offset moves on only
+                        # if this write was acknowledged (else the transaction rolls back and is retried, and
+                        # the retry does not write it again).
+                        await self._dead_letter_once(rec, ev)
+                    else:
+                        fresh.append((tp, (rec, ev)))
             fresh = await self._not_seen(conn, fresh)
-            batch = [Inbound(ev, rec.topic, rec.partition, rec.offset) for _, (rec, ev) in fresh if ev is not None]
+            batch = [Inbound(ev, rec.topic, rec.partition, rec.offset) for _, (rec, ev) in fresh]
             out = Outbox(self.settings.topic_prefix)
             if batch:
                 try:
@@ -236,11 +249,12 @@ class ConsumerRuntime:
             for rejection in out.rejected:
                 inbound = batch[rejection.index]
                 rec = next(r for _, (r, _e) in fresh if r.offset == inbound.offset and r.partition == inbound.partition)
-                await self.dead_letters.send(self.dlq_name, rec, Failure("apply", "Rejected", rejection.reason))
+                await self._dead_letter_once(rec, Failure("apply", "Rejected", rejection.reason))
             await out.flush(conn)
             nexts = {tp: tp_items[-1][0].offset + 1 for tp, tp_items in items.items() if tp in owned}
             await self.progress.store(conn, nexts)
         self.applied += len(batch)
+        self.dead_lettered = {k for k in self.dead_lettered if TopicPartition(k[0], k[1]) not in nexts}
         for outcome, n in (("applied", len(batch) - len(out.rejected)), ("rejected", len(out.rejected))):
             metrics.MESSAGES.labels(self.flow.worker, self.topic_name, outcome).inc(n)
         return nexts
@@ -252,12 +266,12 @@ class ConsumerRuntime:
             log.warning("fenced: partitions lost to another member", worker=self.flow.worker, lost=lost)
         return owned
 
-    async def _not_seen(self, conn: Db, fresh: list[tuple[TopicPartition, Item]]) -> list[tuple[TopicPartition, Item]]:
+    async def _not_seen(self, conn: Db, fresh: list[Decoded]) -> list[Decoded]:
         """Keeps the messages whose ids this group never handled (a duplicate inside the batch counts once)."""
-        new = await self.progress.first_seen(conn, [ev.id for _, (_, ev) in fresh if ev is not None])
-        kept: list[tuple[TopicPartition, Item]] = []
+        new = await self.progress.first_seen(conn, [ev.id for _, (_, ev) in fresh])
+        kept: list[Decoded] = []
         for tp, (rec, ev) in fresh:
-            if ev is not None and ev.id in new:
+            if ev.id in new:
                 new.discard(ev.id)
                 kept.append((tp, (rec, ev)))
         return kept

@@ -1,0 +1,99 @@
+"""What must hold after every scenario, checked against the database and the topics."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer
+
+from bench.env import PROVIDERS, BenchEnv
+from ppu.topics import topic
+
+
+@dataclass
+class Verdict:
+    attempts: int
+    lost: int  # attempts without a routing decision
+    duplicated: int  # attempts published with two different decisions (event ids), or rounds opened twice
+    stale_overwrites: int  # support rows older than an answer that was applied
+    unpublished: int  # outbox rows never sent
+    valid_dead_lettered: int
+    dead_lettered: int
+    poison_not_exactly_once: int  # poison messages missing from, or repeated on, the dead-letter topics
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.lost
+            or self.duplicated
+            or self.stale_overwrites
+            or self.unpublished
+            or self.valid_dead_lettered
+            or self.poison_not_exactly_once
+        )
+
+
+async def _read_all(env: BenchEnv, names: list[str]) -> list[tuple[bytes, bytes]]:
+    consumer = AIOKafkaConsumer(
+        *names,
+        bootstrap_servers=env.bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"faults-check-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    out: list[tuple[bytes, bytes]] = []
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=2000, max_records=10_000)
+            if not batch:
+                return out
+            out += [(r.key or b"", r.value or b"") for rs in batch.values() for r in rs]
+    finally:
+        await consumer.stop()
+
+
+async def check(env: BenchEnv, expected_attempts: set[str], poison: set[bytes]) -> Verdict:
+    conn = await env.db()
+    try:
+        decided = {str(r["attempt_id"]) for r in await conn.fetch("SELECT attempt_id FROM routing_decisions")}
+        double_rounds = await conn.fetchval(
+            """SELECT count(*) FROM (SELECT meter_number FROM lookup_rounds WHERE reason = 'first_seen'
+               GROUP BY meter_number HAVING count(*) > 1) x"""
+        )
+        stale = await conn.fetchval(
+            """SELECT count(*) FROM meter_support s JOIN (
+                   SELECT meter_number, provider_id, max(responded_at) AS newest FROM lookups
+                   WHERE responded_at IS NOT NULL GROUP BY 1, 2) l USING (meter_number, provider_id)
+               WHERE s.unconfirmed_since IS NULL AND (s.last_response_at IS NULL OR s.last_response_at < l.newest)"""
+        )
+        unpublished = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+    finally:
+        await conn.close()
+    prefix = env.settings.topic_prefix
+    decisions = await _read_all(env, [topic("routing_decisions").name(prefix)])
+    ids_per_attempt: dict[str, set[str]] = {}
+    for _, value in decisions:
+        event = json.loads(value)
+        ids_per_attempt.setdefault(event["data"]["attempt_id"], set()).add(event["id"])
+    republished = sum(1 for ids in ids_per_attempt.values() if len(ids) > 1)
+    letters = await _read_all(
+        env,
+        [topic("purchase_attempts_dlq").name(prefix), topic("lookup_responses_dlq").name(prefix)]
+        + [topic("lookup_requests_dlq").name(prefix, provider_id=p) for p in PROVIDERS],
+    )
+    valid_dead = sum(1 for _, v in letters if v not in poison)
+    seen = [v for _, v in letters if v in poison]
+    not_once = len(poison - set(seen)) + (len(seen) - len(set(seen)))
+    return Verdict(
+        len(expected_attempts),
+        len(expected_attempts - decided),
+        double_rounds + republished,
+        stale,
+        unpublished,
+        valid_dead,
+        len(letters),
+        not_once,
+    )
