@@ -6,7 +6,7 @@ import asyncio
 
 import click
 
-from faults.scenarios import Outcome, kill_every, scenario
+from faults.scenarios import Outcome, kill_every, restart_broker_at, restart_postgres_at, scenario
 
 N = 900
 
@@ -18,6 +18,8 @@ async def run_all() -> list[Outcome]:
         await scenario("SIGKILL response consumer", N, kill_every("responses", 250)),
         await scenario("every purchase attempt delivered 3 times", N // 3, copies=3),
         await scenario("poison messages among valid ones", N, poison=30),
+        await scenario("restart PostgreSQL under load", N, restart_postgres_at(N // 3)),
+        await scenario("restart the Kafka broker under load", N, restart_broker_at(N // 3)),
     ]
 
 

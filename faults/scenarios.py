@@ -11,6 +11,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench.env import INSTITUTION, PROVIDERS, ROOT, BenchEnv, prepare
 from faults.invariants import Verdict, check
@@ -142,5 +143,53 @@ def kill_every(worker: str, every: int) -> Inject:
     async def inject(run: Run, i: int) -> None:
         if i and i % every == 0:
             run.kill_and_restart(worker)
+
+    return inject
+
+
+def restart_postgres_at(index: int) -> Inject:
+    """Stops PostgreSQL (fast shutdown: every connection cut, open transactions rolled back) and starts it again."""
+    from infra import postgres_launcher
+    from infra.stack import StackState
+    from ppu.errors import PpuError
+    from ppu.settings import Settings
+
+    state = StackState.load(Settings().state_dir)
+    if state is None:
+        raise PpuError("the PostgreSQL restart scenario needs the local stack (`ppu stack up`)")
+    root = postgres_launcher.usable_data_root(Path(state.postgres_dir))
+
+    async def inject(run: Run, i: int) -> None:
+        if i == index:
+            await asyncio.to_thread(postgres_launcher.stop, root)
+            await asyncio.sleep(2)
+            await asyncio.to_thread(postgres_launcher.start, root)
+            run.faults += 1
+
+    return inject
+
+
+def restart_broker_at(index: int) -> Inject:
+    """Stops the Kafka broker (SIGTERM, clean shutdown) and starts it again on the same ports and log directory."""
+    from infra import kafka_launcher
+    from infra.stack import StackState
+    from ppu.errors import PpuError
+    from ppu.settings import Settings
+
+    settings = Settings()
+    state = StackState.load(settings.state_dir)
+    if state is None:
+        raise PpuError("the broker restart scenario needs the local stack (`ppu stack up`)")
+
+    async def inject(run: Run, i: int) -> None:
+        nonlocal state
+        if i == index and state is not None:
+            await asyncio.to_thread(kafka_launcher.stop, state.kafka_pid)
+            await asyncio.sleep(2)
+            broker = await asyncio.to_thread(kafka_launcher.start, Path(state.kafka_dir), settings.kafka_version)
+            assert broker.pid is not None
+            state.kafka_pid = broker.pid
+            state.save(settings.state_dir)
+            run.faults += 1
 
     return inject
