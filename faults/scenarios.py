@@ -31,13 +31,16 @@ class Run:
     faults: int = 0
 
     def start(self, name: str) -> None:
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "ppu.cli", "worker", name],
-            cwd=ROOT,
-            env=self.env.env(PPU_ROUND_DEADLINE_SECONDS="3", PPU_BATCH_MAX_RECORDS="50"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        logs = ROOT / ".local" / "faults" / self.env.settings.topic_prefix.rstrip(".")
+        logs.mkdir(parents=True, exist_ok=True)
+        with (logs / f"{name}.log").open("ab") as log:  # kept for diagnosing a failed scenario
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "ppu.cli", "worker", name],
+                cwd=ROOT,
+                env=self.env.env(PPU_ROUND_DEADLINE_SECONDS="3", PPU_BATCH_MAX_RECORDS="50", PPU_LOG_LEVEL="INFO"),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def kill_and_restart(self, name: str) -> None:
         self.procs[name].send_signal(signal.SIGKILL)

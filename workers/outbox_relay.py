@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 
 from ppu.dbconn import Db
 from workers import metrics
+from workers.retrying import TRANSIENT
 
 LOCK_KEY = 7_413_002  # arbitrary, fixed: the advisory lock that makes one relay active
 log = structlog.get_logger()
@@ -55,18 +56,32 @@ async def relay_once(conn: Db, producer: AIOKafkaProducer, limit: int = 1000) ->
 
 
 async def run_relay(
-    pool: asyncpg.Pool, producer: AIOKafkaProducer, stop: asyncio.Event, poll_seconds: float = 1.0
+    pool: asyncpg.Pool, producer: AIOKafkaProducer, stop: asyncio.Event, listen_url: str, poll_seconds: float = 1.0
 ) -> None:
     wake = asyncio.Event()
 
     def notified(*_: object) -> None:
         wake.set()
 
-    listener = await pool.acquire()
-    await listener.add_listener("outbox", notified)
+    listener: asyncpg.Connection | None = None
+
+    async def listen() -> None:
+        """(Re)opens the LISTEN connection (its own, not the pool's) when it is gone, e.g. after a database
+        restart; until it is back, the relay polls."""
+        nonlocal listener
+        if listener is not None and not listener.is_closed():
+            return
+        try:
+            listener = await asyncpg.connect(listen_url, timeout=5)
+            await listener.add_listener("outbox", notified)
+        except TRANSIENT as e:
+            listener = None
+            log.warning("relay cannot listen, polling instead", error=str(e))
+
     purge_every, loops = 600, 0
     try:
         while not stop.is_set():
+            await listen()
             wake.clear()
             try:
                 async with pool.acquire() as conn:
@@ -74,7 +89,7 @@ async def run_relay(
                     loops += 1
                     if loops % purge_every == 0:
                         await conn.execute("DELETE FROM outbox WHERE sent_at < now() - interval '1 hour'")
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as e:
+            except TRANSIENT as e:
                 log.warning("relay cannot reach the database", error=str(e))
                 sent = 0
             metrics.LAST_PROGRESS.labels("outbox-relay").set_to_current_time()
@@ -82,9 +97,9 @@ async def run_relay(
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_first(wake, stop), poll_seconds)
     finally:
-        with contextlib.suppress(Exception):
-            await listener.remove_listener("outbox", notified)
-        await pool.release(listener)
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                await listener.close(timeout=5)
 
 
 async def _first(*events: asyncio.Event) -> None:

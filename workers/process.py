@@ -44,7 +44,7 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
                 elif name == "sweeper":
                     jobs.append(run_sweeper(pool, settings.topic_prefix, stop))
                 elif name == "outbox-relay":
-                    jobs.append(run_relay(pool, producer, stop))
+                    jobs.append(run_relay(pool, producer, stop, where.database_url))
             log.info("workers started", workers=names)
             tasks = [asyncio.ensure_future(j) for j in jobs]
             await asyncio.wait([*tasks, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)

@@ -32,11 +32,13 @@ MESSAGE_FAULTS: tuple[type[BaseException], ...] = (
 # Worth waiting out: the database or broker is away, or PostgreSQL asked us to try again.
 TRANSIENT: tuple[type[BaseException], ...] = (
     ConnectionError,
+    TimeoutError,  # connecting or acquiring timed out (a slow batch is BatchTooSlow, not this)
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.CannotConnectNowError,
+    asyncpg.OperatorInterventionError,  # the server shutting down or restarting ("terminating connection")
     KafkaConnectionError,
     DeadLetterUnavailable,
 )

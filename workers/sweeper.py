@@ -18,6 +18,7 @@ from ppu.dbconn import Db
 from providers.health import refresh_states
 from workers import metrics
 from workers.outbox import Outbox
+from workers.retrying import TRANSIENT
 from workers.rounds import decide_waiting
 
 LEASE = "deadline-sweeper"
@@ -90,7 +91,7 @@ async def run_sweeper(
                         for provider, (before, after) in changes.items():
                             log.warning("provider health changed", provider=provider, before=before, after=after)
             metrics.LAST_PROGRESS.labels("sweeper").set_to_current_time()
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as e:
+        except TRANSIENT as e:
             log.warning("sweeper cannot reach the database", error=str(e))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
