@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -67,6 +68,14 @@ def create_app(settings: Settings) -> FastAPI:
         response = await call_next(request)
         response.headers.update(SECURITY_HEADERS)
         return response
+
+    @app.exception_handler(asyncpg.DataError)
+    async def bad_characters(request: Request, exc: asyncpg.DataError) -> Response:
+        # Input the database cannot store (a NUL character, say) is the client's error, not a 500.
+        message = "the request holds characters or values the console does not accept"
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": message}, status_code=422)
+        return pages.page(request, "error.html", status_code=422, user=None, message=message)
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> Response:

@@ -148,3 +148,21 @@ async def test_no_page_or_api_leaks_a_password_hash_or_the_session_secret(consol
             r = await c.get(path)
             assert r.status_code == 200, path
             assert "$argon2" not in r.text and secret not in r.text and PASSWORD not in r.text, path
+
+
+async def test_nul_characters_are_refused_not_a_server_error(console: tuple[str, str]) -> None:
+    async with client(console[0]) as c:
+        token = (await c.get("/api/v1/session")).json()["csrf_token"]
+        r = await c.post(
+            "/api/v1/session",
+            headers={"X-CSRF-Token": token},
+            json={"institution": "i1\x00", "username": "olga\x00", "password": "x"},
+        )
+        assert r.status_code in (401, 422), r.text
+        session = (await login(c, "ada")).json()
+        r = await c.put(
+            "/api/v1/utilities/u%001/preferences/p1",
+            headers={"X-CSRF-Token": session["csrf_token"]},
+            json={"kind": "ranked", "rank": 1},
+        )
+        assert r.status_code in (403, 404, 422), r.text
