@@ -9,8 +9,11 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from ppu.errors import PpuError
 from ppu.topics import TopicSpec, concrete_topics
 from ppu.wiring import kafka_client
+
+TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
 
 
 @asynccontextmanager
@@ -64,8 +67,12 @@ async def apply(client: AIOKafkaAdminClient, prefix: str, provider_ids: list[str
     changes: list[str] = []
     missing = [n for n in wanted if n not in existing]
     if missing:
-        await client.create_topics([_new_topic(n, wanted[n]) for n in missing])
-        changes += [f"{n}: created" for n in missing]
+        response = await client.create_topics([_new_topic(n, wanted[n]) for n in missing])
+        for name, code, *rest in response.topic_errors:
+            if code == 0:
+                changes.append(f"{name}: created")
+            elif code != TOPIC_ALREADY_EXISTS:  # a topic a moment ago created elsewhere is not an error
+                raise PpuError(f"creating {name} failed: error {code} {rest[0] if rest else ''}".strip())
     present = [n for n in wanted if n in existing]
     parts, configs = await _partitions(client, present), await _configs(client, present)
     grow = {n: NewPartitions(total_count=wanted[n].partitions) for n in present if parts[n] < wanted[n].partitions}
