@@ -57,16 +57,12 @@ def worker(name: str, provider_id: str | None) -> None:
 
 
 async def _bridge(settings: Settings, provider_id: str) -> None:
-    import signal
-
     from providers.bridge_worker import load_endpoint, run_bridge
+    from workers.process import stop_on_signals
 
     async with connection(settings) as conn:
         endpoint = await load_endpoint(conn, provider_id)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    await run_bridge(settings, endpoint, stop)
+    await run_bridge(settings, endpoint, stop_on_signals())
 
 
 @click.group()

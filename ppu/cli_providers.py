@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 from pathlib import Path
 
 import click
@@ -128,14 +127,6 @@ def providers_disable(provider_id: str) -> None:
     _set_enabled(provider_id, False)
 
 
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
 @click.command("provider-sim")
 @click.option("--provider", "provider_id", required=True)
 @click.option("--mode", type=click.Choice(["kafka", "http"]), default="kafka", show_default=True)
@@ -185,6 +176,7 @@ def provider_sim(
     configure_for_worker(settings.log_level)
     if mode == "kafka":
         from providers.kafka_simulator import Coverage, run_simulator
+        from workers.process import stop_on_signals
 
         async def kafka() -> None:
             await run_simulator(
@@ -192,7 +184,7 @@ def provider_sim(
                 settings.topic_prefix,
                 provider_id,
                 Coverage(pattern, utility, silent),
-                _stop_on_signals(),
+                stop_on_signals(),
             )
 
         asyncio.run(kafka())

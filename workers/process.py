@@ -21,14 +21,20 @@ from workers.sweeper import run_sweeper
 log = structlog.get_logger()
 
 
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGTERM or SIGINT sets: how every long-running command stops cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Runs until `stop` is set (by SIGTERM/SIGINT when the caller passes none) or a worker fails."""
     if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
     where = endpoints(settings)
     metrics.serve(settings.metrics_port)
     pool = await create_pool(where.database_url, min_size=1, max_size=4 + 2 * len(names))
