@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 from pydantic import SecretStr
 
 from console.app import create_app
@@ -18,14 +19,12 @@ from tests.harness import PASSWORD
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[tuple[str, str]]:
-    """Yields (base URL, session secret)."""
-    secret = secrets.token_urlsafe(32)
-    app = create_app(settings.model_copy(update={"console_secret_key": SecretStr(secret)}))
+async def serve_app(app: FastAPI, log_level: str = "warning") -> AsyncIterator[str]:
+    """Any ASGI app (the console, a provider simulator) over real HTTP on a free loopback port; yields its URL."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+            app, host="127.0.0.1", port=port, log_level=log_level, lifespan="on", timeout_graceful_shutdown=1
         )
     )
     task = asyncio.ensure_future(server.serve())
@@ -33,10 +32,18 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[str, str]]:
         while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
             await asyncio.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}", secret
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 20)
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[tuple[str, str]]:
+    """The console; yields (base URL, session secret)."""
+    secret = secrets.token_urlsafe(32)
+    async with serve_app(create_app(settings.model_copy(update={"console_secret_key": SecretStr(secret)}))) as url:
+        yield url, secret
 
 
 async def login(

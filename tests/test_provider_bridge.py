@@ -13,10 +13,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaConsumer
 
-from infra.processes import free_port
 from ppu.settings import Settings
 from ppu.topics import topic
 from providers.bridge_worker import run_bridge
@@ -25,28 +23,14 @@ from providers.http_simulator import SimulatorConfig, create_simulator
 from providers.ppu_v3 import MeterLookupRequest
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.lookup import LookupRequested, LookupRequestedData, LookupResponded
+from tests.console_server import serve_app
 from tests.harness import System, eventually, running
 
 USER, PASSWORD = "bridge", "sim-secret-123"
 
 
-@contextlib.asynccontextmanager
-async def simulator(config: SimulatorConfig) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_simulator(config), host="127.0.0.1", port=port, log_level="critical", timeout_graceful_shutdown=1
-        )
-    )
-    task = asyncio.ensure_future(server.serve())
-    async with asyncio.timeout(20):
-        while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-            await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
+def simulator(config: SimulatorConfig) -> contextlib.AbstractAsyncContextManager[str]:
+    return serve_app(create_simulator(config), log_level="critical")
 
 
 @contextlib.asynccontextmanager
