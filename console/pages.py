@@ -83,9 +83,8 @@ async def meter(request: Request, user: CurrentUser, meter_number: str) -> HTMLR
             raise HTTPException(404, "unknown meter")
         health = await provider_health(conn, 15, [p.provider_id for p in view.providers])
         own = await queries.enabled_providers(conn, user.institution_id)
-    unhealthy = [h for h in health if h.state != "HEALTHY"] + [
-        p for p in own if p["health"] != "HEALTHY" or not p["enabled"]
-    ]
+    # Health carries both the state the window shows and the one routing uses now (stored); warn on either.
+    unhealthy = [h for h in health if not h.enabled or h.state != "HEALTHY" or h.stored != "HEALTHY"]
     return page(
         request,
         "meter.html",

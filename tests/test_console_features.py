@@ -86,3 +86,17 @@ async def test_users_add_hashes_the_password(settings: Settings, db: asyncpg.Con
     assert stored.startswith("$argon2id$") and verify_password(stored, "a long enough secret")
     short = await users_add(settings, "x", "admin", "short")
     assert short.returncode == 1 and "at least 12 characters" in short.stderr
+
+
+async def test_meter_page_warns_about_unhealthy_or_disabled_providers(console: str, db: asyncpg.Connection) -> None:
+    await db.execute("INSERT INTO meters (meter_number) VALUES ('0401000321')")
+    async with httpx.AsyncClient(base_url=console, timeout=20) as c:
+        await login(c, "olga")
+        assert 'id="health-warning"' not in (await c.get("/ppu/meters/0401000321")).text
+        await db.execute("UPDATE providers SET health = 'DOWN' WHERE provider_id = 'p2'")
+        await db.execute("UPDATE providers SET enabled = false WHERE provider_id = 'p3'")
+        page = (await c.get("/ppu/meters/0401000321")).text
+    start = page.index('id="health-warning"')
+    warning = page[start : page.index("</p>", start)]
+    assert "p2 is DOWN" in warning and "p3 is disabled" in warning and "p1" not in warning
+    assert warning.count("p2") == 1, "each provider once"
