@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -16,12 +18,13 @@ from ppu.topics import topic
 class Verdict:
     attempts: int
     lost: int  # attempts without a routing decision
-    duplicated: int  # attempts published with two different decisions (event ids), or rounds opened twice
+    duplicated: int  # an attempt decided twice (two event ids), a round opened twice, an answer applied twice
     stale_overwrites: int  # support rows older than an answer that was applied
     unpublished: int  # outbox rows never sent
     valid_dead_lettered: int
     dead_lettered: int
     poison_not_exactly_once: int  # poison messages missing from, or repeated on, the dead-letter topics
+    commands_not_once: int  # operator commands without exactly one result and one audit entry
 
     @property
     def ok(self) -> bool:
@@ -32,6 +35,7 @@ class Verdict:
             or self.unpublished
             or self.valid_dead_lettered
             or self.poison_not_exactly_once
+            or self.commands_not_once
         )
 
 
@@ -55,7 +59,23 @@ async def _read_all(env: BenchEnv, names: list[str]) -> list[tuple[bytes, bytes]
         await consumer.stop()
 
 
-async def check(env: BenchEnv, expected_attempts: set[str], poison: set[bytes]) -> Verdict:
+def _events_per(events: list[tuple[bytes, bytes]], key: Callable[[dict[str, Any]], str | None]) -> dict[str, int]:
+    """How many distinct events (envelope ids) there are per key (events whose key is None are left out)."""
+    ids: dict[str, set[str]] = {}
+    for _, value in events:
+        event = json.loads(value)
+        if (k := key(event)) is not None:
+            ids.setdefault(k, set()).add(event["id"])
+    return {k: len(v) for k, v in ids.items()}
+
+
+def _support_change(event: dict[str, Any]) -> str | None:
+    if event["type"] != "ppu.meter.support_changed":
+        return None
+    return f"{event['causationid']}/{event['data']['provider_id']}"
+
+
+async def check(env: BenchEnv, expected_attempts: set[str], poison: set[bytes], commands: set[str]) -> Verdict:
     conn = await env.db()
     try:
         decided = {str(r["attempt_id"]) for r in await conn.fetch("SELECT attempt_id FROM routing_decisions")}
@@ -70,15 +90,27 @@ async def check(env: BenchEnv, expected_attempts: set[str], poison: set[bytes]) 
                WHERE s.unconfirmed_since IS NULL AND (s.last_response_at IS NULL OR s.last_response_at < l.newest)"""
         )
         unpublished = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        audited = {
+            r["id"]: r["n"]
+            for r in await conn.fetch(
+                """SELECT details->>'command_id' AS id, count(*) AS n FROM audit_log
+                   WHERE details->>'command_id' = ANY($1::text[]) GROUP BY 1""",
+                list(commands),
+            )
+        }
     finally:
         await conn.close()
     prefix = env.settings.topic_prefix
-    decisions = await _read_all(env, [topic("routing_decisions").name(prefix)])
-    ids_per_attempt: dict[str, set[str]] = {}
-    for _, value in decisions:
-        event = json.loads(value)
-        ids_per_attempt.setdefault(event["data"]["attempt_id"], set()).add(event["id"])
-    republished = sum(1 for ids in ids_per_attempt.values() if len(ids) > 1)
+    decisions = _events_per(
+        await _read_all(env, [topic("routing_decisions").name(prefix)]), lambda e: e["data"]["attempt_id"]
+    )
+    # An answer (or command) applied twice would change a status twice: two events from one cause and provider.
+    changes = _events_per(await _read_all(env, [topic("meter_events").name(prefix)]), _support_change)
+    republished = sum(1 for n in [*decisions.values(), *changes.values()] if n > 1)
+    results = _events_per(
+        await _read_all(env, [topic("command_results").name(prefix)]), lambda e: e["data"]["command_id"]
+    )
+    commands_not_once = sum(1 for c in commands if results.get(c) != 1 or audited.get(c) != 1)
     letters = await _read_all(
         env,
         [topic("purchase_attempts_dlq").name(prefix), topic("lookup_responses_dlq").name(prefix)]
@@ -96,4 +128,5 @@ async def check(env: BenchEnv, expected_attempts: set[str], poison: set[bytes]) 
         valid_dead,
         len(letters),
         not_once,
+        commands_not_once,
     )

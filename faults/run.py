@@ -3,42 +3,99 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Callable
+from typing import Any
 
 import click
 
-from faults.scenarios import Outcome, kill_every, restart_broker_at, restart_postgres_at, scenario
+from bench.env import PROVIDERS
+from faults.injections import (
+    block_past_poll_interval,
+    change_membership,
+    cut_db_connections_every,
+    kill_every,
+    operator_commands,
+    restart_broker_at,
+    restart_postgres_at,
+)
+from faults.scenarios import DEADLINE_SECONDS, RECOVERY_LIMIT, SETTLE_LIMIT, STEADY, Outcome, scenario
+from providers.kafka_simulator import Coverage
 
 N = 900
+LATE_MS = (DEADLINE_SECONDS * 1000 + 500, DEADLINE_SECONDS * 1000 + 3000)
+# Answers overtake each other (latency up to 1.5 deadlines, so a third arrive after their round closed) and
+# every answer is sent twice.
+SHUFFLED = Coverage(STEADY.supports, STEADY.utility_name, latency_ms=(0, DEADLINE_SECONDS * 1500), copies=2)
+TROUBLED = dict(
+    zip(
+        PROVIDERS,
+        [
+            STEADY,
+            STEADY,
+            Coverage(STEADY.supports, silent=True),  # down: never answers
+            Coverage(STEADY.supports, latency_ms=LATE_MS),  # answers, always after the deadline
+            Coverage(STEADY.supports, garbage_rate=0.5),  # half its answers are garbage
+        ],
+        strict=True,
+    )
+)
 
 
-async def run_all() -> list[Outcome]:
-    return [
-        await scenario("SIGKILL lookup worker (mid-transaction or after commit)", N, kill_every("lookup", 250)),
-        await scenario("SIGKILL outbox relay (after publish, before mark)", N, kill_every("outbox-relay", 250)),
-        await scenario("SIGKILL response consumer", N, kill_every("responses", 250)),
-        await scenario("every purchase attempt delivered 3 times", N // 3, copies=3),
-        await scenario("poison messages among valid ones", N, poison=30),
-        await scenario("restart PostgreSQL under load", N, restart_postgres_at(N // 3)),
-        await scenario("restart the Kafka broker under load", N, restart_broker_at(N // 3)),
-    ]
+# Each scenario's arguments, made only when it runs (the restart faults need the local stack).
+PLAN: dict[str, Callable[[], dict[str, Any]]] = {
+    "SIGKILL lookup worker (mid-transaction or after commit)": lambda: {"inject": kill_every("lookup", 250)},
+    "SIGKILL outbox relay (after publish, before mark)": lambda: {"inject": kill_every("outbox-relay", 250)},
+    "SIGKILL response consumer": lambda: {"inject": kill_every("responses", 250)},
+    "members join and leave mid-batch (rebalances)": lambda: {"inject": change_membership(N)},
+    "a batch blocked past the poll interval (2 members)": lambda: {
+        "inject": block_past_poll_interval(N // 3, 10),
+        "worker_env": {"PPU_MAX_POLL_INTERVAL_MS": "6000"},
+        "extra": ["lookup"],
+    },
+    "restart PostgreSQL under load": lambda: {"inject": restart_postgres_at(N // 3)},
+    "restart the Kafka broker under load": lambda: {"inject": restart_broker_at(N // 3)},
+    "cut DB connections mid-transaction and mid-commit": lambda: {"inject": cut_db_connections_every(300)},
+    "every purchase attempt delivered 3 times": lambda: {"n": N // 3, "copies": 3},
+    "answers shuffled, twice, late; commands twice, reordered": lambda: {
+        "inject": operator_commands(50, 8),
+        "providers": dict.fromkeys(PROVIDERS, SHUFFLED),
+    },
+    "poison messages among valid ones": lambda: {"poison": 30},
+    "providers down, slow past the deadline, answering garbage": lambda: {"providers": TROUBLED},
+}
+
+
+async def run_all(only: re.Pattern[str] | None) -> list[Outcome]:
+    return [await scenario(name, **{"n": N, **args()}) for name, args in PLAN.items() if not only or only.search(name)]
+
+
+def _cell(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.1f}"
 
 
 @click.command()
-def faults() -> None:
+@click.option("--only", default=None, help="run the scenarios whose name matches this regular expression")
+def faults(only: str | None) -> None:
     """Run the fault scenarios against real processes and check the invariants."""
-    outcomes = asyncio.run(run_all())
-    click.echo(
-        f"| {'scenario':55} | messages | faults | lost | duplicated | stale | unpublished | valid DLQ "
-        "| poison not once | result |"
-    )
-    click.echo("|" + "---|" * 10)
+    try:
+        pattern = re.compile(only) if only else None
+    except re.error as e:
+        raise click.BadParameter(str(e), param_hint="--only") from None
+    outcomes = asyncio.run(run_all(pattern))
+    if not outcomes:
+        raise click.BadParameter(f"no scenario matches {only!r}", param_hint="--only")
+    head = ["scenario", "messages", "faults", "lost", "duplicated", "stale", "unpublished", "valid DLQ"]
+    head += ["poison not once", "commands not once", "recovery s", "settle s", "result"]
+    click.echo("| " + " | ".join(head) + " |")
+    click.echo("|" + "---|" * len(head))
     for o in outcomes:
         v = o.verdict
-        click.echo(
-            f"| {o.scenario:55} | {o.messages:8} | {o.faults:6} | {v.lost:4} | {v.duplicated:10} | "
-            f"{v.stale_overwrites:5} | {v.unpublished:11} | {v.valid_dead_lettered:9} | "
-            f"{v.poison_not_exactly_once:15} | "
-            f"{'pass' if v.ok else 'FAIL'} |"
-        )
-    if not all(o.verdict.ok for o in outcomes):
+        cells = [o.scenario, o.messages, o.faults, v.lost, v.duplicated, v.stale_overwrites, v.unpublished]
+        cells += [v.valid_dead_lettered, v.poison_not_exactly_once, v.commands_not_once]
+        cells += [_cell(o.recovery_s), _cell(o.settle_s), "pass" if o.ok else "FAIL"]
+        click.echo("| " + " | ".join(str(c) for c in cells) + " |")
+    click.echo(f"recovery: slowest return to progress after a fault (limit {RECOVERY_LIMIT:.0f} s); ", nl=False)
+    click.echo(f"settle: last message sent to all decided and published (limit {SETTLE_LIMIT:.0f} s)")
+    if not all(o.ok for o in outcomes):
         raise click.exceptions.Exit(1)

@@ -1,4 +1,6 @@
-"""The scenarios: load through real worker processes, faults injected while it flows, invariants afterwards."""
+"""The scenario runner: load through real worker processes, faults injected while it flows, invariants afterwards.
+
+The faults themselves are in `faults/injections.py`; what must hold afterwards is in `faults/invariants.py`."""
 
 from __future__ import annotations
 
@@ -9,12 +11,15 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
 
 from bench.env import INSTITUTION, PROVIDERS, ROOT, BenchEnv, prepare
 from faults.invariants import Verdict, check
+from faults.progress import ProgressMonitor
 from infra.processes import stop_children
 from ppu.topics import topic
 from ppu.wiring import started_producer
@@ -22,31 +27,56 @@ from providers.kafka_simulator import Coverage, run_simulator
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
 
 WORKERS = ["lookup", "responses", "commands", "sweeper", "outbox-relay"]
+DEADLINE_SECONDS = 3  # the round deadline the workers run with: short, so late answers happen within a scenario
+OPERATOR = "faults-operator"
+RECOVERY_LIMIT = 30.0  # seconds: progress must resume within this after every fault
+SETTLE_LIMIT = 60.0  # seconds after the last message sent until everything is decided and published
+
+# Half the meters are supported by every provider, so answers change statuses (and can go stale).
+STEADY = Coverage(re.compile(r"07\d*[0-4]"), "Fault City")
 
 
 @dataclass
 class Run:
     env: BenchEnv
+    worker_env: dict[str, str]
+    producer: AIOKafkaProducer | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     faults: int = 0
+    fault_ends: list[float] = field(default_factory=list)  # loop time each fault was over (the process back...)
+    commands: set[str] = field(default_factory=set)  # ids of operator commands sent
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, worker: str | None = None) -> None:
+        """Starts `ppu worker <worker>` as process `name` (several processes may run one worker)."""
         logs = ROOT / ".local" / "faults" / self.env.settings.topic_prefix.rstrip(".")
         logs.mkdir(parents=True, exist_ok=True)
         with (logs / f"{name}.log").open("ab") as log:  # kept for diagnosing a failed scenario
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "ppu.cli", "worker", name],
+                [sys.executable, "-m", "ppu.cli", "worker", worker or name],
                 cwd=ROOT,
-                env=self.env.env(PPU_ROUND_DEADLINE_SECONDS="3", PPU_BATCH_MAX_RECORDS="50", PPU_LOG_LEVEL="INFO"),
+                env=self.env.env(**self.worker_env),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
 
-    def kill_and_restart(self, name: str) -> None:
+    def fault_over(self, count: int = 1) -> None:
+        self.faults += count
+        self.fault_ends.append(asyncio.get_running_loop().time())
+
+    def kill(self, name: str) -> None:
         self.procs[name].send_signal(signal.SIGKILL)
         self.procs[name].wait(10)
-        self.faults += 1
-        self.start(name)
+
+    async def stop(self, name: str) -> None:
+        """A graceful leave (SIGTERM): the member leaves the group and its partitions move at once."""
+        proc = self.procs.pop(name)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 30)
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """A fault that lasts a while runs beside the load rather than pausing it."""
+        self.tasks.append(asyncio.ensure_future(work))
 
 
 Inject = Callable[[Run, int], Awaitable[None]]  # called with the index of each attempt as it is sent
@@ -58,6 +88,16 @@ class Outcome:
     messages: int
     faults: int
     verdict: Verdict
+    recovery_s: float | None  # the slowest return to progress after a fault (None: no fault injected)
+    settle_s: float
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.verdict.ok
+            and (self.recovery_s is None or self.recovery_s <= RECOVERY_LIMIT)
+            and self.settle_s <= SETTLE_LIMIT
+        )
 
 
 def attempt_bytes(i: int) -> tuple[str, bytes, bytes]:
@@ -67,41 +107,59 @@ def attempt_bytes(i: int) -> tuple[str, bytes, bytes]:
     return str(data.attempt_id), meter.encode(), event.encode()
 
 
+def poison_bytes() -> bytes:
+    bad = random.choice([b"\x00\x01garbage", b'{"truncated": ', b'{"specversion": "1.0"}'])
+    return bad + uuid.uuid4().hex.encode()  # each poison message unique, to count it exactly once
+
+
 async def scenario(
-    name: str, n: int, inject: Inject | None = None, copies: int = 1, poison: int = 0, rate: float = 150
+    name: str,
+    n: int,
+    inject: Inject | None = None,
+    copies: int = 1,
+    poison: int = 0,
+    rate: float = 150,
+    providers: dict[str, Coverage] | None = None,
+    worker_env: dict[str, str] | None = None,
+    extra: list[str] | None = None,
 ) -> Outcome:
     env = await prepare(f"f{uuid.uuid4().hex[:8]}")
-    run = Run(env)
+    await _add_operator(env)
+    run = Run(env, {"PPU_ROUND_DEADLINE_SECONDS": str(DEADLINE_SECONDS), "PPU_BATCH_MAX_RECORDS": "50"})
+    run.worker_env |= {"PPU_LOG_LEVEL": "INFO", **(worker_env or {})}
     for w in WORKERS:
         run.start(w)
-    stop = asyncio.Event()
+    for w in extra or []:  # a second member from the start
+        run.start(f"{w}#2", w)
+    stop, watching = asyncio.Event(), asyncio.Event()
+    garbage: list[bytes] = []
     sims = [
-        asyncio.ensure_future(
-            run_simulator(
-                env.bootstrap, env.settings.topic_prefix, p, Coverage(re.compile(r"07\d*[0-4]"), "Fault City"), stop
-            )
-        )
-        for p in PROVIDERS
+        asyncio.ensure_future(run_simulator(env.bootstrap, env.settings.topic_prefix, p, c, stop, sent_garbage=garbage))
+        for p, c in (providers or dict.fromkeys(PROVIDERS, STEADY)).items()
     ]
+    monitor = ProgressMonitor(env)
+    monitoring = asyncio.ensure_future(monitor.run(watching))
     expected: set[str] = set()
     poisoned: set[bytes] = set()
     attempts_topic = topic("purchase_attempts").name(env.settings.topic_prefix)
+    loop = asyncio.get_running_loop()
     try:
         async with started_producer(env.bootstrap) as producer:
+            run.producer = producer
             for i in range(n):
                 attempt_id, key, value = attempt_bytes(i)
                 expected.add(attempt_id)
                 for _ in range(copies):
                     await producer.send(attempts_topic, value=value, key=key)
                 if poison and i % max(1, n // poison) == 0 and len(poisoned) < poison:
-                    bad = random.choice([b"\x00\x01garbage", b'{"truncated": ', b'{"specversion": "1.0"}'])
-                    bad += uuid.uuid4().hex.encode()  # each poison message unique, to count it exactly once
-                    poisoned.add(bad)
+                    poisoned.add(bad := poison_bytes())
                     await producer.send(attempts_topic, value=bad, key=key)
                 if inject is not None:
                     await inject(run, i)
                 await asyncio.sleep(1 / rate)
-        await _quiesce(env, expected)
+            await asyncio.gather(*run.tasks)
+        sent_at = loop.time()
+        settle = await _quiesce(env, expected, within=SETTLE_LIMIT + 30) - sent_at
         # Providers and consumers stop first; the relay then drains what they wrote last, and stops.
         stop.set()
         await asyncio.gather(*sims, return_exceptions=True)
@@ -109,23 +167,43 @@ async def scenario(
         await _drained(env)
     finally:
         stop.set()
-        await asyncio.gather(*sims, return_exceptions=True)
+        watching.set()
+        await asyncio.gather(*sims, *run.tasks, monitoring, return_exceptions=True)
         stop_children(list(run.procs.values()))
-    return Outcome(name, n * copies + len(poisoned), run.faults, await check(env, expected, poisoned))
+    verdict = await check(env, expected, poisoned | set(garbage), run.commands)
+    recovery = max((monitor.recovery(at) for at in run.fault_ends), default=None)
+    messages = n * copies + len(poisoned) + 2 * len(run.commands)  # each command is sent twice
+    return Outcome(name, messages, run.faults, verdict, recovery, settle)
 
 
-async def _quiesce(env: BenchEnv, expected: set[str], within: float = 90) -> None:
-    """Waits until every attempt is decided and the outbox is empty (or `within` seconds pass)."""
+async def _add_operator(env: BenchEnv) -> None:
+    conn = await env.db()
+    try:  # no password: it sends commands over Kafka, it never logs in
+        await conn.execute(
+            """INSERT INTO console_users (institution_id, username, password_hash, role)
+               VALUES ($1, $2, '!', 'operator')""",
+            INSTITUTION,
+            OPERATOR,
+        )
+    finally:
+        await conn.close()
+
+
+async def _quiesce(env: BenchEnv, expected: set[str], within: float) -> float:
+    """Waits until every attempt is decided and the outbox is empty; returns when that was (inf: not within)."""
+    loop = asyncio.get_running_loop()
     conn = await env.db()
     try:
-        deadline = asyncio.get_running_loop().time() + within
-        while asyncio.get_running_loop().time() < deadline:
+        deadline = loop.time() + within
+        while loop.time() < deadline:
             decided = await conn.fetchval("SELECT count(*) FROM routing_decisions")
             unsent = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
             if decided >= len(expected) and unsent == 0:
+                settled = loop.time()
                 await asyncio.sleep(2)  # late duplicates, if any, would land now
-                return
-            await asyncio.sleep(0.5)
+                return settled
+            await asyncio.sleep(0.25)
+        return float("inf")
     finally:
         await conn.close()
 
@@ -140,59 +218,3 @@ async def _drained(env: BenchEnv, within: float = 30) -> None:
             await asyncio.sleep(0.2)
     finally:
         await conn.close()
-
-
-def kill_every(worker: str, every: int) -> Inject:
-    async def inject(run: Run, i: int) -> None:
-        if i and i % every == 0:
-            run.kill_and_restart(worker)
-
-    return inject
-
-
-def restart_postgres_at(index: int) -> Inject:
-    """Stops PostgreSQL (fast shutdown: every connection cut, open transactions rolled back) and starts it again."""
-    from infra import postgres_launcher
-    from infra.stack import StackState
-    from ppu.errors import PpuError
-    from ppu.settings import Settings
-
-    state = StackState.load(Settings().state_dir)
-    if state is None:
-        raise PpuError("the PostgreSQL restart scenario needs the local stack (`ppu stack up`)")
-    root = postgres_launcher.usable_data_root(Path(state.postgres_dir))
-
-    async def inject(run: Run, i: int) -> None:
-        if i == index:
-            await asyncio.to_thread(postgres_launcher.stop, root)
-            await asyncio.sleep(2)
-            await asyncio.to_thread(postgres_launcher.start, root)
-            run.faults += 1
-
-    return inject
-
-
-def restart_broker_at(index: int) -> Inject:
-    """Stops the Kafka broker (SIGTERM, clean shutdown) and starts it again on the same ports and log directory."""
-    from infra import kafka_launcher
-    from infra.stack import StackState
-    from ppu.errors import PpuError
-    from ppu.settings import Settings
-
-    settings = Settings()
-    state = StackState.load(settings.state_dir)
-    if state is None:
-        raise PpuError("the broker restart scenario needs the local stack (`ppu stack up`)")
-
-    async def inject(run: Run, i: int) -> None:
-        nonlocal state
-        if i == index and state is not None:
-            await asyncio.to_thread(kafka_launcher.stop, state.kafka_pid)
-            await asyncio.sleep(2)
-            broker = await asyncio.to_thread(kafka_launcher.start, Path(state.kafka_dir), settings.kafka_version)
-            assert broker.pid is not None
-            state.kafka_pid = broker.pid
-            state.save(settings.state_dir)
-            run.faults += 1
-
-    return inject

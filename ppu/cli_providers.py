@@ -146,9 +146,13 @@ def providers_disable(provider_id: str) -> None:
     show_default=True,
     help="http mode: the variable that holds the USER:PASSWORD it accepts",
 )
-@click.option("--latency-ms", default="5,30", show_default=True, help="http mode: MIN,MAX (uniform)")
-@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0)
-@click.option("--timeout-rate", type=click.FloatRange(0, 1), default=0.0)
+@click.option("--latency-ms", default="5,30", show_default=True, help="MIN,MAX (uniform)")
+@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, help="http mode: share of 5xx answers")
+@click.option("--timeout-rate", type=click.FloatRange(0, 1), default=0.0, help="http mode: share never answered")
+@click.option("--copies", type=click.IntRange(1, 10), default=1, help="kafka mode: send every answer this many times")
+@click.option(
+    "--garbage-rate", type=click.FloatRange(0, 1), default=0.0, help="kafka mode: share of answers sent as garbage"
+)
 def provider_sim(
     provider_id: str,
     mode: str,
@@ -161,6 +165,8 @@ def provider_sim(
     latency_ms: str,
     error_rate: float,
     timeout_rate: float,
+    copies: int,
+    garbage_rate: float,
 ) -> None:
     """A provider simulator: natively on Kafka, or serving the PPU v3 REST call."""
     import os
@@ -183,7 +189,7 @@ def provider_sim(
                 endpoints(settings).kafka_bootstrap_servers,
                 settings.topic_prefix,
                 provider_id,
-                Coverage(pattern, utility, silent),
+                Coverage(pattern, utility, silent, (low, high), copies, garbage_rate),
                 stop_on_signals(),
             )
 

@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+LIBRARIES = ("aiokafka", "kafka", "asyncpg")
+
 
 def configure_for_worker(level: str) -> None:
     """One JSON object per line on stderr, from our code and from aiokafka/asyncpg alike."""
@@ -35,10 +37,14 @@ def configure_for_worker(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # The CLI silenced the libraries for one-shot commands (configure_for_command); a worker wants their
+    # warnings, and at INFO their group membership changes (joins, leaves, poll-interval expiry).
+    for name in LIBRARIES:
+        logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 def configure_for_command() -> None:
     """A one-shot command reports its own failure in one line; the libraries' retry chatter is noise."""
     logging.basicConfig(level=logging.CRITICAL)
-    for name in ("aiokafka", "kafka", "asyncpg"):
+    for name in LIBRARIES:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)

@@ -1,16 +1,21 @@
 """A provider that integrates natively on our topics: reads its lookup-request topic, answers on the response
-topic. Coverage is a regular expression over meter numbers; `silent` never answers (stays Unconfirmed)."""
+topic. Coverage is a regular expression over meter numbers; `silent` never answers (stays Unconfirmed).
+
+Answers are concurrent, each after its own random latency, so a latency range wider than the round deadline
+gives late answers to old rounds, and answers overtake each other as a real provider's do. For fault tests it
+can also send every answer several times and replace a share of them with garbage."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from ppu.topics import topic
 from ppu.wiring import started_producer
@@ -25,7 +30,9 @@ class Coverage:
     supports: re.Pattern[str]
     utility_name: str | None = None
     silent: bool = False
-    latency_ms: tuple[int, int] = (5, 50)
+    latency_ms: tuple[float, float] = (5, 50)  # uniform between the two
+    copies: int = 1  # every answer sent this many times (a provider that retries its own sends)
+    garbage_rate: float = 0.0  # share of answers replaced by bytes no decoder accepts
 
     def answer(self, request: LookupRequested) -> LookupResponded | None:
         if self.silent:
@@ -48,7 +55,26 @@ class Coverage:
         )
 
 
-async def run_simulator(bootstrap: str, prefix: str, provider_id: str, coverage: Coverage, stop: asyncio.Event) -> None:
+def garbage(answer: LookupResponded) -> bytes:
+    """Unique unreadable bytes of one of three kinds, so each can be found exactly once on the dead-letter topic."""
+    encoded = answer.encode()
+    return random.choice(
+        [
+            b"\xff\xfe" + os.urandom(24),  # not UTF-8 at all
+            encoded[: len(encoded) // 2],  # truncated JSON
+            encoded.replace(b'"status":"', b'"status":"maybe-'),  # well-formed, schema-invalid
+        ]
+    )
+
+
+async def run_simulator(
+    bootstrap: str,
+    prefix: str,
+    provider_id: str,
+    coverage: Coverage,
+    stop: asyncio.Event,
+    sent_garbage: list[bytes] | None = None,
+) -> None:
     consumer = AIOKafkaConsumer(
         topic("lookup_requests").name(prefix, provider_id=provider_id),
         bootstrap_servers=bootstrap,
@@ -57,6 +83,23 @@ async def run_simulator(bootstrap: str, prefix: str, provider_id: str, coverage:
         enable_auto_commit=True,
     )
     responses = topic("lookup_responses").name(prefix)
+    pending: set[asyncio.Task[None]] = set()
+
+    async def deliver(producer: AIOKafkaProducer, request: LookupRequested) -> None:
+        await asyncio.sleep(random.uniform(*coverage.latency_ms) / 1000)
+        answer = coverage.answer(request)  # stamped when it leaves: a late answer says so
+        if answer is None:
+            return
+        value = answer.encode()
+        if random.random() < coverage.garbage_rate:
+            value = garbage(answer)
+            if sent_garbage is not None:
+                sent_garbage.append(value)
+        for _ in range(coverage.copies):
+            await producer.send_and_wait(
+                responses, value=value, key=answer.subject.encode(), headers=[("content-type", CONTENT_TYPE)]
+            )
+
     await consumer.start()
     try:
         async with started_producer(bootstrap) as producer:
@@ -68,15 +111,14 @@ async def run_simulator(bootstrap: str, prefix: str, provider_id: str, coverage:
                     except ValueError as e:
                         log.warning("unreadable lookup request", error=str(e)[:200])
                         continue
-                    answer = coverage.answer(request)
-                    if answer is None:
-                        continue
-                    await asyncio.sleep(random.uniform(*coverage.latency_ms) / 1000)
-                    await producer.send_and_wait(
-                        responses,
-                        value=answer.encode(),
-                        key=answer.subject.encode(),
-                        headers=[("content-type", CONTENT_TYPE)],
-                    )
+                    if not coverage.silent:
+                        task = asyncio.create_task(deliver(producer, request))
+                        pending.add(task)
+                        task.add_done_callback(pending.discard)
+            # Answers already on their way are delivered (bounded), as a provider's in-flight replies would be.
+            if pending:
+                await asyncio.wait(pending, timeout=coverage.latency_ms[1] / 1000 + 5)
+            for task in pending:
+                task.cancel()
     finally:
         await asyncio.wait_for(consumer.stop(), 10)

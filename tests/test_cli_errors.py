@@ -72,3 +72,24 @@ def test_port_taken(tmp_path: Path) -> None:
         (tmp_path / "kafka").mkdir()
         (tmp_path / "kafka" / "ports.json").write_text(f'{{"port": {port}, "controller_port": {free_port()}}}')
         _one_line_failure(_ppu("stack", "up", env={"PPU_STATE_DIR": str(tmp_path)}), 1, f"port {port}")
+
+
+def test_workers_log_library_warnings_that_one_shot_commands_silence() -> None:
+    import logging
+
+    from ppu.logs import configure_for_command, configure_for_worker
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    libraries = {name: logging.getLogger(name).level for name in ("aiokafka", "kafka", "asyncpg")}
+    try:
+        configure_for_command()
+        assert not logging.getLogger("aiokafka.consumer.group_coordinator").isEnabledFor(logging.CRITICAL)
+        configure_for_worker("INFO")
+        for name in ("aiokafka.consumer.group_coordinator", "asyncpg.pool"):
+            assert logging.getLogger(name).isEnabledFor(logging.INFO), name
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, was in libraries.items():
+            logging.getLogger(name).setLevel(was)

@@ -16,12 +16,13 @@ T = TypeVar("T")
 
 
 class BatchTooSlow(Exception):
-    """A batch ran past its time bound (well under the poll interval); it is retried in smaller pieces."""
+    """A batch ran past its time bound (well under the poll interval); it is retried in smaller pieces, and a
+    single message that is still too slow is retried as it is: slowness is the database's, never dead-lettered."""
 
 
-# What a single message can cause (bad data the schema let through, a constraint it breaks, a batch too slow):
-# dead-lettered once isolated. Anything else is our bug or an outage: the worker stops rather than dead-letter
-# valid messages, and resumes from the stored offset once restarted.
+# What a single message can cause (bad data the schema let through, a constraint it breaks), or a batch too slow:
+# the batch is split and the message at fault dead-lettered once isolated. Anything else is our bug or an outage:
+# the worker stops rather than dead-letter valid messages, and resumes from the stored offset once restarted.
 MESSAGE_FAULTS: tuple[type[BaseException], ...] = (
     asyncpg.DataError,
     asyncpg.IntegrityConstraintViolationError,
@@ -44,12 +45,16 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
-async def retry_until_stopped(stop: asyncio.Event, attempt: Callable[[], Awaitable[T]]) -> T:
+async def retry_until_stopped(
+    stop: asyncio.Event, attempt: Callable[[], Awaitable[T]], also: tuple[type[BaseException], ...] = ()
+) -> T:
+    """Retries TRANSIENT failures (and those in `also`) with jittered backoff until success or `stop`."""
+
     def stopped(_: RetryCallState) -> bool:
         return stop.is_set()
 
     async for tried in AsyncRetrying(
-        retry=retry_if_exception_type(TRANSIENT),
+        retry=retry_if_exception_type(TRANSIENT + also),
         stop=stopped,
         reraise=True,
         wait=wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.1),

@@ -160,10 +160,15 @@ class ConsumerRuntime:
     async def _process(
         self, records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], stop: asyncio.Event
     ) -> None:
+        # Records fetched before our claim of their partition finished (it waits for the previous holder's
+        # transaction) are not ours to apply yet; the claim seeks back to the stored offset, so none is skipped.
         items: dict[TopicPartition, list[Item]] = {
             tp: [(rec, decode(rec, self.flow.model, self.settings.max_message_bytes)) for rec in recs]
             for tp, recs in records.items()
+            if tp in self.progress.epochs
         }
+        if not items:
+            return
         started = time.monotonic()
         stored: dict[TopicPartition, int] = {}
         try:
@@ -172,7 +177,11 @@ class ConsumerRuntime:
             log.warning("batch failed, applying one by one", worker=self.flow.worker, error=repr(e))
             for tp, tp_items in items.items():
                 for item in tp_items:
-                    stored.update(await self._apply_one(tp, item, stop))
+                    applied = await self._apply_one(tp, item, stop)
+                    if tp not in applied:
+                        stored.pop(tp, None)
+                        break  # fenced: the partition's new owner reads the rest
+                    stored.update(applied)
         metrics.BATCHES.labels(self.flow.worker).inc()
         metrics.BATCH_SECONDS.labels(self.flow.worker).observe(time.monotonic() - started)
         await self._reseek([tp for tp in items if tp not in stored])
@@ -214,7 +223,8 @@ class ConsumerRuntime:
 
     async def _apply_one(self, tp: TopicPartition, item: Item, stop: asyncio.Event) -> dict[TopicPartition, int]:
         try:
-            return await retry_until_stopped(stop, lambda: self._apply({tp: [item]}))
+            # One message still too slow is waiting on the database (a lock, a stall), not broken: wait it out.
+            return await retry_until_stopped(stop, lambda: self._apply({tp: [item]}), also=(BatchTooSlow,))
         except MESSAGE_FAULTS as e:
             rec = item[0]
             await self._dead_letter(rec, Failure("apply", type(e).__name__, str(e) or repr(e)), stop)

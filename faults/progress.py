@@ -1,0 +1,58 @@
+"""Watches the flows' progress while a scenario runs: how long after each fault until every stage moves again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+
+from bench.env import BenchEnv
+
+# One counter per stage; a stage that moved after a fault has resumed.
+COUNTERS = """SELECT (SELECT count(*) FROM routing_decisions),
+                     (SELECT count(*) FROM lookups WHERE responded_at IS NOT NULL),
+                     (SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL)"""
+STAGES = ("decisions", "answers", "published")
+APPLICATION = "faults-observer"  # faults that cut connections spare this one
+
+
+class ProgressMonitor:
+    def __init__(self, env: BenchEnv, every: float = 0.25) -> None:
+        self.env, self.every = env, every
+        self.samples: list[tuple[float, tuple[int, ...]]] = []
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            try:
+                conn = await self.env.db()
+                await conn.execute(f"SET application_name = '{APPLICATION}'")
+                try:
+                    while not stop.is_set():
+                        row = await conn.fetchrow(COUNTERS)
+                        assert row is not None
+                        self.samples.append((loop.time(), tuple(row)))
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), self.every)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=2)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await asyncio.sleep(0.5)  # the database is restarting: it is the fault, not ours to report
+
+    def recovery(self, fault_at: float) -> float:
+        """Seconds from `fault_at` until every stage with work left had moved past its count at that moment
+        (0 for a stage that had nothing left to do)."""
+        if not self.samples:
+            return float("inf")
+        before = [values for at, values in self.samples if at <= fault_at]
+        start = before[-1] if before else (0,) * len(STAGES)
+        final = self.samples[-1][1]
+        waits = [0.0]
+        for stage in range(len(STAGES)):
+            if final[stage] > start[stage]:
+                waits.append(
+                    next(at for at, values in self.samples if at > fault_at and values[stage] > start[stage]) - fault_at
+                )
+        return max(waits)
