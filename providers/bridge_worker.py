@@ -23,7 +23,7 @@ from providers.http_bridge import Bridge, Endpoint, as_event
 from schemas.envelope import CONTENT_TYPE
 from schemas.lookup import LookupRequested
 from workers.dead_letters import DeadLetterer, Failure
-from workers.runtime import decode
+from workers.inbound import decode
 
 log = structlog.get_logger()
 

@@ -14,7 +14,7 @@ from schemas.envelope import Envelope
 from schemas.lookup import LookupRequested, LookupResponded
 from schemas.purchase import PurchaseAttempted
 from workers.dead_letters import Failure
-from workers.runtime import decode
+from workers.inbound import decode
 
 CONSUMED: list[type[Envelope[Any]]] = [PurchaseAttempted, LookupResponded, ConfirmSupportRequested, LookupRequested]
 json_values = st.recursive(

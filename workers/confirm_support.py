@@ -19,8 +19,8 @@ from schemas.meter_events import (
     SupportChanged,
     SupportChangedData,
 )
+from workers.inbound import Inbound
 from workers.outbox import Outbox
-from workers.runtime import Inbound
 
 SOURCE = "ppu/commands"
 Outcome = Literal["marked", "already_marked", "rejected"]

@@ -12,11 +12,11 @@ import uuid
 from ppu.dbconn import Db
 from schemas.lookup import LookupReason
 from schemas.purchase import PurchaseAttempted
+from workers.inbound import Inbound
 from workers.outbox import Outbox
 from workers.rounds import RoundToOpen, decide_waiting, open_rounds
 from workers.routing import decide
 from workers.routing_context import Decided, load_context, record_decisions
-from workers.runtime import Inbound
 
 
 async def handle_purchase_attempts(

@@ -9,9 +9,9 @@ from schemas.commands import ConfirmSupportRequested
 from schemas.lookup import LookupResponded
 from schemas.purchase import PurchaseAttempted
 from workers.confirm_support import handle_confirm_support
+from workers.inbound import ConsumerFlow
 from workers.lookup import handle_purchase_attempts
 from workers.responses import handle_lookup_responses
-from workers.runtime import ConsumerFlow
 
 CONSUMERS = ("lookup", "responses", "commands")
 LOOPS = ("sweeper", "outbox-relay")

@@ -14,9 +14,9 @@ from typing import Any
 from ppu.dbconn import Db
 from schemas.lookup import LookupResponded
 from schemas.meter_events import MeterUnblocked, MeterUnblockedData, SupportChanged, SupportChangedData
+from workers.inbound import Inbound
 from workers.outbox import Outbox
 from workers.rounds import decide_waiting
-from workers.runtime import Inbound
 
 SOURCE = "ppu/responses"
 
