@@ -2,13 +2,15 @@
 
 201 → supported; 400 with a final decline → not supported; 400 FORMAT_ERROR / DUPLICATE_RECORD (and other
 400s) → our fault, dead-lettered with the provider's error; 5xx, 504, connection failures and timeouts → no
-answer, retried with jittered backoff (tenacity) until the round's deadline and never past it. Calls are bounded
-per provider (a semaphore) and a circuit breaker stops hammering a provider that keeps failing.
+answer, retried with jittered backoff (tenacity) until the round's deadline and never past it. DUPLICATE_RECORD
+after such a try means the provider got it but its answer was lost: asked again under a fresh request id.
+Calls are bounded per provider (a semaphore) and a circuit breaker stops hammering a provider that keeps failing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -43,6 +45,11 @@ class Outcome:
 
 class Transient(Exception):
     """No answer about the meter this time (5xx, 504, timeout, connection failure): worth retrying."""
+
+
+class AnswerLost(Exception):
+    """The provider has a request of ours whose answer never came back (DUPLICATE_RECORD after a try that timed
+    out): ask again under a fresh request id."""
 
 
 class DeadlinePassed(Exception):
@@ -128,8 +135,10 @@ class Bridge:
         def out_of_time(state: RetryCallState) -> bool:
             return remaining() <= (state.upcoming_sleep or 0)
 
+        sent_unanswered = False  # a try that may have reached the provider, whose answer we did not get
+
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type((Transient, CircuitBreakerError)),
+            retry=retry_if_exception_type((Transient, CircuitBreakerError, AnswerLost)),
             stop=out_of_time,
             wait=wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.2),
             reraise=True,
@@ -141,9 +150,18 @@ class Bridge:
                         raise DeadlinePassed
                     async with self.in_flight:
                         timeout = min(self.endpoint.timeout_seconds, remaining())
-                        outcome: Outcome = await self.breaker.call_async(self._post, body, timeout)
-                        return outcome
-        except (Transient, CircuitBreakerError, DeadlinePassed) as e:
+                        try:
+                            outcome: Outcome = await self.breaker.call_async(self._post, body, timeout)
+                        except Transient:
+                            sent_unanswered = True
+                            raise
+                    if sent_unanswered and outcome.error is not None and outcome.error.error_type == "DUPLICATE_RECORD":
+                        # Our lookup id stays in thirdPartyIdentifiers; only the provider-facing id is new.
+                        body = body.model_copy(update={"id": uuid.uuid4(), "time": datetime.now(UTC)})
+                        sent_unanswered = False
+                        raise AnswerLost(outcome.detail)
+                    return outcome
+        except (Transient, CircuitBreakerError, DeadlinePassed, AnswerLost) as e:
             return Outcome("no_answer", detail=f"{type(e).__name__}: {e}")
         raise AssertionError("unreachable: tenacity returns or re-raises")
 

@@ -31,6 +31,7 @@ class SimulatorConfig:
     error_rate: float = 0.0  # answers 500
     timeout_rate: float = 0.0  # never answers (holds the request open)
     down: bool = False
+    lose_answers: int = 0  # the first N lookups are recorded, then their answers are lost (the call hangs)
     seen: set[str] = field(default_factory=set)
     calls: int = 0  # requests that reached the simulator (tests count them)
     received: list[tuple[str, Any]] = field(default_factory=list)  # (path id, body) of each parsed request
@@ -87,6 +88,9 @@ def create_simulator(config: SimulatorConfig) -> FastAPI:
         if str(lookup.id) in config.seen:
             return _error(400, "DUPLICATE_RECORD", "this lookup id was used before", str(lookup.id))
         config.seen.add(str(lookup.id))
+        if config.lose_answers > 0:
+            config.lose_answers -= 1
+            await asyncio.sleep(600)  # processed, but the caller's timeout ends this: the answer is lost
         if not config.covers(lookup.meter.meter_id):
             return _error(400, "UNKNOWN_METER_ID", f"meter {lookup.meter.meter_id} is not known", str(lookup.id))
         ours = {"institutionId": lookup.settlement_entity.id, "transactionIdentifier": secrets.token_hex(8)}

@@ -165,6 +165,26 @@ async def test_timeouts_give_no_answer_and_a_provider_back_from_down_answers(
     assert LookupResponded.model_validate_json(answers[0][0]).data.status == "supported"
 
 
+async def test_an_answer_lost_after_the_provider_recorded_the_lookup_is_asked_for_again(
+    system: System, settings: Settings
+) -> None:
+    config = SimulatorConfig(USER, PASSWORD, supports=re.compile(r"04.*"), lose_answers=1)
+    sent = lookup("0401000006", deadline_s=15)
+    async with simulator(config) as base, bridge(settings, base, call_seconds=0.5):
+        await _send_request(system, settings, sent)
+        answers = await read(settings, responses_topic(settings), 1)
+        with pytest.raises(TimeoutError):  # the DUPLICATE_RECORD of the retry is not dead-lettered
+            await read(settings, topic("lookup_requests_dlq").name(settings.topic_prefix, provider_id="p1"), 1, 1)
+    answer = LookupResponded.model_validate_json(answers[0][0]).data
+    assert answer.lookup_id == sent.data.lookup_id and answer.status == "supported"
+    ids = [path_id for path_id, _ in config.received]
+    ours = str(sent.data.lookup_id)
+    assert ids[:2] == [ours, ours] and len(ids) == 3 and ids[2] != ours, "timed out, DUPLICATE_RECORD, new id"
+    assert {"institutionId": settings.switch_institution_id, "transactionIdentifier": ours} in config.received[2][1][
+        "thirdPartyIdentifiers"
+    ]
+
+
 async def test_simulator_refuses_mismatched_ids_and_bad_credentials() -> None:
     config = SimulatorConfig(USER, PASSWORD)
     async with simulator(config) as base, httpx.AsyncClient(base_url=base) as c:
