@@ -8,6 +8,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from bench.env import INSTITUTION, PROVIDERS, BenchEnv, RssSampler, cpu_seconds, start_workers, stop
@@ -44,16 +45,31 @@ def request_topics(env: BenchEnv) -> list[str]:
     return [topic("lookup_requests").name(env.settings.topic_prefix, provider_id=p) for p in PROVIDERS]
 
 
+def with_poison(messages: Iterable[tuple[bytes, bytes]], every: int) -> Iterator[tuple[bytes, bytes]]:
+    """After every `every`-th message, one that cannot be decoded or validated (three kinds in turn)."""
+    for i, (key, value) in enumerate(messages):
+        yield key, value
+        if every and i % every == every - 1:
+            kinds = [b"\xff\xfe%d" % i, b'{"specversion": "1.0", "id": %d' % i, b'{"specversion": "1.0", "n": %d}' % i]
+            yield key, kinds[i // every % 3]
+
+
 async def lookup_flow(
-    env: BenchEnv, n: int, meters: int, workers: int = 1, cores: dict[str, float] | None = None
+    env: BenchEnv,
+    n: int,
+    meters: int,
+    workers: int = 1,
+    cores: dict[str, float] | None = None,
+    poison_every: int = 0,
 ) -> tuple[float, RssSampler]:
     """Known supported meters: each attempt is routed at once and sends one routine lookup request.
-    `cores`, when given, receives the CPU cores each part used on average while the flow ran."""
+    `cores`, when given, receives the CPU cores each part used on average while the flow ran. With
+    `poison_every`, poison messages are mixed in; the rate is still that of the good messages' requests out."""
     await produce(
         env.bootstrap,
         topic("purchase_attempts").name(env.settings.topic_prefix),
-        attempts(n, meters),
-        n,
+        with_poison(attempts(n, meters), poison_every),
+        n + (n // poison_every if poison_every else 0),
         f"lookup flow ({meters:,} meters): load",
     )
     procs = start_workers(env, *(["lookup"] * workers), "outbox-relay")

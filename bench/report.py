@@ -19,6 +19,7 @@ TARGETS = {
     "lookup_p99_ms_at_1000": ("<", 50.0),
     "response_p99_ms_at_1000": ("<", 50.0),
     "lookup_1m_vs_10k_ratio": (">=", 0.8),
+    "poison_1pct_vs_clean_ratio": (">=", 0.9),  # good messages' throughput unaffected by poison among them
     "worker_rss_mb_peak": ("<", 200.0),
     "soak_rss_growth_mb": ("<", 20.0),
     "search_p99_ms_1m": ("<", 20.0),

@@ -41,6 +41,10 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     cores: dict[str, float] = {}
     r["lookup_flow_10k_per_s"], mem_lookup = await flows.lookup_flow(small, n, 10_000, cores=cores)
     r["lookup_flow_cpu_cores"] = cores  # what limits the flow on this 2-core machine
+    step("lookup flow, 10 thousand meters, 1% poison messages")
+    poisoned = await prepare(f"{tag}x")
+    await flows.preload_meters(poisoned, 10_000)
+    r["lookup_flow_1pct_poison_per_s"], _ = await flows.lookup_flow(poisoned, n, 10_000, poison_every=100)
     step("response flow")
     r["response_flow_per_s"], mem_resp = await flows.response_flow(small, n, 10_000)
     step(f"latency at {rate:.0f} per second")
@@ -72,6 +76,7 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     r["response_flow_ratio_to_floor"] = r["response_flow_per_s"] / min(r["relay_floor_per_s"], r["upsert_floor_per_s"])
     r["lookup_flow_ratio_to_faust"] = r["lookup_flow_10k_per_s"] / r["faust_relay_per_s"]
     r["lookup_1m_vs_10k_ratio"] = r["lookup_flow_1m_per_s"] / r["lookup_flow_10k_per_s"]
+    r["poison_1pct_vs_clean_ratio"] = r["lookup_flow_1pct_poison_per_s"] / r["lookup_flow_10k_per_s"]
     r["scale_out_2_vs_1_ratio"] = r["lookup_flow_2_workers_per_s"] / r["lookup_flow_10k_per_s"]
     r["worker_rss_mb_peak"] = max(m.peak() for m in (mem_lookup, mem_resp, mem_pair, mem_big, mem_soak))
     r["soak_rss_growth_mb"] = mem_soak.growth()

@@ -186,18 +186,23 @@ class ConsumerRuntime:
         async with self.pool.acquire() as conn, conn.transaction():
             owned = await self._fence(conn, list(items))
             fresh: list[Decoded] = []
+            failed: list[tuple[ConsumerRecord[bytes, bytes], Failure]] = []
             for tp, tp_items in items.items():
                 for rec, ev in tp_items if tp in owned else []:
                     if rec.offset < owned[tp] or ev is None:
                         continue  # applied before, or dead-lettered already
                     if isinstance(ev, Failure):
-                        # Inside the transaction, after the fence: a record of a partition we lost, or one we
-                        # will read again after a re-seek, is not dead-lettered twice. The offset moves on only
-                        # if this write was acknowledged (else the transaction rolls back and is retried, and
-                        # the retry does not write it again).
-                        await self._dead_letter_once(rec, ev)
+                        failed.append((rec, ev))
                     else:
                         fresh.append((tp, (rec, ev)))
+            # Inside the transaction, after the fence: a record of a partition we lost, or one we will read again
+            # after a re-seek, is not dead-lettered twice. The offset moves on only if every write was
+            # acknowledged (else the transaction rolls back and is retried, and the retry does not write the
+            # acknowledged ones again). Written together: one round trip, not one per poison message.
+            sent = await asyncio.gather(*(self._dead_letter_once(r, f) for r, f in failed), return_exceptions=True)
+            for error in sent:
+                if isinstance(error, BaseException):
+                    raise error
             fresh = await self._not_seen(conn, fresh)
             batch = [Inbound(ev, rec.topic, rec.partition, rec.offset) for _, (rec, ev) in fresh]
             out = Outbox(self.settings.topic_prefix)
