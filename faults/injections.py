@@ -17,11 +17,12 @@ from schemas.commands import ConfirmSupportRequested, ConfirmSupportRequestedDat
 from schemas.envelope import CONTENT_TYPE
 
 
-def kill_every(worker: str, every: int) -> Inject:
-    """SIGKILL, then a new process at once: wherever the worker was (mid-transaction, after the commit...)."""
+def kill_every(workers: list[str], every: int) -> Inject:
+    """SIGKILL each worker in turn, then a new process at once: wherever it was at that moment."""
 
     async def inject(run: Run, i: int) -> None:
         if i and i % every == 0:
+            worker = workers[(i // every - 1) % len(workers)]
             run.kill(worker)
             run.start(worker)
             run.fault_over()

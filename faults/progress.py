@@ -9,11 +9,13 @@ import asyncpg
 
 from bench.env import BenchEnv
 
-# One counter per stage; a stage that moved after a fault has resumed.
-COUNTERS = """SELECT (SELECT count(*) FROM routing_decisions),
+# One counter per stage, each moved by one worker only (decisions are made by the lookup worker and, at a
+# round's deadline, the sweeper: not a sign of the lookup worker's progress); a stage that moved has resumed.
+COUNTERS = """SELECT (SELECT count(*) FROM purchase_attempts),
                      (SELECT count(*) FROM lookups WHERE responded_at IS NOT NULL),
-                     (SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL)"""
-STAGES = ("decisions", "answers", "published")
+                     (SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL),
+                     (SELECT count(*) FROM audit_log WHERE action = 'confirm_support')"""
+STAGES = ("attempts", "answers", "published", "commands")
 APPLICATION = "faults-observer"  # faults that cut connections spare this one
 
 
@@ -43,12 +45,12 @@ class ProgressMonitor:
 
     def recovery(self, fault_at: float) -> float:
         """Seconds from `fault_at` until every stage with work left had moved past its count at that moment
-        (0 for a stage that had nothing left to do)."""
-        if not self.samples:
+        (0 for a stage that had nothing left to do). The count at that moment is the first one read after it:
+        an earlier one would credit work committed just before the fault as progress after it."""
+        after = [values for at, values in self.samples if at >= fault_at]
+        if not after:
             return float("inf")
-        before = [values for at, values in self.samples if at <= fault_at]
-        start = before[-1] if before else (0,) * len(STAGES)
-        final = self.samples[-1][1]
+        start, final = after[0], after[-1]
         waits = [0.0]
         for stage in range(len(STAGES)):
             if final[stage] > start[stage]:

@@ -44,9 +44,19 @@ TROUBLED = dict(
 
 # Each scenario's arguments, made only when it runs (the restart faults need the local stack).
 PLAN: dict[str, Callable[[], dict[str, Any]]] = {
-    "SIGKILL lookup worker (mid-transaction or after commit)": lambda: {"inject": kill_every("lookup", 250)},
-    "SIGKILL outbox relay (after publish, before mark)": lambda: {"inject": kill_every("outbox-relay", 250)},
-    "SIGKILL response consumer": lambda: {"inject": kill_every("responses", 250)},
+    "SIGKILL lookup worker mid-transaction": lambda: {"failpoint": ("lookup", "mid_transaction:5")},
+    "SIGKILL lookup worker after DB commit, before Kafka commit": lambda: {
+        "failpoint": ("lookup", "after_db_commit:5")
+    },
+    "SIGKILL response consumer after DB commit, before Kafka commit": lambda: {
+        "failpoint": ("responses", "after_db_commit:5")
+    },
+    "SIGKILL outbox relay after publish, before marking sent": lambda: {
+        "failpoint": ("outbox-relay", "after_publish:5")
+    },
+    "SIGKILL lookup, responses, relay at random moments": lambda: {
+        "inject": kill_every(["lookup", "responses", "outbox-relay"], 150)
+    },
     "members join and leave mid-batch (rebalances)": lambda: {"inject": change_membership(N)},
     "a batch blocked past the poll interval (2 members)": lambda: {
         "inject": block_past_poll_interval(N // 3, 10),

@@ -46,6 +46,7 @@ class Run:
     fault_ends: list[float] = field(default_factory=list)  # loop time each fault was over (the process back...)
     commands: set[str] = field(default_factory=set)  # ids of operator commands sent
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    env_for: dict[str, dict[str, str]] = field(default_factory=dict)  # per process, e.g. its failpoints
 
     def start(self, name: str, worker: str | None = None) -> None:
         """Starts `ppu worker <worker>` as process `name` (several processes may run one worker)."""
@@ -55,7 +56,7 @@ class Run:
             self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "ppu.cli", "worker", worker or name],
                 cwd=ROOT,
-                env=self.env.env(**self.worker_env),
+                env=self.env.env(**self.worker_env, **self.env_for.get(name, {})),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -90,11 +91,13 @@ class Outcome:
     verdict: Verdict
     recovery_s: float | None  # the slowest return to progress after a fault (None: no fault injected)
     settle_s: float
+    injects: bool  # a scenario meant to inject faults that injected none proves nothing: it fails
 
     @property
     def ok(self) -> bool:
         return (
             self.verdict.ok
+            and (self.faults > 0 or not self.injects)
             and (self.recovery_s is None or self.recovery_s <= RECOVERY_LIMIT)
             and self.settle_s <= SETTLE_LIMIT
         )
@@ -122,11 +125,16 @@ async def scenario(
     providers: dict[str, Coverage] | None = None,
     worker_env: dict[str, str] | None = None,
     extra: list[str] | None = None,
+    failpoint: tuple[str, str] | None = None,
 ) -> Outcome:
+    """`failpoint`: (worker, "PLACE:N"), the worker killing itself at the N-th pass of PLACE, revived each time
+    (three times with the failpoint, then without)."""
     env = await prepare(f"f{uuid.uuid4().hex[:8]}")
     await _add_operator(env)
     run = Run(env, {"PPU_ROUND_DEADLINE_SECONDS": str(DEADLINE_SECONDS), "PPU_BATCH_MAX_RECORDS": "50"})
     run.worker_env |= {"PPU_LOG_LEVEL": "INFO", **(worker_env or {})}
+    if failpoint is not None:
+        run.env_for[failpoint[0]] = {"PPU_FAILPOINTS": failpoint[1]}
     for w in WORKERS:
         run.start(w)
     for w in extra or []:  # a second member from the start
@@ -139,6 +147,7 @@ async def scenario(
     ]
     monitor = ProgressMonitor(env)
     monitoring = asyncio.ensure_future(monitor.run(watching))
+    reviving = asyncio.ensure_future(_revive(run, failpoint[0]) if failpoint else watching.wait())
     expected: set[str] = set()
     poisoned: set[bytes] = set()
     attempts_topic = topic("purchase_attempts").name(env.settings.topic_prefix)
@@ -160,6 +169,7 @@ async def scenario(
             await asyncio.gather(*run.tasks)
         sent_at = loop.time()
         settle = await _quiesce(env, expected, within=SETTLE_LIMIT + 30) - sent_at
+        reviving.cancel()
         # Providers and consumers stop first; the relay then drains what they wrote last, and stops.
         stop.set()
         await asyncio.gather(*sims, return_exceptions=True)
@@ -168,12 +178,25 @@ async def scenario(
     finally:
         stop.set()
         watching.set()
-        await asyncio.gather(*sims, *run.tasks, monitoring, return_exceptions=True)
+        reviving.cancel()
+        await asyncio.gather(*sims, *run.tasks, monitoring, reviving, return_exceptions=True)
         stop_children(list(run.procs.values()))
     verdict = await check(env, expected, poisoned | set(garbage), run.commands)
     recovery = max((monitor.recovery(at) for at in run.fault_ends), default=None)
     messages = n * copies + len(poisoned) + 2 * len(run.commands)  # each command is sent twice
-    return Outcome(name, messages, run.faults, verdict, recovery, settle)
+    injects = inject is not None or failpoint is not None
+    return Outcome(name, messages, run.faults, verdict, recovery, settle, injects)
+
+
+async def _revive(run: Run, name: str, times: int = 3) -> None:
+    """Starts the process again each time its failpoint killed it; after `times` deaths, without the failpoint."""
+    while True:
+        if run.procs[name].poll() is not None:
+            run.fault_over()
+            if run.faults >= times:
+                run.env_for.pop(name, None)
+            run.start(name)
+        await asyncio.sleep(0.05)
 
 
 async def _add_operator(env: BenchEnv) -> None:

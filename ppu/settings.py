@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0, alias="PPU_SHUTDOWN_TIMEOUT_SECONDS")
     metrics_port: int = Field(default=0, ge=0, alias="PPU_METRICS_PORT")
     log_level: str = Field(default="INFO", alias="PPU_LOG_LEVEL")
+    # Fault scenarios only (workers/failpoints.py): e.g. "after_db_commit:5". Empty in production.
+    failpoints: str = Field(
+        default="",
+        alias="PPU_FAILPOINTS",
+        pattern=r"^((mid_transaction|after_db_commit|after_publish):[1-9][0-9]*(,|$))*$",
+    )
 
     # Who we are in provider requests (PPU v3 originator); identity, not secrets.
     switch_institution_id: str = Field(default="ppu-switch", alias="PPU_SWITCH_INSTITUTION_ID")

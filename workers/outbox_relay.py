@@ -16,13 +16,14 @@ from aiokafka import AIOKafkaProducer
 
 from ppu.dbconn import Db
 from workers import metrics
+from workers.failpoints import NONE, Failpoints
 from workers.retrying import TRANSIENT
 
 LOCK_KEY = 7_413_002  # arbitrary, fixed: the advisory lock that makes one relay active
 log = structlog.get_logger()
 
 
-async def relay_once(conn: Db, producer: AIOKafkaProducer, limit: int = 1000) -> int:
+async def relay_once(conn: Db, producer: AIOKafkaProducer, limit: int = 1000, failpoints: Failpoints = NONE) -> int:
     async with conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", LOCK_KEY):
             return 0
@@ -46,6 +47,7 @@ async def relay_once(conn: Db, producer: AIOKafkaProducer, limit: int = 1000) ->
             for r in rows
         ]
         await asyncio.gather(*pending)  # every send acknowledged by all in-sync replicas
+        failpoints.hit("after_publish")
         await conn.execute(
             "UPDATE outbox SET sent_at = now() WHERE outbox_id = ANY($1::bigint[])",
             [r["outbox_id"] for r in rows],
@@ -56,7 +58,12 @@ async def relay_once(conn: Db, producer: AIOKafkaProducer, limit: int = 1000) ->
 
 
 async def run_relay(
-    pool: asyncpg.Pool, producer: AIOKafkaProducer, stop: asyncio.Event, listen_url: str, poll_seconds: float = 1.0
+    pool: asyncpg.Pool,
+    producer: AIOKafkaProducer,
+    stop: asyncio.Event,
+    listen_url: str,
+    poll_seconds: float = 1.0,
+    failpoints: Failpoints = NONE,
 ) -> None:
     wake = asyncio.Event()
 
@@ -85,7 +92,7 @@ async def run_relay(
             wake.clear()
             try:
                 async with pool.acquire() as conn:
-                    sent = await relay_once(conn, producer)
+                    sent = await relay_once(conn, producer, failpoints=failpoints)
                     loops += 1
                     if loops % purge_every == 0:
                         await conn.execute("DELETE FROM outbox WHERE sent_at < now() - interval '1 hour'")

@@ -13,6 +13,7 @@ import structlog
 from ppu.settings import Settings
 from ppu.wiring import create_pool, endpoints, started_producer
 from workers import metrics
+from workers.failpoints import Failpoints
 from workers.outbox_relay import run_relay
 from workers.registry import CONSUMERS, consumer_flow
 from workers.runtime import ConsumerRuntime
@@ -50,7 +51,9 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
                 elif name == "sweeper":
                     jobs.append(run_sweeper(pool, settings.topic_prefix, stop))
                 elif name == "outbox-relay":
-                    jobs.append(run_relay(pool, producer, stop, where.database_url))
+                    jobs.append(
+                        run_relay(pool, producer, stop, where.database_url, failpoints=Failpoints(settings.failpoints))
+                    )
             log.info("workers started", workers=names)
             tasks = [asyncio.ensure_future(j) for j in jobs]
             await asyncio.wait([*tasks, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)

@@ -24,6 +24,7 @@ from ppu.settings import Settings
 from ppu.topics import topic
 from workers import metrics
 from workers.dead_letters import DeadLetterer, Failure
+from workers.failpoints import Failpoints
 from workers.inbound import ConsumerFlow, Decoded, Inbound, Item, decode
 from workers.outbox import Outbox
 from workers.progress import NEVER, GroupProgress
@@ -57,6 +58,7 @@ class ConsumerRuntime:
         self.progress = GroupProgress(flow.group_id, self.member)
         self.consumer: AIOKafkaConsumer | None = None
         self.dead_letters = DeadLetterer(bootstrap, flow.group_id)
+        self.failpoints = Failpoints(settings.failpoints)
         self.applied = 0  # messages handed to the handler and committed (for tests and metrics)
         self.dead_lettered: set[tuple[str, int, int]] = set()  # acknowledged, in a batch not yet committed
 
@@ -138,6 +140,7 @@ class ConsumerRuntime:
         await self._reseek([tp for tp in items if tp not in stored])
         # Only what the database stored.
         hint = {tp: offset for tp, offset in stored.items() if tp in self.progress.epochs}
+        self.failpoints.hit("after_db_commit")
         if hint:
             assert self.consumer is not None
             try:
@@ -219,6 +222,7 @@ class ConsumerRuntime:
             await out.flush(conn)
             nexts = {tp: tp_items[-1][0].offset + 1 for tp, tp_items in items.items() if tp in owned}
             await self.progress.store(conn, nexts)
+            self.failpoints.hit("mid_transaction")
         self.applied += len(batch)
         self.dead_lettered = {k for k in self.dead_lettered if TopicPartition(k[0], k[1]) not in nexts}
         for outcome, n in (("applied", len(batch) - len(out.rejected)), ("rejected", len(out.rejected))):
