@@ -11,7 +11,16 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from console import actions, queries
-from console.auth import CurrentUser, User, audit, authenticate, check_csrf, csrf_token, start_session
+from console.auth import (
+    CurrentUser,
+    User,
+    audit,
+    authenticate,
+    check_csrf,
+    csrf_token,
+    end_session,
+    start_session,
+)
 from ppu.meter_view import load_meter
 from providers.health import provider_health
 from schemas.envelope import MeterNumber
@@ -97,12 +106,22 @@ async def login(request: Request, body: LoginIn, x_csrf_token: CsrfHeader = None
             actor=body.username,
             institution_id=body.institution,
         )
+        if user is not None:
+            await start_session(conn, request, user)
     if user is None:
         raise HTTPException(401, str(result))
-    start_session(request, user)
     return SessionOut(
         institution_id=user.institution_id, username=user.username, role=user.role, csrf_token=csrf_token(request)
     )
+
+
+@router.delete("/session", status_code=204)
+async def logout(request: Request, user: CurrentUser, x_csrf_token: CsrfHeader = None) -> None:
+    """Log out: the session is revoked on the server."""
+    check_csrf(request, x_csrf_token)
+    async with request.app.state.pool.acquire() as conn:
+        await audit(conn, user, "logout", user.username, "ok", {"via": "api"})
+        await end_session(conn, request)
 
 
 @router.get("/session")

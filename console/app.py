@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from console import api, pages
-from console.auth import LoginRequired
+from console.auth import SESSION_HOURS, LoginRequired
 from ppu.errors import PpuError
 from ppu.settings import Settings
 from ppu.wiring import create_pool, endpoints, producer
@@ -58,7 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         SessionMiddleware,
         secret_key=settings.console_secret_key.get_secret_value(),
         session_cookie="ppu_session",
-        max_age=8 * 3600,
+        max_age=SESSION_HOURS * 3600,
         same_site="strict",
         https_only=settings.console_tls,
     )

@@ -1,7 +1,8 @@
-"""Console identities: login with institution details, signed session, roles, CSRF tokens, login throttling."""
+"""Console identities: login with institution details, server-side sessions, roles, CSRF tokens, throttling."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -13,6 +14,7 @@ from ppu.passwords import verify_password
 
 ROLES = {"viewer": 0, "operator": 1, "admin": 2}
 ACCOUNT_LIMIT, ADDRESS_LIMIT, THROTTLE_MINUTES = 5, 20, 15
+SESSION_HOURS = 8
 
 
 @dataclass(frozen=True)
@@ -79,22 +81,59 @@ async def authenticate(conn: Db, institution_id: str, username: str, password: s
     return User(row["user_id"], row["institution_id"], row["username"], row["role"])
 
 
-def start_session(request: Request, user: User) -> None:
+def _digest(session_id: str) -> str:
+    # Stored hashed: a copy of the table does not hand out live sessions.
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+async def start_session(conn: Db, request: Request, user: User) -> None:
     # A new session on login (no fixation): nothing from before survives, the CSRF token included.
     request.session.clear()
-    request.session.update({"uid": user.user_id, "sid": secrets.token_urlsafe(16)})
+    session_id = secrets.token_urlsafe(32)
+    await conn.execute("DELETE FROM console_sessions WHERE expires_at < now() - interval '1 day'")
+    await conn.execute(
+        """INSERT INTO console_sessions (session_hash, user_id, expires_at)
+           VALUES ($1, $2, now() + make_interval(hours => $3))""",
+        _digest(session_id),
+        user.user_id,
+        SESSION_HOURS,
+    )
+    request.session.update({"uid": user.user_id, "sid": session_id})
     csrf_token(request)
 
 
+async def end_session(conn: Db, request: Request) -> None:
+    """Logout: the session is revoked on the server, so a copy of the cookie is worthless too."""
+    session_id = request.session.get("sid")
+    if isinstance(session_id, str):
+        await conn.execute(
+            "UPDATE console_sessions SET revoked_at = now() WHERE session_hash = $1 AND revoked_at IS NULL",
+            _digest(session_id),
+        )
+    request.session.clear()
+
+
+async def revoke_sessions(conn: Db, user_id: int) -> int:
+    """Ends every live session of a user (password reset, role change, `ppu users revoke`)."""
+    result = await conn.execute(
+        "UPDATE console_sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", user_id
+    )
+    return int(result.split()[-1])
+
+
 async def current_user(request: Request) -> User:
-    uid = request.session.get("uid")
-    if not isinstance(uid, int):
+    uid, session_id = request.session.get("uid"), request.session.get("sid")
+    if not isinstance(uid, int) or not isinstance(session_id, str):
         raise LoginRequired
     async with request.app.state.pool.acquire() as conn:
         row = await conn.fetchrow(
-            "SELECT user_id, institution_id, username, role FROM console_users WHERE user_id = $1", uid
+            """SELECT u.user_id, u.institution_id, u.username, u.role
+               FROM console_sessions s JOIN console_users u USING (user_id)
+               WHERE s.session_hash = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()""",
+            _digest(session_id),
+            uid,
         )
-    if row is None:
+    if row is None:  # revoked, expired, or the user is gone
         request.session.clear()
         raise LoginRequired
     return User(row["user_id"], row["institution_id"], row["username"], row["role"])

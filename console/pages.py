@@ -10,7 +10,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from console import actions, queries
-from console.auth import CurrentUser, User, audit, authenticate, check_csrf, csrf_token, start_session
+from console.auth import (
+    CurrentUser,
+    User,
+    audit,
+    authenticate,
+    check_csrf,
+    csrf_token,
+    end_session,
+    start_session,
+)
 from ppu.meter_view import STATUS_LABELS, load_meter, since
 from providers.health import provider_health
 
@@ -48,9 +57,10 @@ async def login(
             actor=username,
             institution_id=institution,
         )
-    if isinstance(result, str):
-        return page(request, "login.html", status_code=401, user=None, error=result)
-    start_session(request, result)
+        if user is not None:
+            await start_session(conn, request, user)
+    if user is None:
+        return page(request, "login.html", status_code=401, user=None, error=str(result))
     return RedirectResponse("/ppu/meters", status_code=303)
 
 
@@ -59,7 +69,7 @@ async def logout(request: Request, user: CurrentUser, csrf_token: FormStr) -> Re
     check_csrf(request, csrf_token)
     async with request.app.state.pool.acquire() as conn:
         await audit(conn, user, "logout", user.username, "ok")
-    request.session.clear()
+        await end_session(conn, request)
     return RedirectResponse("/login", status_code=303)
 
 

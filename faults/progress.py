@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import asyncpg
-
 from bench.env import BenchEnv
 
 # One counter per stage, each moved by one worker only (decisions are made by the lookup worker and, at a
@@ -40,8 +38,8 @@ class ProgressMonitor:
                 finally:
                     with contextlib.suppress(Exception):
                         await conn.close(timeout=2)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                await asyncio.sleep(0.5)  # the database is restarting: it is the fault, not ours to report
+            except Exception:  # whatever the restarting database raises, it is the fault: read on
+                await asyncio.sleep(0.5)
 
     def recovery(self, fault_at: float) -> float:
         """Seconds from `fault_at` until every stage with work left had moved past its count at that moment

@@ -68,7 +68,7 @@ PLAN: dict[str, Callable[[], dict[str, Any]]] = {
     "cut DB connections mid-transaction and mid-commit": lambda: {"inject": cut_db_connections_every(300)},
     "every purchase attempt delivered 3 times": lambda: {"n": N // 3, "copies": 3},
     "answers shuffled, twice, late; commands twice, reordered": lambda: {
-        "inject": operator_commands(50, 8),
+        "load": operator_commands(50, 8),
         "providers": dict.fromkeys(PROVIDERS, SHUFFLED),
     },
     "poison messages among valid ones": lambda: {"poison": 30},

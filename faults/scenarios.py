@@ -126,6 +126,7 @@ async def scenario(
     worker_env: dict[str, str] | None = None,
     extra: list[str] | None = None,
     failpoint: tuple[str, str] | None = None,
+    load: Inject | None = None,
 ) -> Outcome:
     """`failpoint`: (worker, "PLACE:N"), the worker killing itself at the N-th pass of PLACE, revived each time
     (three times with the failpoint, then without)."""
@@ -163,8 +164,9 @@ async def scenario(
                 if poison and i % max(1, n // poison) == 0 and len(poisoned) < poison:
                     poisoned.add(bad := poison_bytes())
                     await producer.send(attempts_topic, value=bad, key=key)
-                if inject is not None:
-                    await inject(run, i)
+                for step in (inject, load):  # load: more messages beside the attempts (not a fault)
+                    if step is not None:
+                        await step(run, i)
                 await asyncio.sleep(1 / rate)
             await asyncio.gather(*run.tasks)
         sent_at = loop.time()

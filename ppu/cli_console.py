@@ -57,6 +57,7 @@ def users() -> None:
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
 def users_add(institution: str, username: str, role: str, password_stdin: bool) -> None:
     """Create (or reset the password of) a console user; the password is hashed with Argon2id."""
+    from console.auth import revoke_sessions
     from ppu.errors import PpuError
     from ppu.passwords import hash_password
 
@@ -71,15 +72,17 @@ def users_add(institution: str, username: str, role: str, password_stdin: bool) 
         async with connection(Settings()) as conn:
             if not await conn.fetchval("SELECT true FROM institutions WHERE institution_id = $1", institution):
                 raise PpuError(f"unknown institution {institution}")
-            await conn.execute(
+            user_id = await conn.fetchval(
                 """INSERT INTO console_users (institution_id, username, password_hash, role) VALUES ($1, $2, $3, $4)
                    ON CONFLICT (institution_id, username)
-                   DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role""",
+                   DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role
+                   RETURNING user_id""",
                 institution,
                 username,
                 hash_password(password),
                 role,
             )
+            await revoke_sessions(conn, user_id)  # a reset password or changed role ends the old sessions
             await conn.execute(
                 "INSERT INTO audit_log (actor, institution_id, action, target, outcome) "
                 "VALUES ('cli', $1, 'users_add', $2, $3)",
@@ -90,3 +93,31 @@ def users_add(institution: str, username: str, role: str, password_stdin: bool) 
 
     asyncio.run(add())
     click.echo(f"user {username} of {institution} is a {role}")
+
+
+@users.command("revoke")
+@click.option("--institution", required=True)
+@click.option("--username", required=True)
+def users_revoke(institution: str, username: str) -> None:
+    """End every session of a console user at once (a lost laptop, a copied cookie)."""
+    from console.auth import revoke_sessions
+    from ppu.errors import PpuError
+
+    async def revoke() -> int:
+        async with connection(Settings()) as conn:
+            user_id = await conn.fetchval(
+                "SELECT user_id FROM console_users WHERE institution_id = $1 AND username = $2", institution, username
+            )
+            if user_id is None:
+                raise PpuError(f"no user {username} at {institution}")
+            ended = await revoke_sessions(conn, user_id)
+            await conn.execute(
+                "INSERT INTO audit_log (actor, institution_id, action, target, outcome, details) "
+                "VALUES ('cli', $1, 'users_revoke', $2, 'ok', $3)",
+                institution,
+                username,
+                {"sessions_ended": ended},
+            )
+            return ended
+
+    click.echo(f"{asyncio.run(revoke())} session(s) of {username} of {institution} ended")

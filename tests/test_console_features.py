@@ -66,10 +66,14 @@ async def test_admin_edits_utility_preferences_operator_cannot(console: str, db:
 
 async def users_add(settings: Settings, username: str, role: str, password: str) -> subprocess.CompletedProcess[str]:
     args = ["users", "add", "--institution", "i1", "--username", username, "--role", role, "--password-stdin"]
+    return await ppu(settings, args, password + "\n")
+
+
+async def ppu(settings: Settings, args: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
     return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "ppu.cli", *args],
-        input=password + "\n",
+        input=stdin,
         capture_output=True,
         text=True,
         env=cli_env(settings),
@@ -86,6 +90,25 @@ async def test_users_add_hashes_the_password(settings: Settings, db: asyncpg.Con
     assert stored.startswith("$argon2id$") and verify_password(stored, "a long enough secret")
     short = await users_add(settings, "x", "admin", "short")
     assert short.returncode == 1 and "at least 12 characters" in short.stderr
+
+
+async def test_users_revoke_and_a_password_reset_end_the_users_sessions(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    await seed_reference(db)
+    olga = await db.fetchval("SELECT user_id FROM console_users WHERE username = 'olga'")
+    live = "SELECT count(*) FROM console_sessions WHERE user_id = $1 AND revoked_at IS NULL"
+    add = "INSERT INTO console_sessions (session_hash, user_id, expires_at) VALUES ($1, $2, now() + interval '1 hour')"
+    await db.executemany(add, [("a" * 64, olga), ("b" * 64, olga)])
+    done = await ppu(settings, ["users", "revoke", "--institution", "i1", "--username", "olga"])
+    assert done.returncode == 0 and "2 session(s)" in done.stdout, done.stderr
+    assert await db.fetchval(live, olga) == 0
+    assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'users_revoke'") == 1
+    await db.execute(add, "c" * 64, olga)
+    assert (await users_add(settings, "olga", "operator", "a brand new long secret")).returncode == 0
+    assert await db.fetchval(live, olga) == 0, "a password reset ends the old sessions"
+    unknown = await ppu(settings, ["users", "revoke", "--institution", "i1", "--username", "nobody"])
+    assert unknown.returncode == 1 and unknown.stderr.strip() == "ppu: no user nobody at i1"
 
 
 async def test_meter_page_warns_about_unhealthy_or_disabled_providers(console: str, db: asyncpg.Connection) -> None:

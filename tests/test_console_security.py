@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
 import pytest
 
+from console.auth import revoke_sessions
 from ppu.settings import Settings
 from tests.console_server import login, serving
 from tests.harness import PASSWORD, seed_reference
@@ -166,3 +168,31 @@ async def test_nul_characters_are_refused_not_a_server_error(console: tuple[str,
             json={"kind": "ranked", "rank": 1},
         )
         assert r.status_code in (403, 404, 422), r.text
+
+
+async def test_logout_revocation_and_expiry_end_a_session_even_for_a_copied_cookie(
+    console: tuple[str, str], db: asyncpg.Connection
+) -> None:
+    async def meters(c: httpx.AsyncClient, cookie: str) -> int:
+        return (await c.get("/api/v1/meters?q=04", headers={"Cookie": f"ppu_session={cookie}"})).status_code
+
+    async with client(console[0]) as c, client(console[0]) as other:
+        token = (await login(c, "olga")).json()["csrf_token"]
+        copied = c.cookies["ppu_session"]
+        assert await meters(other, copied) == 200
+        assert (await c.delete("/api/v1/session", headers={"X-CSRF-Token": token})).status_code == 204
+        assert await meters(other, copied) == 401, "logout ends the session on the server"
+        assert await db.fetchval("SELECT count(*) FROM console_sessions WHERE revoked_at IS NULL") == 0
+
+        await login(c, "olga")
+        await login(other, "olga")
+        first, second = c.cookies["ppu_session"], other.cookies["ppu_session"]
+        olga = await db.fetchval("SELECT user_id FROM console_users WHERE username = 'olga'")
+        assert await revoke_sessions(db, olga) == 2
+        assert await meters(c, first) == 401 and await meters(other, second) == 401
+
+        await login(c, "olga")
+        await db.execute("UPDATE console_sessions SET expires_at = now() - interval '1 second'")
+        assert await meters(c, c.cookies["ppu_session"]) == 401, "expired on the server"
+    stored = [r["session_hash"] for r in await db.fetch("SELECT session_hash FROM console_sessions")]
+    assert len(stored) == 4 and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in stored), "only hashes are stored"

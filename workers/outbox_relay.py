@@ -96,8 +96,8 @@ async def run_relay(
                     loops += 1
                     if loops % purge_every == 0:
                         await conn.execute("DELETE FROM outbox WHERE sent_at < now() - interval '1 hour'")
-            except TRANSIENT as e:
-                log.warning("relay cannot reach the database", error=str(e))
+            except TRANSIENT as e:  # the rows stay unsent and go out again: duplicates are harmless
+                log.warning("relay cannot reach the database or the broker", error=repr(e))
                 sent = 0
             metrics.LAST_PROGRESS.labels("outbox-relay").set_to_current_time()
             if sent == 0:

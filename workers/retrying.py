@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from workers.dead_letters import DeadLetterUnavailable
@@ -41,6 +41,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.OperatorInterventionError,  # the server shutting down or restarting ("terminating connection")
     KafkaConnectionError,
+    KafkaTimeoutError,  # a send waited out the request timeout (the broker away, or partitions leaderless)
     DeadLetterUnavailable,
 )
 
