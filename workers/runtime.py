@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 
 import asyncpg
 import structlog
@@ -199,27 +200,23 @@ class ConsumerRuntime:
                     else:
                         fresh.append((tp, (rec, ev)))
             # Inside the transaction, after the fence: a record of a partition we lost, or one we will read again
-            # after a re-seek, is not dead-lettered twice. The offset moves on only if every write was
-            # acknowledged (else the transaction rolls back and is retried, and the retry does not write the
-            # acknowledged ones again). Written together: one round trip, not one per poison message.
-            sent = await asyncio.gather(*(self._dead_letter_once(r, f) for r, f in failed), return_exceptions=True)
-            for error in sent:
-                if isinstance(error, BaseException):
-                    raise error
-            fresh = await self._not_seen(conn, fresh)
-            batch = [Inbound(ev, rec.topic, rec.partition, rec.offset) for _, (rec, ev) in fresh]
-            out = Outbox(self.settings.topic_prefix)
-            if batch:
-                try:
-                    async with asyncio.timeout(self.settings.max_poll_interval_ms / 3000):
-                        await self.flow.handler(batch, conn, out)
-                except TimeoutError:
-                    raise BatchTooSlow(f"{len(batch)} messages took over a third of the poll interval") from None
-            for rejection in out.rejected:
-                inbound = batch[rejection.index]
-                rec = next(r for _, (r, _e) in fresh if r.offset == inbound.offset and r.partition == inbound.partition)
-                await self._dead_letter_once(rec, Failure("apply", "Rejected", rejection.reason))
-            await out.flush(conn)
+            # after a re-seek, is not dead-lettered twice. The writes go out now and are awaited just before the
+            # offsets are stored (their round trip overlaps the handler's work): the offset moves on only if every
+            # write was acknowledged, else the transaction rolls back and the retry skips the acknowledged ones.
+            letters = [self._letter(rec, failure) for rec, failure in failed]
+            try:
+                fresh = await self._not_seen(conn, fresh)
+                batch = [Inbound(ev, rec.topic, rec.partition, rec.offset) for _, (rec, ev) in fresh]
+                out = Outbox(self.settings.topic_prefix)
+                await self._handle(batch, conn, out)
+                for rejection in out.rejected:  # batch[i] was made from fresh[i]
+                    rejected = fresh[rejection.index][1][0]
+                    letters.append(self._letter(rejected, Failure("apply", "Rejected", rejection.reason)))
+                await out.flush(conn)
+                await _acknowledged(letters)
+            finally:
+                if letters:  # none left in flight past this transaction (a retry would write it twice)
+                    await asyncio.wait(letters)
             nexts = {tp: tp_items[-1][0].offset + 1 for tp, tp_items in items.items() if tp in owned}
             await self.progress.store(conn, nexts)
             self.failpoints.hit("mid_transaction")
@@ -228,6 +225,17 @@ class ConsumerRuntime:
         for outcome, n in (("applied", len(batch) - len(out.rejected)), ("rejected", len(out.rejected))):
             metrics.MESSAGES.labels(self.flow.worker, self.topic_name, outcome).inc(n)
         return nexts
+
+    def _letter(self, rec: ConsumerRecord[bytes, bytes], failure: Failure) -> asyncio.Task[None]:
+        return asyncio.ensure_future(self._dead_letter_once(rec, failure))
+
+    async def _handle(self, batch: list[Inbound[Any]], conn: Db, out: Outbox) -> None:
+        if batch:
+            try:
+                async with asyncio.timeout(self.settings.max_poll_interval_ms / 3000):
+                    await self.flow.handler(batch, conn, out)
+            except TimeoutError:
+                raise BatchTooSlow(f"{len(batch)} messages took over a third of the poll interval") from None
 
     async def _fence(self, conn: Db, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         owned = await self.progress.fence(conn, partitions)
@@ -245,3 +253,10 @@ class ConsumerRuntime:
                 new.discard(ev.id)
                 kept.append((tp, (rec, ev)))
         return kept
+
+
+async def _acknowledged(letters: list[asyncio.Task[None]]) -> None:
+    """Waits for every dead-letter write; the first that failed fails the batch."""
+    for sent in await asyncio.gather(*letters, return_exceptions=True):
+        if isinstance(sent, BaseException):
+            raise sent
