@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint types pytest setup stack-prepare browser-prepare bench-setup bench soak faults clean
+.PHONY: run test lint types pytest setup stack-prepare stack-up browser-prepare bench-extras bench-setup bench soak faults clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,17 +29,22 @@ $(FAUST_VENV)/.installed:
 	$(FAUST_VENV)/bin/pip install -q faust-streaming
 	touch $@
 
-bench-setup: setup $(FAUST_VENV)/.installed
+bench-extras: setup
 	$(BIN)/pip install -q -e '.[dev,bench]'
+
+stack-up: stack-prepare
 	$(BIN)/ppu stack up
 
-bench: stack-prepare bench-setup
+bench-setup: bench-extras $(FAUST_VENV)/.installed stack-up
+
+bench: bench-setup
 	$(BIN)/ppu bench
 
-soak: stack-prepare bench-setup
+soak: bench-setup
 	$(BIN)/ppu bench --soak-seconds 600
 
-faults: stack-prepare bench-setup
+# The fault scenarios need no faust peer, but the local stack: they restart its broker and database.
+faults: bench-extras stack-up
 	$(BIN)/ppu faults
 
 lint: setup

@@ -36,6 +36,9 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     TimeoutError,  # connecting or acquiring timed out (a slow batch is BatchTooSlow, not this)
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # A connection cut in the middle of an operation can leave asyncpg's protocol state machine confused
+    # ("cannot switch to state 15", MagicStack/asyncpg#784); the pool then discards the connection.
+    asyncpg.InternalClientError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.CannotConnectNowError,
