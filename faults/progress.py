@@ -1,4 +1,5 @@
-"""Watches the flows' progress while a scenario runs: how long after each fault until every stage moves again."""
+"""Watches the flows' progress while a scenario runs (how long after each fault until every stage moves again),
+and waits for them to settle once the load is sent."""
 
 from __future__ import annotations
 
@@ -56,3 +57,35 @@ class ProgressMonitor:
                     next(at for at, values in self.samples if at > fault_at and values[stage] > start[stage]) - fault_at
                 )
         return max(waits)
+
+
+async def settled(env: BenchEnv, expected: set[str], within: float) -> float:
+    """Waits until every attempt is decided and the outbox is empty; returns when that was (inf: not within)."""
+    loop = asyncio.get_running_loop()
+    conn = await env.db()
+    try:
+        deadline = loop.time() + within
+        while loop.time() < deadline:
+            decided = await conn.fetchval("SELECT count(*) FROM routing_decisions")
+            unsent = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+            if decided >= len(expected) and unsent == 0:
+                at = loop.time()
+                await asyncio.sleep(2)  # late duplicates, if any, would land now
+                return at
+            await asyncio.sleep(0.25)
+        return float("inf")
+    finally:
+        await conn.close()
+
+
+async def drained(env: BenchEnv, within: float = 30) -> None:
+    """Waits (at most `within` seconds) until the outbox is empty: the relay's last rows are out."""
+    conn = await env.db()
+    try:
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline:
+            if not await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()

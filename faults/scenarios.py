@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench.env import INSTITUTION, PROVIDERS, ROOT, BenchEnv, prepare
 from faults.invariants import Verdict, check
-from faults.progress import ProgressMonitor
+from faults.progress import ProgressMonitor, drained, settled
 from infra.processes import stop_children
 from ppu.topics import topic
 from ppu.wiring import started_producer
@@ -170,13 +170,13 @@ async def scenario(
                 await asyncio.sleep(1 / rate)
             await asyncio.gather(*run.tasks)
         sent_at = loop.time()
-        settle = await _quiesce(env, expected, within=SETTLE_LIMIT + 30) - sent_at
+        settle = await settled(env, expected, within=SETTLE_LIMIT + 30) - sent_at
         reviving.cancel()
         # Providers and consumers stop first; the relay then drains what they wrote last, and stops.
         stop.set()
         await asyncio.gather(*sims, return_exceptions=True)
         stop_children([p for name, p in run.procs.items() if name != "outbox-relay"])
-        await _drained(env)
+        await drained(env)
     finally:
         stop.set()
         watching.set()
@@ -210,36 +210,5 @@ async def _add_operator(env: BenchEnv) -> None:
             INSTITUTION,
             OPERATOR,
         )
-    finally:
-        await conn.close()
-
-
-async def _quiesce(env: BenchEnv, expected: set[str], within: float) -> float:
-    """Waits until every attempt is decided and the outbox is empty; returns when that was (inf: not within)."""
-    loop = asyncio.get_running_loop()
-    conn = await env.db()
-    try:
-        deadline = loop.time() + within
-        while loop.time() < deadline:
-            decided = await conn.fetchval("SELECT count(*) FROM routing_decisions")
-            unsent = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-            if decided >= len(expected) and unsent == 0:
-                settled = loop.time()
-                await asyncio.sleep(2)  # late duplicates, if any, would land now
-                return settled
-            await asyncio.sleep(0.25)
-        return float("inf")
-    finally:
-        await conn.close()
-
-
-async def _drained(env: BenchEnv, within: float = 30) -> None:
-    conn = await env.db()
-    try:
-        deadline = asyncio.get_running_loop().time() + within
-        while asyncio.get_running_loop().time() < deadline:
-            if not await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
-                return
-            await asyncio.sleep(0.2)
     finally:
         await conn.close()
