@@ -11,6 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from bench.env import PROVIDERS, BenchEnv
+from faults.progress import unapplied
 from ppu.topics import topic
 
 
@@ -21,6 +22,7 @@ class Verdict:
     duplicated: int  # an attempt decided twice (two event ids), a round opened twice, an answer applied twice
     stale_overwrites: int  # support rows older than an answer that was applied
     unpublished: int  # outbox rows never sent
+    unapplied: int  # consumed-topic records their group never applied (a stuck or lagging consumer)
     valid_dead_lettered: int
     dead_lettered: int
     poison_not_exactly_once: int  # poison messages missing from, or repeated on, the dead-letter topics
@@ -33,6 +35,7 @@ class Verdict:
             or self.duplicated
             or self.stale_overwrites
             or self.unpublished
+            or self.unapplied
             or self.valid_dead_lettered
             or self.poison_not_exactly_once
             or self.commands_not_once
@@ -90,6 +93,7 @@ async def check(env: BenchEnv, expected_attempts: set[str], poison: set[bytes], 
                WHERE s.unconfirmed_since IS NULL AND (s.last_response_at IS NULL OR s.last_response_at < l.newest)"""
         )
         unpublished = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        behind = await unapplied(env, conn)
         audited = {
             r["id"]: r["n"]
             for r in await conn.fetch(
@@ -125,6 +129,7 @@ async def check(env: BenchEnv, expected_attempts: set[str], poison: set[bytes], 
         double_rounds + republished,
         stale,
         unpublished,
+        behind,
         valid_dead,
         len(letters),
         not_once,

@@ -6,7 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from bench.env import BenchEnv
+from ppu.topics import topic
+from workers.registry import CONSUMERS, consumer_flow
 
 # One counter per stage, each moved by one worker only (decisions are made by the lookup worker and, at a
 # round's deadline, the sweeper: not a sign of the lookup worker's progress); a stage that moved has resumed.
@@ -59,8 +64,31 @@ class ProgressMonitor:
         return max(waits)
 
 
+async def unapplied(env: BenchEnv, conn: asyncpg.Connection) -> int:
+    """Records on the consumed topics that their consumer group has not applied yet: the end offsets in Kafka
+    against the offsets the workers stored in PostgreSQL. Zero means no consumer is stuck or behind."""
+    groups = [consumer_flow(name, env.settings) for name in CONSUMERS]
+    consumer = AIOKafkaConsumer(bootstrap_servers=env.bootstrap)
+    await consumer.start()
+    try:
+        ends: dict[tuple[str, str, int], int] = {}
+        for flow in groups:
+            spec = topic(flow.topic_key)  # the partition count topics.yaml gives (`ppu topics check` holds to it)
+            partitions = [TopicPartition(spec.name(env.settings.topic_prefix), p) for p in range(spec.partitions)]
+            for tp, end in (await consumer.end_offsets(partitions)).items():
+                ends[(flow.group_id, tp.topic, tp.partition)] = end
+    finally:
+        await consumer.stop()
+    stored = {
+        (r["group_id"], r["topic"], r["partition"]): max(r["next_offset"], 0)
+        for r in await conn.fetch("SELECT group_id, topic, partition, next_offset FROM consumer_offsets")
+    }
+    return sum(end - stored.get(key, 0) for key, end in ends.items())
+
+
 async def settled(env: BenchEnv, expected: set[str], within: float) -> float:
-    """Waits until every attempt is decided and the outbox is empty; returns when that was (inf: not within)."""
+    """Waits until every attempt is decided, every consumed record applied and the outbox empty; returns when
+    that was (inf: not within)."""
     loop = asyncio.get_running_loop()
     conn = await env.db()
     try:
@@ -68,7 +96,7 @@ async def settled(env: BenchEnv, expected: set[str], within: float) -> float:
         while loop.time() < deadline:
             decided = await conn.fetchval("SELECT count(*) FROM routing_decisions")
             unsent = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-            if decided >= len(expected) and unsent == 0:
+            if decided >= len(expected) and unsent == 0 and await unapplied(env, conn) == 0:
                 at = loop.time()
                 await asyncio.sleep(2)  # late duplicates, if any, would land now
                 return at

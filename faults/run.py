@@ -49,7 +49,7 @@ PLAN: dict[str, Callable[[], dict[str, Any]]] = {
         "failpoint": ("lookup", "after_db_commit:5")
     },
     "SIGKILL response consumer after DB commit, before Kafka commit": lambda: {
-        "failpoint": ("responses", "after_db_commit:5")
+        "failpoint": ("responses", "after_db_commit:2")  # it applies fewer, larger batches
     },
     "SIGKILL outbox relay after publish, before marking sent": lambda: {
         "failpoint": ("outbox-relay", "after_publish:5")
@@ -95,13 +95,13 @@ def faults(only: str | None) -> None:
     outcomes = asyncio.run(run_all(pattern))
     if not outcomes:
         raise click.BadParameter(f"no scenario matches {only!r}", param_hint="--only")
-    head = ["scenario", "messages", "faults", "lost", "duplicated", "stale", "unpublished", "valid DLQ"]
+    head = ["scenario", "messages", "faults", "lost", "duplicated", "stale", "unpublished", "unapplied", "valid DLQ"]
     head += ["poison not once", "commands not once", "recovery s", "settle s", "result"]
     click.echo("| " + " | ".join(head) + " |")
     click.echo("|" + "---|" * len(head))
     for o in outcomes:
         v = o.verdict
-        cells = [o.scenario, o.messages, o.faults, v.lost, v.duplicated, v.stale_overwrites, v.unpublished]
+        cells = [o.scenario, o.messages, o.faults, v.lost, v.duplicated, v.stale_overwrites, v.unpublished, v.unapplied]
         cells += [v.valid_dead_lettered, v.poison_not_exactly_once, v.commands_not_once]
         cells += [_cell(o.recovery_s), _cell(o.settle_s), "pass" if o.ok else "FAIL"]
         click.echo("| " + " | ".join(str(c) for c in cells) + " |")

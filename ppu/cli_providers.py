@@ -150,9 +150,7 @@ def providers_disable(provider_id: str) -> None:
 @click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, help="http mode: share of 5xx answers")
 @click.option("--timeout-rate", type=click.FloatRange(0, 1), default=0.0, help="http mode: share never answered")
 @click.option("--copies", type=click.IntRange(1, 10), default=1, help="kafka mode: send every answer this many times")
-@click.option(
-    "--garbage-rate", type=click.FloatRange(0, 1), default=0.0, help="kafka mode: share of answers sent as garbage"
-)
+@click.option("--garbage-rate", type=click.FloatRange(0, 1), default=0.0, help="share of answers that are garbage")
 def provider_sim(
     provider_id: str,
     mode: str,
@@ -211,6 +209,7 @@ def provider_sim(
         (low, high),
         error_rate,
         timeout_rate,
+        garbage_rate=garbage_rate,
     )
     click.echo(f"provider {provider_id} simulator on http://127.0.0.1:{port}")
     uvicorn.run(

@@ -32,6 +32,7 @@ class SimulatorConfig:
     timeout_rate: float = 0.0  # never answers (holds the request open)
     down: bool = False
     lose_answers: int = 0  # the first N lookups are recorded, then their answers are lost (the call hangs)
+    garbage_rate: float = 0.0  # answers 201 with a body that is no PPU v3 answer at all
     seen: set[str] = field(default_factory=set)
     calls: int = 0  # requests that reached the simulator (tests count them)
     received: list[tuple[str, Any]] = field(default_factory=list)  # (path id, body) of each parsed request
@@ -91,6 +92,8 @@ def create_simulator(config: SimulatorConfig) -> FastAPI:
         if config.lose_answers > 0:
             config.lose_answers -= 1
             await asyncio.sleep(600)  # processed, but the caller's timeout ends this: the answer is lost
+        if random.random() < config.garbage_rate:
+            return Response(b"<html><body>Service temporarily degraded</body></html>", 201, media_type="text/html")
         if not config.covers(lookup.meter.meter_id):
             return _error(400, "UNKNOWN_METER_ID", f"meter {lookup.meter.meter_id} is not known", str(lookup.id))
         ours = {"institutionId": lookup.settlement_entity.id, "transactionIdentifier": secrets.token_hex(8)}

@@ -185,6 +185,20 @@ async def test_an_answer_lost_after_the_provider_recorded_the_lookup_is_asked_fo
     ]
 
 
+async def test_a_garbage_answer_is_dead_lettered_with_what_the_provider_sent(
+    system: System, settings: Settings
+) -> None:
+    config = SimulatorConfig(USER, PASSWORD, garbage_rate=1.0)
+    async with simulator(config) as base, bridge(settings, base):
+        await _send_request(system, settings, lookup("0401000007"))
+        letters = await read(settings, topic("lookup_requests_dlq").name(settings.topic_prefix, provider_id="p1"), 1)
+        with pytest.raises(TimeoutError):  # a garbage 201 is no answer about the meter
+            await read(settings, responses_topic(settings), 1, within=1)
+    headers = DeadLetterHeaders.from_headers(letters[0][1])
+    assert headers.error_class == "ProviderError" and headers.error_message.startswith("unreadable 201 answer")
+    assert config.calls == 1, "not retried: the provider answered"
+
+
 async def test_simulator_refuses_mismatched_ids_and_bad_credentials() -> None:
     config = SimulatorConfig(USER, PASSWORD)
     async with simulator(config) as base, httpx.AsyncClient(base_url=base) as c:
