@@ -172,9 +172,11 @@ async def scenario(
         sent_at = loop.time()
         settle = await settled(env, expected, within=SETTLE_LIMIT + 30) - sent_at
         reviving.cancel()
-        # Providers and consumers stop first; the relay then drains what they wrote last, and stops.
+        # Providers stop first (their answers in flight delivered), and the consumers apply those; then the
+        # consumers stop, and the relay drains what they wrote last, and stops.
         stop.set()
         await asyncio.gather(*sims, return_exceptions=True)
+        await settled(env, expected, within=30)
         stop_children([p for name, p in run.procs.items() if name != "outbox-relay"])
         await drained(env)
     finally:
