@@ -62,6 +62,7 @@ class ConsumerRuntime:
         self.failpoints = Failpoints(settings.failpoints)
         self.applied = 0  # messages handed to the handler and committed (for tests and metrics)
         self.dead_lettered: set[tuple[str, int, int]] = set()  # acknowledged, in a batch not yet committed
+        self.starts: dict[TopicPartition, int] = {}  # where a partition never stored begins (at our claim)
 
     async def claim(self, partitions: list[TopicPartition]) -> None:
         await self._seek_to_stored(await self.progress.claim(self.pool, partitions))
@@ -121,6 +122,9 @@ class ConsumerRuntime:
             for tp, recs in records.items()
             if tp in self.progress.epochs
         }
+        unclaimed = {str(tp): (rs[0].offset, rs[-1].offset) for tp, rs in records.items() if tp not in items}
+        if unclaimed:
+            log.debug("records of partitions not claimed yet dropped", worker=self.flow.worker, records=unclaimed)
         if not items:
             return
         started = time.monotonic()
@@ -164,8 +168,11 @@ class ConsumerRuntime:
                 self.consumer.seek(tp, offset)
             else:  # the database is the truth: Kafka's committed offset (a hint) may be ahead of it
                 never_stored.append(tp)
-        if never_stored:
-            await self.consumer.seek_to_beginning(*never_stored)
+        if never_stored:  # to the log's start, as a concrete offset: `_apply` checks the first record against it
+            starts = await self.consumer.beginning_offsets(never_stored)
+            for tp, start in starts.items():
+                self.starts[tp] = start
+                self.consumer.seek(tp, start)
 
     async def _dead_letter(self, rec: ConsumerRecord[bytes, bytes], failure: Failure, stop: asyncio.Event) -> None:
         await retry_until_stopped(stop, lambda: self.dead_letters.send(self.dlq_name, rec, failure))
@@ -189,6 +196,7 @@ class ConsumerRuntime:
         """One transaction; returns the next offset stored per partition (fenced partitions are absent)."""
         async with self.pool.acquire() as conn, conn.transaction():
             owned = await self._fence(conn, list(items))
+            await self._refuse_gaps(items, owned)
             fresh: list[Decoded] = []
             failed: list[tuple[ConsumerRecord[bytes, bytes], Failure]] = []
             for tp, tp_items in items.items():
@@ -225,6 +233,24 @@ class ConsumerRuntime:
         for outcome, n in (("applied", len(batch) - len(out.rejected)), ("rejected", len(out.rejected))):
             metrics.MESSAGES.labels(self.flow.worker, self.topic_name, outcome).inc(n)
         return nexts
+
+    async def _refuse_gaps(self, items: dict[TopicPartition, list[Item]], owned: dict[TopicPartition, int]) -> None:
+        """A batch that starts after the next offset we expect means the consumer's position ran ahead of what
+        we stored (a position reset racing our claim): its partition is left out and read again from the stored
+        offset. Unless retention removed the records in between: then there is nothing left to read."""
+        expected = {tp: stored if stored != NEVER else self.starts.get(tp, 0) for tp, stored in owned.items()}
+        gaps = [tp for tp in owned if items[tp][0][0].offset > expected[tp]]
+        if not gaps:
+            return
+        assert self.consumer is not None
+        log_starts = await self.consumer.beginning_offsets(gaps)
+        for tp in gaps:
+            first = items[tp][0][0].offset
+            if log_starts[tp] > expected[tp]:
+                log.error("records removed by retention before they were applied", partition=str(tp), first=first)
+            else:
+                log.warning("gap before the batch; reading again", partition=str(tp), expected=expected[tp])
+                del owned[tp]
 
     def _letter(self, rec: ConsumerRecord[bytes, bytes], failure: Failure) -> asyncio.Task[None]:
         return asyncio.ensure_future(self._dead_letter_once(rec, failure))
