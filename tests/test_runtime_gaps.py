@@ -1,0 +1,65 @@
+"""The runtime never applies records after a gap: a batch that starts past the next offset it expects is left
+out and read again (the consumer's position reset can race the claim), unless retention removed the records in
+between. Against the real broker and database."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from ppu.settings import Settings
+from ppu.topics import topic
+from ppu.wiring import create_pool, started_producer
+from workers.inbound import Item
+from workers.progress import NEVER
+from workers.registry import consumer_flow
+from workers.runtime import ConsumerRuntime
+
+
+def record(tp: TopicPartition, offset: int) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, b"k", b"{}", None, 1, 2, [])
+
+
+async def test_a_batch_after_a_gap_is_left_out_unless_retention_removed_the_records(
+    settings: Settings, topics: list[str], db: asyncpg.Connection
+) -> None:
+    assert settings.kafka_bootstrap_servers and settings.database_url
+    tp = TopicPartition(topic("purchase_attempts").name(settings.topic_prefix), 0)
+    async with started_producer(settings.kafka_bootstrap_servers) as producer:
+        for _ in range(3):
+            await producer.send_and_wait(tp.topic, b"x", key=b"k", partition=0)
+    pool = await create_pool(settings.database_url)
+    runtime = ConsumerRuntime(consumer_flow("lookup", settings), settings, pool, settings.kafka_bootstrap_servers)
+    runtime.consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await runtime.consumer.start()
+    try:
+
+        async def kept(first: int, stored: int, start: int | None = None) -> bool:
+            if start is not None:
+                runtime.starts[tp] = start
+            items: dict[TopicPartition, list[Item]] = {tp: [(record(tp, first), None)]}
+            owned = {tp: stored}
+            await runtime._refuse_gaps(items, owned)
+            return tp in owned
+
+        assert await kept(first=2, stored=2), "the next record expected"
+        assert await kept(first=1, stored=2), "records applied before are skipped later, not a gap"
+        assert not await kept(first=3, stored=2), "offset 2 would be skipped"
+        assert not await kept(first=1, stored=NEVER, start=0), "never stored: the log starts at 0"
+        assert await kept(first=0, stored=NEVER, start=0)
+        await _delete_records_before(settings, tp, 2)  # retention: offsets 0 and 1 are gone
+        assert await kept(first=2, stored=1), "nothing left to read in between: applied, with an error logged"
+    finally:
+        await runtime.consumer.stop()
+        await pool.close()
+
+
+async def _delete_records_before(settings: Settings, tp: TopicPartition, offset: int) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_records({tp: RecordsToDelete(offset)})
+    finally:
+        await admin.close()
