@@ -122,6 +122,12 @@ async def test_an_unwritable_dead_letter_topic_stops_the_partition_instead_of_sk
     assert settings.kafka_bootstrap_servers is not None
     async with admin_client(settings.kafka_bootstrap_servers) as client:
         await client.delete_topics([dlq])
+
+        async def deleted() -> bool:  # deletion completes after the call returns; a write before then is kept
+            return dlq not in await client.list_topics()
+
+        await eventually(deleted, what="the dead-letter topic to be gone")
+        await asyncio.sleep(1)  # and from every broker's metadata cache, not only the controller's answer
     async with running(settings) as system:
         good = await system.attempt("0401000012", send=False)
         await system.publish("purchase_attempts", b"not json at all", "0401000012")  # same key, same partition
