@@ -211,7 +211,11 @@ class ConsumerRuntime:
             # after a re-seek, is not dead-lettered twice. The writes go out now and are awaited just before the
             # offsets are stored (their round trip overlaps the handler's work): the offset moves on only if every
             # write was acknowledged, else the transaction rolls back and the retry skips the acknowledged ones.
-            letters = [self._letter(rec, failure) for rec, failure in failed]
+            # Marked in the inbox too (an id made from the record's place in the log): a record delivered again
+            # after this transaction committed is never dead-lettered twice, whichever member reads it.
+            marks = {_letter_id(rec): (rec, failure) for rec, failure in failed}
+            unmarked = await self.progress.first_seen(conn, list(marks))
+            letters = [self._letter(rec, failure) for mark, (rec, failure) in marks.items() if mark in unmarked]
             try:
                 fresh = await self._not_seen(conn, fresh)
                 batch = [Inbound(ev, rec.topic, rec.partition, rec.offset) for _, (rec, ev) in fresh]
@@ -286,3 +290,8 @@ async def _acknowledged(letters: list[asyncio.Task[None]]) -> None:
     for sent in await asyncio.gather(*letters, return_exceptions=True):
         if isinstance(sent, BaseException):
             raise sent
+
+
+def _letter_id(rec: ConsumerRecord[bytes, bytes]) -> uuid.UUID:
+    """A poison record has no message id of its own: its place in the log stands in for one."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{rec.topic}/{rec.partition}/{rec.offset}")
