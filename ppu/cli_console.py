@@ -57,7 +57,7 @@ def users() -> None:
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
 def users_add(institution: str, username: str, role: str, password_stdin: bool) -> None:
     """Create (or reset the password of) a console user; the password is hashed with Argon2id."""
-    from console.auth import revoke_sessions
+    from console.auth import audit, revoke_sessions
     from ppu.errors import PpuError
     from ppu.passwords import hash_password
 
@@ -83,13 +83,7 @@ def users_add(institution: str, username: str, role: str, password_stdin: bool) 
                 role,
             )
             await revoke_sessions(conn, user_id)  # a reset password or changed role ends the old sessions
-            await conn.execute(
-                "INSERT INTO audit_log (actor, institution_id, action, target, outcome) "
-                "VALUES ('cli', $1, 'users_add', $2, $3)",
-                institution,
-                username,
-                role,
-            )
+            await audit(conn, None, "users_add", username, role, actor="cli", institution_id=institution)
 
     asyncio.run(add())
     click.echo(f"user {username} of {institution} is a {role}")
@@ -100,7 +94,7 @@ def users_add(institution: str, username: str, role: str, password_stdin: bool) 
 @click.option("--username", required=True)
 def users_revoke(institution: str, username: str) -> None:
     """End every session of a console user at once (a lost laptop, a copied cookie)."""
-    from console.auth import revoke_sessions
+    from console.auth import audit, revoke_sessions
     from ppu.errors import PpuError
 
     async def revoke() -> int:
@@ -111,13 +105,7 @@ def users_revoke(institution: str, username: str) -> None:
             if user_id is None:
                 raise PpuError(f"no user {username} at {institution}")
             ended = await revoke_sessions(conn, user_id)
-            await conn.execute(
-                "INSERT INTO audit_log (actor, institution_id, action, target, outcome, details) "
-                "VALUES ('cli', $1, 'users_revoke', $2, 'ok', $3)",
-                institution,
-                username,
-                {"sessions_ended": ended},
-            )
+            await audit(conn, None, "users_revoke", username, "ok", {"sessions_ended": ended}, "cli", institution)
             return ended
 
     click.echo(f"{asyncio.run(revoke())} session(s) of {username} of {institution} ended")

@@ -38,6 +38,7 @@ def providers_add(
     institutions: tuple[str, ...],
 ) -> None:
     """Register (or update) a provider and create its lookup-request topics."""
+    from console.auth import audit
     from ppu import topic_admin
 
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", provider_id):
@@ -67,10 +68,7 @@ def providers_add(
                 "INSERT INTO institution_providers VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 [(i, provider_id) for i in institutions],
             )
-            await conn.execute(
-                "INSERT INTO audit_log (actor, action, target, outcome) VALUES ('cli', 'providers_add', $1, 'ok')",
-                provider_id,
-            )
+            await audit(conn, None, "providers_add", provider_id, "ok", actor="cli")
         async with topic_admin.admin_client(endpoints(settings).kafka_bootstrap_servers) as client:
             return await topic_admin.apply(client, settings.topic_prefix, [provider_id])
 
@@ -95,16 +93,16 @@ def providers_list() -> None:
 
 
 def _set_enabled(provider_id: str, enabled: bool) -> None:
+    from console.auth import audit
+
     async def update() -> str:
         async with connection(Settings()) as conn:
             done: str = await conn.execute(
                 "UPDATE providers SET enabled = $2 WHERE provider_id = $1", provider_id, enabled
             )
-            await conn.execute(
-                "INSERT INTO audit_log (actor, action, target, outcome) VALUES ('cli', $1, $2, $3)",
-                "providers_enable" if enabled else "providers_disable",
-                provider_id,
-                "unknown provider" if done == "UPDATE 0" else "ok",
+            action = "providers_enable" if enabled else "providers_disable"
+            await audit(
+                conn, None, action, provider_id, "unknown provider" if done == "UPDATE 0" else "ok", actor="cli"
             )
             return done
 
