@@ -44,10 +44,14 @@ class SessionOut(BaseModel):
 
 class ProviderSupport(BaseModel):
     provider_id: str
+    electrum_id: str | None = Field(description="the guide's Provider ID: the institution id Electrum assigned")
     provider: str
     status: Literal["supported", "not_supported", "unconfirmed"]
     last_response_at: datetime | None
     awaiting_confirmation: bool
+    details: dict[str, Any] | None = Field(
+        default=None, description="what the provider's last answer said: utility, customer, min/max amount"
+    )
 
 
 class MeterOut(BaseModel):
@@ -66,6 +70,7 @@ class CommandOut(BaseModel):
 
 class HealthOut(BaseModel):
     provider_id: str
+    electrum_id: str | None
     name: str
     window_minutes: int
     state: str
@@ -76,6 +81,7 @@ class HealthOut(BaseModel):
     p95_ms: float | None
     p99_ms: float | None
     last_seen: datetime | None
+    detail: str | None = Field(description="MISCONFIGURED: the provider's last refusal")
 
 
 class PreferenceIn(BaseModel):
@@ -151,10 +157,12 @@ async def meter(request: Request, user: CurrentUser, meter_number: MeterNumber) 
         providers=[
             ProviderSupport(
                 provider_id=p.provider_id,
+                electrum_id=p.electrum_id,
                 provider=p.name,
                 status=p.status,
                 last_response_at=p.last_response_at,
                 awaiting_confirmation=p.awaiting_confirmation,
+                details=p.details,
             )
             for p in view.providers
         ],
@@ -193,6 +201,7 @@ async def health(request: Request, user: CurrentUser, window_minutes: int = 15) 
     return [
         HealthOut(
             provider_id=h.provider_id,
+            electrum_id=h.electrum_id,
             name=h.name,
             window_minutes=h.window_minutes,
             state=h.state,
@@ -203,6 +212,7 @@ async def health(request: Request, user: CurrentUser, window_minutes: int = 15) 
             p95_ms=h.p95_ms,
             p99_ms=h.p99_ms,
             last_seen=h.last_seen,
+            detail=h.detail,
         )
         for h in rows
     ]

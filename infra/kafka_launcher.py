@@ -131,8 +131,8 @@ def start(data_dir: Path, version: str, port: int | None = None, timeout: float 
                 log4j,
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                _cluster_id(),
+                # One argument, so that an id starting with "-" (1 in 64 of them) is never read as an option.
+                f"--cluster-id={_cluster_id()}",
                 "-c",
                 str(props),
             ],
@@ -141,7 +141,8 @@ def start(data_dir: Path, version: str, port: int | None = None, timeout: float 
             check=False,
         )
         if fmt.returncode != 0:
-            raise PpuError(f"formatting the KRaft log directory failed: {fmt.stdout.strip()[-300:]}")
+            said = (fmt.stderr.strip() or fmt.stdout.strip())[-300:]
+            raise PpuError(f"formatting the KRaft log directory failed: {said}")
     with (data_dir / "broker.log").open("ab") as log:
         proc = subprocess.Popen(
             [

@@ -17,10 +17,12 @@ from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
 
 def register(cli: click.Group) -> None:
     from ppu.cli_console import console, users
-    from ppu.cli_providers import provider_sim, providers
+    from ppu.cli_institutions import institutions, utilities
+    from ppu.cli_providers import providers
+    from ppu.cli_simulators import provider_sim
     from ppu.run_all import demo_traffic, run
 
-    for command in (worker, send, meter, run, console, users, provider_sim, providers):
+    for command in (worker, send, meter, run, console, users, provider_sim, providers, institutions, utilities):
         cli.add_command(command)
     try:
         from bench.run import bench
@@ -57,12 +59,10 @@ def worker(name: str, provider_id: str | None) -> None:
 
 
 async def _bridge(settings: Settings, provider_id: str) -> None:
-    from providers.bridge_worker import load_endpoint, run_bridge
+    from providers.bridge_worker import run_bridge
     from workers.process import stop_on_signals
 
-    async with connection(settings) as conn:
-        endpoint = await load_endpoint(conn, provider_id)
-    await run_bridge(settings, endpoint, stop_on_signals())
+    await run_bridge(settings, provider_id, stop_on_signals())
 
 
 @click.group()

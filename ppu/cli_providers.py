@@ -1,13 +1,14 @@
-"""CLI for providers: the registry (add, list, enable, disable), simulators, and the HTTP bridge."""
+"""CLI for the registry: providers (add, update, list, enable, disable), institutions and utilities, each with
+the numeric institution id Electrum assigned it (what PPU v3 bodies carry)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from pathlib import Path
 
 import click
 
+from ppu.dbconn import Db
 from ppu.errors import PpuError
 from ppu.settings import Settings
 from ppu.wiring import connection, endpoints
@@ -18,52 +19,88 @@ def providers() -> None:
     """The provider registry."""
 
 
+def electrum_id_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[0-9]{1,11}", value):
+        raise click.BadParameter(f"{value!r}: Electrum institution ids are 1-11 digits")
+    return value
+
+
+def name_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not 1 <= len(value) <= 100:
+        raise click.BadParameter("1-100 characters (sent to providers cut to 40)")
+    return value
+
+
+def slug(value: str, hint: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", value):
+        raise click.BadParameter("1-40 letters, digits, - or _", param_hint=hint)
+    return value
+
+
+ELECTRUM_ID = click.option(
+    "--electrum-id", callback=electrum_id_option, help="the institution id Electrum assigned (1-11 digits)"
+)
+NAME = click.option("--name", callback=name_option)
+
+
 @providers.command("add")
 @click.argument("provider_id")
-@click.option("--name", required=True)
+@click.option("--name", required=True, callback=name_option)
+@click.option(
+    "--electrum-id", required=True, callback=electrum_id_option, help="the provider's Electrum institution id"
+)
 @click.option("--mode", type=click.Choice(["kafka", "http"]), default="kafka", show_default=True)
 @click.option("--base-url", default=None, help="http mode: the provider's REST base URL")
-@click.option("--credentials-env", default=None, help="http mode: the variable that holds USER:PASSWORD")
+@click.option("--credentials-env", default=None, help="http mode: the variable that holds USER:PASSWORD, if any")
+@click.option("--ca-file", default=None, help="http mode: CA bundle for a privately signed TLS certificate")
 @click.option("--timeout-ms", type=click.IntRange(1, 600_000), default=60_000, show_default=True)
 @click.option("--max-in-flight", type=click.IntRange(1, 1000), default=16, show_default=True)
 @click.option("--institution", "institutions", multiple=True, help="enable it for this institution (repeatable)")
 def providers_add(
     provider_id: str,
     name: str,
+    electrum_id: str,
     mode: str,
     base_url: str | None,
     credentials_env: str | None,
+    ca_file: str | None,
     timeout_ms: int,
     max_in_flight: int,
     institutions: tuple[str, ...],
 ) -> None:
-    """Register (or update) a provider and create its lookup-request topics."""
+    """Register (or replace) a provider and create its lookup-request topics."""
     from console.auth import audit
     from ppu import topic_admin
 
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", provider_id):
-        raise click.BadParameter("1-40 letters, digits, - or _", param_hint="PROVIDER_ID")
-    if mode == "http" and not (base_url and credentials_env):
-        raise click.BadParameter("http mode needs --base-url and --credentials-env")
+    slug(provider_id, "PROVIDER_ID")
+    if mode == "http" and not base_url:
+        raise click.BadParameter("http mode needs --base-url")
     settings = Settings()
 
     async def add() -> list[str]:
         async with connection(settings) as conn, conn.transaction():
+            await unique_electrum_id(conn, "providers", "provider_id", provider_id, electrum_id)
             await conn.execute(
-                """INSERT INTO providers (provider_id, name, integration_mode, base_url, credentials_ref, timeout_ms,
-                                          max_in_flight) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                   ON CONFLICT (provider_id) DO UPDATE SET name = excluded.name,
+                """INSERT INTO providers (provider_id, name, electrum_id, integration_mode, base_url,
+                                          credentials_ref, ca_file, timeout_ms, max_in_flight)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                   ON CONFLICT (provider_id) DO UPDATE SET name = excluded.name, electrum_id = excluded.electrum_id,
                      integration_mode = excluded.integration_mode, base_url = excluded.base_url,
-                     credentials_ref = excluded.credentials_ref, timeout_ms = excluded.timeout_ms,
-                     max_in_flight = excluded.max_in_flight""",
+                     credentials_ref = excluded.credentials_ref, ca_file = excluded.ca_file,
+                     timeout_ms = excluded.timeout_ms, max_in_flight = excluded.max_in_flight, updated_at = now()""",
                 provider_id,
                 name,
+                electrum_id,
                 mode,
                 base_url,
                 credentials_env,
+                ca_file,
                 timeout_ms,
                 max_in_flight,
             )
+            known = {r["institution_id"] for r in await conn.fetch("SELECT institution_id FROM institutions")}
+            if unknown := sorted(set(institutions) - known):
+                raise PpuError(f"unknown institution {', '.join(unknown)}")
             await conn.executemany(
                 "INSERT INTO institution_providers VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 [(i, provider_id) for i in institutions],
@@ -76,6 +113,79 @@ def providers_add(
     click.echo(f"provider {provider_id} registered" + "".join(f"\n{c}" for c in changes if provider_id in c))
 
 
+async def unique_electrum_id(conn: Db, table: str, key: str, value: str, electrum_id: str | None) -> None:
+    """One readable line instead of a unique-constraint error when the id is someone else's."""
+    if electrum_id is None:
+        return
+    other = await conn.fetchval(f"SELECT {key} FROM {table} WHERE electrum_id = $1 AND {key} <> $2", electrum_id, value)
+    if other is not None:
+        raise PpuError(f"Electrum id {electrum_id} already belongs to {other}")
+
+
+@providers.command("update")
+@click.argument("provider_id")
+@NAME
+@ELECTRUM_ID
+@click.option("--base-url", default=None)
+@click.option("--credentials-env", default=None, help="the variable that holds USER:PASSWORD")
+@click.option("--no-credentials", is_flag=True, help="the provider asks for no credentials")
+@click.option("--ca-file", default=None, help="CA bundle for a privately signed TLS certificate ('' to drop it)")
+@click.option("--timeout-ms", type=click.IntRange(1, 600_000), default=None)
+@click.option("--max-in-flight", type=click.IntRange(1, 1000), default=None)
+def providers_update(
+    provider_id: str,
+    name: str | None,
+    electrum_id: str | None,
+    base_url: str | None,
+    credentials_env: str | None,
+    no_credentials: bool,
+    ca_file: str | None,
+    timeout_ms: int | None,
+    max_in_flight: int | None,
+) -> None:
+    """Change a provider's settings; a running bridge picks them up within PPU_BRIDGE_RELOAD_SECONDS."""
+    from console.auth import audit
+
+    if no_credentials and credentials_env:
+        raise click.BadParameter("--credentials-env and --no-credentials contradict each other")
+    changes: dict[str, object] = {
+        k: v
+        for k, v in {
+            "name": name,
+            "electrum_id": electrum_id,
+            "base_url": base_url,
+            "credentials_ref": credentials_env,
+            "ca_file": ca_file,
+            "timeout_ms": timeout_ms,
+            "max_in_flight": max_in_flight,
+        }.items()
+        if v is not None
+    }
+    if ca_file == "":
+        changes["ca_file"] = None
+    if no_credentials:
+        changes["credentials_ref"] = None
+    if not changes:
+        raise click.UsageError("nothing to change: give at least one option")
+
+    async def update() -> None:
+        async with connection(Settings()) as conn, conn.transaction():
+            await unique_electrum_id(conn, "providers", "provider_id", provider_id, electrum_id)
+            sets = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=2))
+            done = await conn.execute(
+                f"UPDATE providers SET {sets}, updated_at = now() WHERE provider_id = $1",
+                provider_id,
+                *changes.values(),
+            )
+            if done == "UPDATE 0":
+                raise PpuError(f"unknown provider {provider_id}")
+            # Only the name of the credentials variable is stored and audited, never a secret.
+            await audit(conn, None, "providers_update", provider_id, "ok", actor="cli", details=changes)
+
+    asyncio.run(update())
+    click.echo(f"provider {provider_id} updated: {', '.join(changes)} (a running bridge picks it up within seconds)")
+
+
 @providers.command("list")
 def providers_list() -> None:
     """Every provider with its mode, state and health."""
@@ -84,8 +194,8 @@ def providers_list() -> None:
         async with connection(Settings()) as conn:
             found = await conn.fetch("SELECT * FROM providers ORDER BY provider_id")
         return [
-            f"{r['provider_id']:16}{r['name']:24}{r['integration_mode']:7}"
-            f"{'enabled ' if r['enabled'] else 'disabled'} {r['health']:9}{r['base_url'] or ''}"
+            f"{r['provider_id']:16}{r['electrum_id'] or '-':12}{r['name'][:23]:24}{r['integration_mode']:7}"
+            f"{'enabled ' if r['enabled'] else 'disabled'} {r['health']:14}{r['base_url'] or ''}"
             for r in found
         ]
 
@@ -123,98 +233,3 @@ def providers_enable(provider_id: str) -> None:
 def providers_disable(provider_id: str) -> None:
     """Stop new lookups to it; routing skips it."""
     _set_enabled(provider_id, False)
-
-
-@click.command("provider-sim")
-@click.option("--provider", "provider_id", required=True)
-@click.option("--mode", type=click.Choice(["kafka", "http"]), default="kafka", show_default=True)
-@click.option("--supports", default=".*", show_default=True, help="regular expression of meter numbers it supports")
-@click.option(
-    "--meters-csv",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="http mode: a CSV whose first column lists supported meter numbers",
-)
-@click.option("--utility", default=None, help="utility name it reports for supported meters")
-@click.option("--silent", is_flag=True, help="kafka mode: never answer (the provider stays Unconfirmed)")
-@click.option("--port", type=click.IntRange(1, 65535), default=8090, show_default=True, help="http mode")
-@click.option(
-    "--credentials-env",
-    default="PPU_SIM_CREDENTIALS",
-    show_default=True,
-    help="http mode: the variable that holds the USER:PASSWORD it accepts",
-)
-@click.option("--latency-ms", default="5,30", show_default=True, help="MIN,MAX (uniform)")
-@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, help="http mode: share of 5xx answers")
-@click.option("--timeout-rate", type=click.FloatRange(0, 1), default=0.0, help="http mode: share never answered")
-@click.option("--copies", type=click.IntRange(1, 10), default=1, help="kafka mode: send every answer this many times")
-@click.option("--garbage-rate", type=click.FloatRange(0, 1), default=0.0, help="share of answers that are garbage")
-def provider_sim(
-    provider_id: str,
-    mode: str,
-    supports: str,
-    meters_csv: Path | None,
-    utility: str | None,
-    silent: bool,
-    port: int,
-    credentials_env: str,
-    latency_ms: str,
-    error_rate: float,
-    timeout_rate: float,
-    copies: int,
-    garbage_rate: float,
-) -> None:
-    """A provider simulator: natively on Kafka, or serving the PPU v3 REST call."""
-    import os
-
-    from ppu.logs import configure_for_worker
-
-    try:
-        pattern = re.compile(supports)
-        low, high = (float(x) for x in latency_ms.split(","))
-    except (re.error, ValueError) as e:
-        raise click.BadParameter(str(e)) from None
-    settings = Settings()
-    configure_for_worker(settings.log_level)
-    if mode == "kafka":
-        from providers.kafka_simulator import Coverage, run_simulator
-        from workers.process import stop_on_signals
-
-        async def kafka() -> None:
-            await run_simulator(
-                endpoints(settings).kafka_bootstrap_servers,
-                settings.topic_prefix,
-                provider_id,
-                Coverage(pattern, utility, silent, (low, high), copies, garbage_rate),
-                stop_on_signals(),
-            )
-
-        asyncio.run(kafka())
-        return
-    import uvicorn
-
-    from providers.http_simulator import SimulatorConfig, create_simulator, load_meters_csv
-
-    user, sep, password = os.environ.get(credentials_env, "").partition(":")
-    if not sep:
-        raise PpuError(f"set {credentials_env} to USER:PASSWORD for the simulator to accept")
-    config = SimulatorConfig(
-        user,
-        password,
-        pattern,
-        load_meters_csv(meters_csv) if meters_csv else frozenset(),
-        utility or "Simulated Utility",
-        (low, high),
-        error_rate,
-        timeout_rate,
-        garbage_rate=garbage_rate,
-    )
-    click.echo(f"provider {provider_id} simulator on http://127.0.0.1:{port}")
-    uvicorn.run(
-        create_simulator(config),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=2,
-    )

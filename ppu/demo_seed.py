@@ -12,16 +12,22 @@ from dataclasses import dataclass
 from ppu.dbconn import Db
 from ppu.passwords import hash_password
 
-INSTITUTIONS = [("demo-bank", "Demo Bank"), ("corner-wallet", "Corner Wallet")]
-PROVIDERS = [("prov-alpha", "Alpha Vending"), ("prov-beta", "Beta Prepaid"), ("prov-gamma", "Gamma Power")]
+# Electrum institution ids (1-11 digits) are made up for the demo; a real switch gets them from Electrum.
+SWITCH_ELECTRUM_ID = "10000001"
+INSTITUTIONS = [("demo-bank", "Demo Bank", "20000101"), ("corner-wallet", "Corner Wallet", "20000102")]
+PROVIDERS = [
+    ("prov-alpha", "Alpha Vending", "30000201"),
+    ("prov-beta", "Beta Prepaid", "30000202"),
+    ("prov-gamma", "Gamma Power", "30000203"),
+]
 # Delta speaks the PPU v3 REST interface (through the HTTP bridge) to a simulator that `ppu run` starts.
-HTTP_PROVIDERS = [("prov-delta", "Delta Utilities", "http://127.0.0.1:8090", "PPU_DEMO_DELTA_CREDENTIALS")]
+HTTP_PROVIDERS = [("prov-delta", "Delta Utilities", "30000204", "http://127.0.0.1:8090", "PPU_DEMO_DELTA_CREDENTIALS")]
 # demo-bank sells through all four providers, corner-wallet through two.
 ENABLED = {
     "demo-bank": ["prov-alpha", "prov-beta", "prov-gamma", "prov-delta"],
     "corner-wallet": ["prov-alpha", "prov-beta"],
 }
-UTILITIES = [("riverside", "Riverside Municipality"), ("hillcrest", "Hillcrest Utility")]
+UTILITIES = [("riverside", "Riverside Municipality", "40000301"), ("hillcrest", "Hillcrest Utility", "40000302")]
 PREFERENCES = [  # utility, provider, kind, rank, weight
     ("riverside", "prov-alpha", "ranked", 1, 1),
     ("riverside", "prov-beta", "unranked", None, 3),
@@ -48,20 +54,31 @@ class DemoLogin:
 async def seed(conn: Db) -> list[DemoLogin]:
     logins = []
     async with conn.transaction():
-        await conn.executemany("INSERT INTO institutions VALUES ($1, $2) ON CONFLICT DO NOTHING", INSTITUTIONS)
         await conn.executemany(
-            "INSERT INTO providers (provider_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING", PROVIDERS
+            """INSERT INTO institutions (institution_id, name, electrum_id) VALUES ($1, $2, $3)
+               ON CONFLICT (institution_id) DO UPDATE SET electrum_id = excluded.electrum_id""",
+            INSTITUTIONS,
         )
         await conn.executemany(
-            """INSERT INTO providers (provider_id, name, integration_mode, base_url, credentials_ref)
-               VALUES ($1, $2, 'http', $3, $4) ON CONFLICT DO NOTHING""",
+            """INSERT INTO providers (provider_id, name, electrum_id) VALUES ($1, $2, $3)
+               ON CONFLICT (provider_id) DO UPDATE SET electrum_id = excluded.electrum_id""",
+            PROVIDERS,
+        )
+        await conn.executemany(
+            """INSERT INTO providers (provider_id, name, electrum_id, integration_mode, base_url, credentials_ref)
+               VALUES ($1, $2, $3, 'http', $4, $5)
+               ON CONFLICT (provider_id) DO UPDATE SET electrum_id = excluded.electrum_id""",
             HTTP_PROVIDERS,
         )
         await conn.executemany(
             "INSERT INTO institution_providers VALUES ($1, $2) ON CONFLICT DO NOTHING",
             [(i, p) for i, ps in ENABLED.items() for p in ps],
         )
-        await conn.executemany("INSERT INTO utilities VALUES ($1, $2) ON CONFLICT DO NOTHING", UTILITIES)
+        await conn.executemany(
+            """INSERT INTO utilities (utility_id, name, electrum_id) VALUES ($1, $2, $3)
+               ON CONFLICT (utility_id) DO UPDATE SET electrum_id = excluded.electrum_id""",
+            UTILITIES,
+        )
         await conn.executemany(
             "INSERT INTO utility_routing_preferences VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             PREFERENCES,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -14,11 +15,17 @@ STATUS_LABELS = {"supported": "Supported", "not_supported": "Not Supported", "un
 
 @dataclass(frozen=True)
 class ProviderRow:
-    provider_id: str
+    provider_id: str  # our registry's key
+    electrum_id: str | None  # the guide's "Provider ID": the institution id Electrum assigned
     name: str
     status: str
     last_response_at: datetime | None
     last_lookup_sent_at: datetime | None
+    details: dict[str, Any] | None = None  # what its last answer said: utility, customer, purchase limits
+
+    @property
+    def shown_id(self) -> str:
+        return self.electrum_id or "—"
 
     @property
     def awaiting_confirmation(self) -> bool:
@@ -64,8 +71,8 @@ async def load_meter(conn: Db, meter_number: str, institution_id: str | None) ->
     if m is None:
         return None
     rows = await conn.fetch(
-        """SELECT p.provider_id, p.name, coalesce(s.status, 'unconfirmed') AS status, s.last_response_at,
-                  s.last_lookup_sent_at
+        """SELECT p.provider_id, p.electrum_id, p.name, coalesce(s.status, 'unconfirmed') AS status,
+                  s.last_response_at, s.last_lookup_sent_at, s.details
            FROM providers p LEFT JOIN meter_support s ON s.provider_id = p.provider_id AND s.meter_number = $1
            WHERE $2::text IS NULL OR p.provider_id IN
                  (SELECT provider_id FROM institution_providers WHERE institution_id = $2)
@@ -87,7 +94,15 @@ async def load_meter(conn: Db, meter_number: str, institution_id: str | None) ->
         m["marked_at"],
         m["preferred_provider_id"],
         [
-            ProviderRow(r["provider_id"], r["name"], r["status"], r["last_response_at"], r["last_lookup_sent_at"])
+            ProviderRow(
+                r["provider_id"],
+                r["electrum_id"],
+                r["name"],
+                r["status"],
+                r["last_response_at"],
+                r["last_lookup_sent_at"],
+                r["details"],
+            )
             for r in rows
         ],
         list(decisions),
@@ -101,9 +116,11 @@ def render_text(v: MeterView) -> str:
         f"blocked   {'yes' if v.blocked else 'no'}",
         f"rebroadcast {'marked by ' + str(v.marked_by) if v.marked_for_rebroadcast else 'not marked'}",
         "",
-        f"{'Provider ID':14}{'Provider':20}{'Last response':24}Support status",
+        f"{'Provider ID':14}{'Provider':24}{'Last response':24}Support status",
     ]
-    lines += [f"{p.provider_id:14}{p.name:20}{p.last_response_text():24}{STATUS_LABELS[p.status]}" for p in v.providers]
+    lines += [
+        f"{p.shown_id:14}{_cut(p.name, 23):24}{p.last_response_text():24}{STATUS_LABELS[p.status]}" for p in v.providers
+    ]
     if v.decisions:
         lines += ["", "latest routing decisions:"]
         lines += [
@@ -111,3 +128,7 @@ def render_text(v: MeterView) -> str:
             for d in v.decisions
         ]
     return "\n".join(lines)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

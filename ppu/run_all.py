@@ -15,6 +15,7 @@ import uuid
 import click
 
 from infra.processes import stop_children
+from ppu import demo_seed
 from ppu.settings import Settings
 from ppu.wiring import endpoints, started_producer
 from schemas.envelope import CONTENT_TYPE
@@ -95,6 +96,8 @@ def run(rate: float) -> None:
         subprocess.run(_ppu("topics", "apply"), check=True, stdout=subprocess.DEVNULL)
         # A fresh session secret per run: nothing to leak from the code, old cookies stop working.
         os.environ.setdefault("PPU_CONSOLE_SECRET_KEY", secrets.token_urlsafe(32))
+        # The switch's own Electrum institution id in PPU v3 bodies (a demo value; production sets its own).
+        os.environ.setdefault("PPU_SWITCH_INSTITUTION_ID", demo_seed.SWITCH_ELECTRUM_ID)
         logs = settings.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         procs = [("workers", ["worker", "all"])]

@@ -35,17 +35,27 @@ class Settings(BaseSettings):
         pattern=r"^((mid_transaction|after_db_commit|after_publish):[1-9][0-9]*(,|$))*$",
     )
 
-    # Who we are in provider requests (PPU v3 originator); identity, not secrets.
-    switch_institution_id: str = Field(default="ppu-switch", alias="PPU_SWITCH_INSTITUTION_ID")
-    switch_institution_name: str = Field(default="PPU Switch", alias="PPU_SWITCH_INSTITUTION_NAME")
+    # Who we are in provider requests (PPU v3 originator); identity, not secrets. The institution id is the one
+    # Electrum assigned to the switch: no default, the HTTP bridge refuses to start without it.
+    switch_institution_id: str | None = Field(default=None, pattern=r"^[0-9]{1,11}$", alias="PPU_SWITCH_INSTITUTION_ID")
+    switch_institution_name: str = Field(
+        default="PPU Switch", min_length=1, max_length=40, alias="PPU_SWITCH_INSTITUTION_NAME"
+    )
+    # `receiver` for a meter whose utility is unknown (Unassigned) or has no Electrum id; unset: no receiver.
+    default_receiver_id: str | None = Field(default=None, pattern=r"^[0-9]{1,11}$", alias="PPU_DEFAULT_RECEIVER_ID")
+    default_receiver_name: str = Field(
+        default="Unassigned", min_length=1, max_length=40, alias="PPU_DEFAULT_RECEIVER_NAME"
+    )
+    # How often a running bridge re-reads its provider's settings and the institution registry.
+    bridge_reload_seconds: float = Field(default=5.0, gt=0, alias="PPU_BRIDGE_RELOAD_SECONDS")
     switch_terminal_id: str = Field(default="PPU00001", min_length=8, max_length=8, alias="PPU_SWITCH_TERMINAL_ID")
     switch_merchant_id: str = Field(
         default="PPUSWITCH000001", min_length=15, max_length=15, alias="PPU_SWITCH_MERCHANT_ID"
     )
     switch_merchant_type: str = Field(default="6012", pattern=r"^\d{4}$", alias="PPU_SWITCH_MERCHANT_TYPE")
     switch_city: str = Field(default="Johannesburg", max_length=13, alias="PPU_SWITCH_CITY")
-    switch_region: str = Field(default="GP", min_length=2, max_length=2, alias="PPU_SWITCH_REGION")
-    switch_country: str = Field(default="ZA", min_length=2, max_length=2, alias="PPU_SWITCH_COUNTRY")
+    switch_region: str = Field(default="GP", max_length=2, alias="PPU_SWITCH_REGION")
+    switch_country: str = Field(default="ZA", max_length=2, alias="PPU_SWITCH_COUNTRY")
 
     # Signs console session cookies. No default: `ppu run` makes a random one; production sets its own.
     console_secret_key: SecretStr | None = Field(default=None, alias="PPU_CONSOLE_SECRET_KEY")

@@ -1,105 +1,232 @@
 """`ppu worker provider-bridge --provider ID`: runs the HTTP bridge for one provider.
 
-Kafka offsets are committed after every request of a batch has its outcome (published, dead-lettered or given
-up at the deadline): a crash re-sends lookups, which the provider's DUPLICATE_RECORD or our response consumer's
-staleness rules make harmless.
+Records are handled concurrently (up to four per allowed in-flight call), so a lookup being retried never holds
+back the ones behind it; offsets are committed up to the oldest unfinished record (providers/offsets.py). The
+provider's settings are re-read every few seconds. A provider that refuses our bodies (400 FORMAT_ERROR, bad
+credentials) or for which no valid body can be built is shown MISCONFIGURED until it answers again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
+import functools
+import ssl
 
+import asyncpg
 import httpx
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
 
-from ppu.dbconn import Db
 from ppu.errors import PpuError
 from ppu.settings import Settings
 from ppu.topics import topic
-from ppu.wiring import endpoints, started_producer
-from providers.http_bridge import Bridge, Endpoint, as_event
+from ppu.wiring import create_pool, endpoints, started_producer
+from providers import bridge_metrics as metrics
+from providers.answers import as_event
+from providers.directory import Directory, ProviderConfig, load_directory
+from providers.http_bridge import Bridge, Outcome
+from providers.offsets import OffsetTracker
 from schemas.envelope import CONTENT_TYPE
 from schemas.lookup import LookupRequested
 from workers.dead_letters import DeadLetterer, Failure
 from workers.inbound import decode
+from workers.retrying import retry_until_stopped
 
 log = structlog.get_logger()
 
 
-async def load_endpoint(conn: Db, provider_id: str) -> Endpoint:
-    row = await conn.fetchrow("SELECT * FROM providers WHERE provider_id = $1", provider_id)
-    if row is None:
-        raise PpuError(f"unknown provider {provider_id}")
-    if row["integration_mode"] != "http" or not row["base_url"]:
-        raise PpuError(f"provider {provider_id} does not integrate over HTTP (no base URL)")
-    secret = os.environ.get(row["credentials_ref"] or "", "")
-    user, sep, password = secret.partition(":")
-    if not sep:
-        raise PpuError(f"set {row['credentials_ref'] or 'the credentials variable'} to USER:PASSWORD for {provider_id}")
-    return Endpoint(
-        provider_id, row["name"], row["base_url"], user, password, row["timeout_ms"] / 1000, row["max_in_flight"]
-    )
+def http_client(provider: ProviderConfig) -> httpx.AsyncClient:
+    creds = provider.credentials()
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=provider.ca_file) if provider.ca_file else True
+    return httpx.AsyncClient(base_url=provider.base_url, auth=httpx.BasicAuth(*creds) if creds else None, verify=verify)
 
 
-async def run_bridge(settings: Settings, endpoint: Endpoint, stop: asyncio.Event) -> None:
-    bootstrap, prefix, pid = endpoints(settings).kafka_bootstrap_servers, settings.topic_prefix, endpoint.provider_id
-    group = f"{prefix}ppu-provider-bridge-{pid}"
-    requests = topic("lookup_requests").name(prefix, provider_id=pid)
-    dlq = topic("lookup_requests_dlq").name(prefix, provider_id=pid)
-    responses = topic("lookup_responses").name(prefix)
-    consumer = AIOKafkaConsumer(
-        requests,
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_interval_ms=300_000,
-    )
-    dead_letters = DeadLetterer(bootstrap, group)
-    auth = httpx.BasicAuth(endpoint.username, endpoint.password)
-    async with (
-        httpx.AsyncClient(base_url=endpoint.base_url, auth=auth) as client,
-        started_producer(bootstrap) as producer,
-    ):
-        bridge = Bridge(endpoint, settings, client)
+async def _close_later(client: httpx.AsyncClient, seconds: float) -> None:
+    """A replaced client closes once the calls it carries have had their time."""
+    await asyncio.sleep(seconds)
+    await client.aclose()
 
-        async def one(record: ConsumerRecord[bytes, bytes]) -> None:
-            decoded = decode(record, LookupRequested, settings.max_message_bytes)
-            if isinstance(decoded, Failure):
-                await dead_letters.send(dlq, record, decoded)
-                return
-            assert isinstance(decoded, LookupRequested)
-            outcome = await bridge.lookup(decoded)
-            if outcome.kind in ("supported", "not_supported"):
-                event = as_event(decoded, outcome)
-                await producer.send_and_wait(
-                    responses,
+
+class _Forget(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, tracker: OffsetTracker) -> None:
+        self.tracker = tracker
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.tracker.forget(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        return None
+
+
+class HealthMarks:
+    """MISCONFIGURED while the provider refuses what we send; back to HEALTHY once it answers about a meter."""
+
+    def __init__(self, pool: asyncpg.Pool, provider_id: str) -> None:
+        self.pool, self.provider_id = pool, provider_id
+        self.misconfigured: str | None = ""  # the detail last stored; "" = not known yet
+
+    async def saw(self, outcome: Outcome) -> None:
+        try:
+            if outcome.kind == "refused" and outcome.detail != self.misconfigured:
+                await self.pool.execute(
+                    """UPDATE providers SET health = 'MISCONFIGURED', health_detail = $2, health_changed_at = now()
+                       WHERE provider_id = $1""",
+                    self.provider_id,
+                    outcome.detail[:2000],
+                )
+                self.misconfigured = outcome.detail
+                log.error("provider refuses our requests", provider=self.provider_id, detail=outcome.detail[:2000])
+            elif outcome.kind in ("supported", "not_supported") and self.misconfigured is not None:
+                await self.pool.execute(
+                    """UPDATE providers SET health = 'HEALTHY', health_detail = NULL, health_changed_at = now()
+                       WHERE provider_id = $1 AND health = 'MISCONFIGURED'""",
+                    self.provider_id,
+                )
+                self.misconfigured = None
+        except (asyncpg.PostgresError, OSError) as e:  # health is for operators; the lookup itself goes on
+            log.warning("cannot store provider health", provider=self.provider_id, error=str(e))
+
+
+class BridgeWorker:
+    def __init__(self, settings: Settings, directory: Directory, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+        self.settings, self.pool, self.stop = settings, pool, stop
+        pid, prefix = directory.provider.provider_id, settings.topic_prefix
+        self.pid, self.group = pid, f"{prefix}ppu-provider-bridge-{pid}"
+        self.requests = topic("lookup_requests").name(prefix, provider_id=pid)
+        self.dlq = topic("lookup_requests_dlq").name(prefix, provider_id=pid)
+        self.responses = topic("lookup_responses").name(prefix)
+        self.bridge = Bridge(directory, settings, http_client(directory.provider))
+        self.health = HealthMarks(pool, pid)
+        self.tracker = OffsetTracker()
+        self.failed: BaseException | None = None
+        self.closing: set[asyncio.Future[None]] = set()  # replaced HTTP clients, closed after a grace period
+
+    async def reload(self) -> None:
+        """Picks up `ppu providers update` without a restart."""
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), self.settings.bridge_reload_seconds)
+            try:
+                async with self.pool.acquire() as conn:
+                    fresh = await load_directory(conn, self.pid)
+                client = self.bridge.client
+                if fresh.provider.connection_settings() != self.bridge.directory.provider.connection_settings():
+                    client = http_client(fresh.provider)
+                    grace = self.bridge.directory.provider.timeout_seconds + 1
+                    closing = asyncio.ensure_future(_close_later(self.bridge.client, grace))
+                    self.closing.add(closing)
+                    closing.add_done_callback(self.closing.discard)
+                if fresh != self.bridge.directory or client is not self.bridge.client:
+                    log.info("provider settings reloaded", provider=self.pid, base_url=fresh.provider.base_url)
+                self.bridge.reconfigure(fresh, client)
+            except (PpuError, asyncpg.PostgresError, OSError, ssl.SSLError) as e:
+                log.warning("cannot reload provider settings; keeping them", provider=self.pid, error=str(e))
+
+    async def one(
+        self, record: ConsumerRecord[bytes, bytes], dead_letters: DeadLetterer, producer: AIOKafkaProducer
+    ) -> None:
+        decoded = decode(record, LookupRequested, self.settings.max_message_bytes)
+        if not isinstance(decoded, LookupRequested):
+            failure = decoded if isinstance(decoded, Failure) else Failure("validate", "WrongType", "not a lookup")
+            await retry_until_stopped(self.stop, lambda: dead_letters.send(self.dlq, record, failure))
+            return
+        outcome = await self.bridge.lookup(decoded)
+        metrics.OUTCOMES.labels(self.pid, outcome.kind).inc()
+        await self.health.saw(outcome)
+        if outcome.kind in ("supported", "not_supported"):
+            event = as_event(decoded, outcome)
+            await retry_until_stopped(
+                self.stop,
+                lambda: producer.send_and_wait(
+                    self.responses,
                     value=event.encode(),
                     key=event.subject.encode(),
                     headers=[("content-type", CONTENT_TYPE)],
-                )
-            elif outcome.kind == "our_fault":
-                error_class = outcome.error.error_type if outcome.error else "ProviderError"
-                await dead_letters.send(dlq, record, Failure("apply", error_class, outcome.detail))
-            else:
-                log.info(
-                    "no answer before the deadline",
-                    provider=pid,
-                    lookup=str(decoded.data.lookup_id),
-                    detail=outcome.detail,
-                )
+                ),
+            )
+        elif outcome.kind in ("refused", "our_fault"):
+            failure = Failure(
+                "apply", outcome.error_type or "ProviderError", outcome.detail, provider_error=outcome.provider_error
+            )
+            await retry_until_stopped(self.stop, lambda: dead_letters.send(self.dlq, record, failure))
+        else:
+            log.info("no answer before the deadline", provider=self.pid, lookup=str(decoded.data.lookup_id))
 
-        await consumer.start()
-        await dead_letters.start()
+    def _done(self, tp: TopicPartition, offset: int, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            self.failed = task.exception()
+            log.error("bridge task failed", provider=self.pid, error=repr(task.exception()))
+            self.stop.set()
+            return
+        self.tracker.finished(tp, offset)
+
+    async def run(self) -> None:
+        bootstrap = endpoints(self.settings).kafka_bootstrap_servers
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=300_000,
+        )
+        dead_letters = DeadLetterer(bootstrap, self.group)
+        tasks: set[asyncio.Task[None]] = set()
+        reloading = asyncio.ensure_future(self.reload())
+        async with started_producer(bootstrap) as producer:
+            await consumer.start()
+            consumer.subscribe([self.requests], listener=_Forget(self.tracker))
+            await dead_letters.start()
+            try:
+                while not self.stop.is_set():
+                    room = self.bridge.directory.provider.max_in_flight * 4 - len(self.tracker)
+                    assigned = list(consumer.assignment())
+                    (consumer.pause if room <= 0 else consumer.resume)(*assigned)
+                    batch = await consumer.getmany(timeout_ms=100, max_records=max(room, 1))
+                    for tp, records in batch.items():
+                        for r in records:
+                            self.tracker.started(tp, r.offset)
+                            task = asyncio.ensure_future(self.one(r, dead_letters, producer))
+                            tasks.add(task)
+                            task.add_done_callback(tasks.discard)
+                            task.add_done_callback(functools.partial(self._done, tp, r.offset))
+                    metrics.IN_FLIGHT.labels(self.pid).set(len(self.tracker))
+                    await self._commit(consumer)
+            finally:
+                reloading.cancel()
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, reloading, return_exceptions=True)
+                await self._commit(consumer)
+                await asyncio.wait_for(consumer.stop(), self.settings.shutdown_timeout_seconds)
+                await asyncio.wait_for(dead_letters.stop(), self.settings.shutdown_timeout_seconds)
+                await self.bridge.client.aclose()
+        if self.failed is not None:
+            raise self.failed
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        offsets = self.tracker.to_commit()
+        if not offsets:
+            return
         try:
-            while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=endpoint.max_in_flight * 4)
-                records = [r for rs in batch.values() for r in rs]
-                if records:
-                    await asyncio.gather(*(one(r) for r in records))
-                    await consumer.commit()
-        finally:
-            await asyncio.wait_for(consumer.stop(), settings.shutdown_timeout_seconds)
-            await asyncio.wait_for(dead_letters.stop(), settings.shutdown_timeout_seconds)
+            await consumer.commit(offsets)
+            self.tracker.committed_at(offsets)
+        except KafkaError as e:  # a rebalance under way, the broker away: the next round commits again
+            log.info("offset commit deferred", provider=self.pid, error=str(e))
+
+
+async def run_bridge(settings: Settings, provider_id: str, stop: asyncio.Event) -> None:
+    if settings.switch_institution_id is None:
+        raise PpuError("set PPU_SWITCH_INSTITUTION_ID to the switch's Electrum institution id (1-11 digits)")
+    pool = await create_pool(endpoints(settings).database_url, min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            directory = await load_directory(conn, provider_id)
+        directory.provider.credentials()  # a missing credentials variable is one line now, not a refusal later
+        await BridgeWorker(settings, directory, pool, stop).run()
+    finally:
+        await pool.close()

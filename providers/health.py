@@ -5,6 +5,8 @@ DEGRADED when under 90% were answered or the p95 latency is over 5 s; otherwise 
 few lookups to judge keeps the state it has. A DOWN provider comes back (DEGRADED) as soon as it answers again: the
 response consumer lifts it at once, and the evaluation never calls DOWN a provider whose latest due lookup was
 answered. DOWN providers are still asked in fan-outs (that is how they can answer again) but routing skips them.
+MISCONFIGURED (the provider refuses what the HTTP bridge sends) is set and cleared by the bridge alone; routing
+skips it as it skips DOWN, and the console shows it with the provider's last error.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class Health:
     last_seen: datetime | None
     last_due_answered: bool | None = None
     stored: str = "HEALTHY"  # the state routing uses now
+    detail: str | None = None  # MISCONFIGURED: the provider's last refusal
+    electrum_id: str | None = None
 
     @property
     def response_ratio(self) -> float | None:
@@ -40,6 +44,8 @@ class Health:
 
     @property
     def state(self) -> str:
+        if self.stored == "MISCONFIGURED":  # silence follows from the refusals; the refusal is the news
+            return self.stored
         return self.evaluated or self.stored
 
     @property
@@ -61,7 +67,7 @@ async def provider_health(conn: Db, window_minutes: int, provider_ids: list[str]
                SELECT l.provider_id, l.sent_at, l.responded_at, r.deadline
                FROM lookups l JOIN lookup_rounds r USING (round_id)
                WHERE l.sent_at > now() - make_interval(mins => $1))
-           SELECT p.provider_id, p.name, p.enabled, p.health,
+           SELECT p.provider_id, p.name, p.enabled, p.health, p.health_detail, p.electrum_id,
                   count(x.sent_at) AS sent,
                   count(*) FILTER (WHERE x.responded_at IS NOT NULL OR x.deadline < now()) AS due,
                   count(x.responded_at) AS answered,
@@ -97,6 +103,8 @@ async def provider_health(conn: Db, window_minutes: int, provider_ids: list[str]
                 r["last_seen"],
                 r["last_due_answered"],
                 r["health"],
+                r["health_detail"],
+                r["electrum_id"],
             )
         )
     return out
@@ -110,6 +118,7 @@ async def refresh_states(conn: Db, window_minutes: int = 5) -> tuple[list[Health
         """UPDATE providers p SET health = u.state, health_changed_at = now()
            FROM unnest($1::text[], $2::text[]) AS u(id, state), providers old
            WHERE p.provider_id = u.id AND old.provider_id = p.provider_id AND p.health <> u.state
+             AND p.health <> 'MISCONFIGURED' -- set and cleared by the HTTP bridge, which sees the refusals
            RETURNING p.provider_id, old.health AS before, p.health AS after""",
         list(evaluated),
         list(evaluated.values()),

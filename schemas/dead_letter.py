@@ -18,9 +18,12 @@ class DeadLetterHeaders(BaseModel):
     stage: str = Field(description="decode, validate or apply")
     error_class: str
     error_message: str = Field(max_length=1000)
+    provider_error: str | None = Field(
+        default=None, max_length=16000, description="the HTTP bridge: the provider's ErrorDetail, as it sent it"
+    )
 
     def to_headers(self) -> list[tuple[str, bytes]]:
-        return [(f"dlq_{k}", str(v).encode()) for k, v in self.model_dump().items()]
+        return [(f"dlq_{k}", str(v).encode()) for k, v in self.model_dump().items() if v is not None]
 
     @classmethod
     def from_headers(cls, headers: list[tuple[str, bytes]]) -> DeadLetterHeaders:

@@ -32,6 +32,8 @@ class LookupRequested(Envelope[LookupRequestedData]):
 class UtilityInfo(Data):
     name: str = Field(min_length=1, max_length=100)
     client_id: str | None = Field(default=None, max_length=40)
+    address: str | None = Field(default=None, max_length=300)
+    message: str | None = Field(default=None, max_length=300)
 
 
 class CustomerInfo(Data):

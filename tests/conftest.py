@@ -14,10 +14,15 @@ from db.migrate import migrate
 from ppu.settings import Settings
 from ppu.topic_admin import admin_client, apply
 from ppu.wiring import Endpoints, connect
+from tests.bridging import CREDENTIALS_ENV, PASSWORD, USER
+from tests.harness import System, running, seed_reference
 from tests.servers import servers
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DB = "ppu_template"
+
+
+SWITCH_ELECTRUM_ID = "9100001"  # the switch's Electrum institution id in the tests
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +88,8 @@ def settings(endpoints: Endpoints, database_url: str, topic_prefix: str, tmp_pat
         DATABASE_URL=database_url,
         PPU_TOPIC_PREFIX=topic_prefix,
         PPU_STATE_DIR=tmp_path,
+        PPU_SWITCH_INSTITUTION_ID=SWITCH_ELECTRUM_ID,
+        PPU_BRIDGE_RELOAD_SECONDS=0.5,
     )
 
 
@@ -101,5 +108,17 @@ def cli_env(settings: Settings) -> dict[str, str]:
         DATABASE_URL=settings.database_url or "",
         PPU_TOPIC_PREFIX=settings.topic_prefix,
         PPU_STATE_DIR=str(settings.state_dir),
+        PPU_SWITCH_INSTITUTION_ID=SWITCH_ELECTRUM_ID,
     )
     return env
+
+
+@pytest.fixture
+async def bridge_system(
+    settings: Settings, topics: list[str], db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[System]:
+    await seed_reference(db)
+    await db.execute("INSERT INTO utilities (utility_id, name, electrum_id) VALUES ('river', 'Riverside', '4001')")
+    monkeypatch.setenv(CREDENTIALS_ENV, f"{USER}:{PASSWORD}")
+    async with running(settings, names=()) as s:  # only the producer: the bridge is what runs
+        yield s

@@ -19,12 +19,20 @@ from tests.harness import PASSWORD
 
 
 @contextlib.asynccontextmanager
-async def serve_app(app: FastAPI, log_level: str = "warning") -> AsyncIterator[str]:
-    """Any ASGI app (the console, a provider simulator) over real HTTP on a free loopback port; yields its URL."""
+async def serve_app(app: FastAPI, log_level: str = "warning", tls: tuple[str, str] | None = None) -> AsyncIterator[str]:
+    """Any ASGI app (the console, a provider simulator) over real HTTP on a free loopback port; yields its URL.
+    `tls`: (certificate chain file, key file) to serve HTTPS."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level=log_level, lifespan="on", timeout_graceful_shutdown=1
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level=log_level,
+            lifespan="on",
+            timeout_graceful_shutdown=1,
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
         )
     )
     task = asyncio.ensure_future(server.serve())
@@ -32,7 +40,7 @@ async def serve_app(app: FastAPI, log_level: str = "warning") -> AsyncIterator[s
         while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
             await asyncio.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 20)

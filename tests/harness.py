@@ -25,13 +25,18 @@ from workers.process import run_workers
 from workers.registry import ALL
 
 PROVIDERS = ["p1", "p2", "p3"]
+ELECTRUM_IDS = {"p1": "2001", "p2": "2002", "p3": "2003"}  # their Electrum institution ids
 PASSWORD = "correct horse battery"  # the test users' password
 
 
 async def seed_reference(db: asyncpg.Connection) -> None:
-    await db.execute("INSERT INTO institutions VALUES ('i1', 'Bank One'), ('i2', 'Wallet Two')")
+    await db.execute(
+        "INSERT INTO institutions (institution_id, name, electrum_id) VALUES "
+        "('i1', 'Bank One', '1001'), ('i2', 'Wallet Two', '1002')"
+    )
     await db.executemany(
-        "INSERT INTO providers (provider_id, name) VALUES ($1, $2)", [(p, f"Provider {p}") for p in PROVIDERS]
+        "INSERT INTO providers (provider_id, name, electrum_id) VALUES ($1, $2, $3)",
+        [(p, f"Provider {p}", ELECTRUM_IDS[p]) for p in PROVIDERS],
     )
     await db.executemany(
         "INSERT INTO institution_providers VALUES ($1, $2)", [("i1", p) for p in PROVIDERS] + [("i2", "p1")]

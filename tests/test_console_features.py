@@ -123,3 +123,52 @@ async def test_meter_page_warns_about_unhealthy_or_disabled_providers(console: s
     warning = page[start : page.index("</p>", start)]
     assert "p2 is DOWN" in warning and "p3 is disabled" in warning and "p1" not in warning
     assert warning.count("p2") == 1, "each provider once"
+
+
+async def test_meter_page_shows_electrum_provider_ids_what_a_201_said_and_misconfigured_providers(
+    settings: Settings, topics: list[str], db: asyncpg.Connection
+) -> None:
+    from schemas.lookup import CustomerInfo, LookupResponded, LookupRespondedData, UtilityInfo
+    from schemas.purchase import Money
+    from tests.harness import ELECTRUM_IDS, eventually, running
+
+    await seed_reference(db)
+    await db.execute(
+        "UPDATE providers SET health = 'MISCONFIGURED', health_detail = 'HTTP 400 FORMAT_ERROR: client.id' "
+        "WHERE provider_id = 'p3'"
+    )
+    async with running(settings) as s:
+        await s.attempt("0401000700")
+        request = (await s.requests("p1", 1))[0]
+        d = request.data
+        answer = LookupRespondedData(
+            lookup_id=d.lookup_id,
+            provider_id="p1",
+            meter_number=d.meter_number,
+            status="supported",
+            responded_at=request.time,
+            utility=UtilityInfo(name="Riverside Municipality", address="1 Civic Way"),
+            customer=CustomerInfo(first_name="Thandi", last_name="Mokoena", address="12 Main Road"),
+            min_amount=Money(amount=1000, currency="710"),
+            max_amount=Money(amount=500000, currency="710"),
+        )
+        await s.send("lookup_responses", LookupResponded.new(answer, source="test/p1", correlationid="c"))
+        await eventually(
+            lambda: db.fetchval(
+                "SELECT details IS NOT NULL FROM meter_support WHERE meter_number = '0401000700' AND provider_id = 'p1'"
+            ),
+            what="details stored",
+        )
+    async with serving(settings) as (base, _), httpx.AsyncClient(base_url=base, timeout=20) as c:
+        await login(c, "olga")
+        api = (await c.get("/api/v1/meters/0401000700")).json()
+        page = (await c.get("/ppu/meters/0401000700")).text
+        health = (await c.get("/ppu/providers")).text
+    p1 = next(p for p in api["providers"] if p["provider_id"] == "p1")
+    assert p1["electrum_id"] == ELECTRUM_IDS["p1"] and p1["details"]["customer"]["last_name"] == "Mokoena"
+    assert p1["details"]["min_amount"] == {"amount": 1000, "currency": "710"}
+    assert f'<td class="provider-id">{ELECTRUM_IDS["p1"]}</td>' in page, "the guide's Provider ID column"
+    assert "Thandi Mokoena, 12 Main Road" in page and "10.00 to 5000.00 (710)" in page
+    assert "Riverside Municipality, 1 Civic Way" in page
+    assert "Provider p3 is MISCONFIGURED (HTTP 400 FORMAT_ERROR: client.id)" in page
+    assert "MISCONFIGURED" in health and "client.id" in health

@@ -29,17 +29,25 @@ async def ppu(settings: Settings, *args: str) -> subprocess.CompletedProcess[str
 
 async def test_add_list_disable_enable(settings: Settings, topics: list[str], db: asyncpg.Connection) -> None:
     await seed_reference(db)
-    added = await ppu(settings, "providers", "add", "p9", "--name", "Provider Nine", "--institution", "i1")
+    added = await ppu(
+        settings, "providers", "add", "p9", "--name", "Provider Nine", "--electrum-id", "2009", "--institution", "i1"
+    )
     assert added.returncode == 0, added.stderr
     assert f"{settings.topic_prefix}ppu.lookup-requests.p9.v1: created" in added.stdout
     assert settings.kafka_bootstrap_servers is not None
     async with admin_client(settings.kafka_bootstrap_servers) as client:
         assert f"{settings.topic_prefix}ppu.lookup-requests.p9.dlq.v1" in await client.list_topics()
-    bad = await ppu(settings, "providers", "add", "p8", "--name", "Eight", "--mode", "http")
+    bad = await ppu(settings, "providers", "add", "p8", "--name", "Eight", "--electrum-id", "2008", "--mode", "http")
     assert bad.returncode == 2 and "--base-url" in bad.stderr
+    unnumbered = await ppu(settings, "providers", "add", "p8", "--name", "Eight")
+    assert unnumbered.returncode == 2 and "--electrum-id" in unnumbered.stderr
+    unknown = await ppu(
+        settings, "providers", "add", "p8", "--name", "Eight", "--electrum-id", "2008", "--institution", "x"
+    )
+    assert unknown.returncode == 1 and "unknown institution x" in unknown.stderr
     assert (await ppu(settings, "providers", "disable", "p9")).returncode == 0
     listing = (await ppu(settings, "providers", "list")).stdout
-    assert any(line.startswith("p9") and "disabled" in line for line in listing.splitlines())
+    assert any(line.startswith("p9") and "2009" in line and "disabled" in line for line in listing.splitlines())
     assert (await ppu(settings, "providers", "disable", "nope")).returncode == 1
 
     async with running(settings) as system:

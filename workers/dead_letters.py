@@ -20,6 +20,7 @@ class Failure:
     stage: str  # decode, validate or apply
     error_class: str
     message: str
+    provider_error: str | None = None  # the HTTP bridge: the provider's ErrorDetail as sent (JSON)
 
 
 class DeadLetterUnavailable(Exception):
@@ -50,6 +51,7 @@ class DeadLetterer:
             stage=failure.stage,
             error_class=failure.error_class,
             error_message=failure.message[:1000],
+            provider_error=failure.provider_error[:16000] if failure.provider_error else None,
         )
         try:
             await self.producer.send_and_wait(

@@ -12,13 +12,13 @@ DEAD_LETTERS = Counter("ppu_dead_letters_total", "messages sent to a dead-letter
 BATCH_SECONDS = Histogram("ppu_batch_duration_seconds", "time to apply one batch", ["worker"])
 LAG = Gauge("ppu_consumer_lag", "messages behind the high watermark", ["worker", "topic", "partition"])
 LAST_PROGRESS = Gauge("ppu_last_progress_timestamp_seconds", "when the worker last made progress", ["worker"])
-PROVIDER_STATE = Gauge("ppu_provider_health_state", "0 HEALTHY, 1 DEGRADED, 2 DOWN", ["provider"])
+PROVIDER_STATE = Gauge("ppu_provider_health_state", "0 HEALTHY, 1 DEGRADED, 2 DOWN, 3 MISCONFIGURED", ["provider"])
 PROVIDER_RATIO = Gauge("ppu_provider_response_ratio", "answered / due lookups, last 5 minutes", ["provider"])
 PROVIDER_LATENCY = Gauge(
     "ppu_provider_latency_ms", "answer latency percentiles, last 5 minutes", ["provider", "quantile"]
 )
 PROVIDER_TIMEOUTS = Gauge("ppu_provider_timeouts", "lookups unanswered at their deadline, last 5 minutes", ["provider"])
-STATES = {"HEALTHY": 0, "DEGRADED": 1, "DOWN": 2}
+STATES = {"HEALTHY": 0, "DEGRADED": 1, "DOWN": 2, "MISCONFIGURED": 3}
 PUBLISHED = Counter("ppu_outbox_published_total", "outbox rows published", ["topic"])
 
 

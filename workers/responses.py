@@ -96,7 +96,7 @@ async def _record_support(
             [k[1] for k in newest],
         )
     }
-    apply: list[tuple[str, str, str, datetime]] = []
+    apply: list[tuple[str, str, str, datetime, dict[str, Any] | None]] = []
     changed: dict[tuple[str, str], str] = {}
     for key, (m, row) in newest.items():
         d, cur = m.event.data, current.get(key)
@@ -104,7 +104,7 @@ async def _record_support(
             continue  # stale: a newer answer is recorded
         if cur is not None and cur["unconfirmed_since"] is not None and row["sent_at"] < cur["unconfirmed_since"]:
             continue  # answers a lookup from before the operator asked for a re-check
-        apply.append((key[0], key[1], d.status, d.responded_at))
+        apply.append((key[0], key[1], d.status, d.responded_at, _details(m.event)))
         previous = cur["status"] if cur is not None else "unconfirmed"
         if previous != d.status:
             changed[key] = d.status
@@ -124,16 +124,33 @@ async def _record_support(
                 ),
             )
     await conn.execute(
-        """INSERT INTO meter_support (meter_number, provider_id, status, last_response_at)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+        """INSERT INTO meter_support (meter_number, provider_id, status, last_response_at, details)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::jsonb[])
            ON CONFLICT (meter_number, provider_id) DO UPDATE
-           SET status = excluded.status, last_response_at = excluded.last_response_at""",
+           SET status = excluded.status, last_response_at = excluded.last_response_at, details = excluded.details""",
         [a[0] for a in apply],
         [a[1] for a in apply],
         [a[2] for a in apply],
         [a[3] for a in apply],
+        [a[4] for a in apply],
     )
     return changed
+
+
+def _details(event: LookupResponded) -> dict[str, Any] | None:
+    """What the provider told about the meter (utility, customer, purchase limits), for the meter page."""
+    d = event.data
+    found = {
+        k: v.model_dump(exclude_none=True)
+        for k, v in (
+            ("utility", d.utility),
+            ("customer", d.customer),
+            ("min_amount", d.min_amount),
+            ("max_amount", d.max_amount),
+        )
+        if v is not None
+    }
+    return found or None
 
 
 async def _clear_rebroadcast_flags(

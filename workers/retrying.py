@@ -6,8 +6,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import aiokafka.errors
 import asyncpg
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from workers.dead_letters import DeadLetterUnavailable
@@ -30,6 +31,14 @@ MESSAGE_FAULTS: tuple[type[BaseException], ...] = (
     BatchTooSlow,
 )
 
+# Every error aiokafka flags retriable (NotLeaderForPartitionError while leadership moves or topics are re-applied,
+# LeaderNotAvailable, RequestTimedOut, …): its own retries ran out, ours go on until the cluster settles.
+KAFKA_RETRIABLE: tuple[type[BaseException], ...] = tuple(
+    c
+    for c in vars(aiokafka.errors).values()
+    if isinstance(c, type) and issubclass(c, KafkaError) and getattr(c, "retriable", False)
+)
+
 # Worth waiting out: the database or broker is away, or PostgreSQL asked us to try again.
 TRANSIENT: tuple[type[BaseException], ...] = (
     ConnectionError,
@@ -46,6 +55,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     KafkaConnectionError,
     KafkaTimeoutError,  # a send waited out the request timeout (the broker away, or partitions leaderless)
     DeadLetterUnavailable,
+    *KAFKA_RETRIABLE,
 )
 
 

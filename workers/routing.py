@@ -21,7 +21,7 @@ class Candidate:
     provider_id: str
     enabled: bool
     enabled_for_institution: bool
-    health: str  # HEALTHY, DEGRADED or DOWN
+    health: str  # HEALTHY, DEGRADED, DOWN or MISCONFIGURED
     support: str  # supported, not_supported or unconfirmed
 
 
@@ -46,8 +46,8 @@ def ineligibility(c: Candidate) -> str | None:
         return "provider disabled"
     if not c.enabled_for_institution:
         return "not enabled for the institution"
-    if c.health == "DOWN":
-        return "provider DOWN"
+    if c.health in ("DOWN", "MISCONFIGURED"):
+        return f"provider {c.health}"
     if c.support != "supported":
         return "not supported" if c.support == "not_supported" else "support unconfirmed"
     return None

@@ -1,0 +1,86 @@
+"""CLI for client institutions and utilities, each with the numeric institution id Electrum assigned it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from ppu.cli_providers import electrum_id_option, name_option, slug, unique_electrum_id
+from ppu.errors import PpuError
+from ppu.settings import Settings
+from ppu.wiring import connection
+
+
+@click.group()
+def institutions() -> None:
+    """Client institutions (their users log in to the console)."""
+
+
+@institutions.command("add")
+@click.argument("institution_id")
+@click.option("--name", required=True, callback=name_option)
+@click.option("--electrum-id", required=True, callback=electrum_id_option, help="its Electrum institution id")
+def institutions_add(institution_id: str, name: str, electrum_id: str) -> None:
+    """Register (or rename, renumber) a client institution."""
+    _register("institutions", "institution_id", slug(institution_id, "INSTITUTION_ID"), name, electrum_id)
+    click.echo(f"institution {institution_id} registered (Electrum id {electrum_id})")
+
+
+@institutions.command("list")
+def institutions_list() -> None:
+    """Every institution with its Electrum id."""
+    click.echo(_listing("SELECT institution_id AS id, electrum_id, name FROM institutions ORDER BY 1") or "none")
+
+
+@click.group()
+def utilities() -> None:
+    """Utilities (a provider's answer can name a new one; give it its Electrum id here)."""
+
+
+@utilities.command("add")
+@click.argument("utility_id")
+@click.option("--name", required=True, callback=name_option)
+@click.option("--electrum-id", required=True, callback=electrum_id_option, help="its Electrum institution id")
+def utilities_add(utility_id: str, name: str, electrum_id: str) -> None:
+    """Register a utility, or set the Electrum id of one a provider named (the `receiver` of lookups)."""
+    _register("utilities", "utility_id", slug(utility_id, "UTILITY_ID"), name, electrum_id)
+    click.echo(f"utility {utility_id} registered (Electrum id {electrum_id})")
+
+
+@utilities.command("list")
+def utilities_list() -> None:
+    """Every utility with its Electrum id."""
+    click.echo(_listing("SELECT utility_id AS id, electrum_id, name FROM utilities ORDER BY 1") or "none")
+
+
+def _register(table: str, key: str, value: str, name: str, electrum_id: str) -> None:
+    from console.auth import audit
+
+    async def register() -> None:
+        async with connection(Settings()) as conn, conn.transaction():
+            await unique_electrum_id(conn, table, key, value, electrum_id)
+            if table == "utilities":
+                clash = await conn.fetchval(
+                    "SELECT utility_id FROM utilities WHERE name = $1 AND utility_id <> $2", name, value
+                )
+                if clash:
+                    raise PpuError(f"the name {name!r} already belongs to utility {clash}")
+            await conn.execute(
+                f"""INSERT INTO {table} ({key}, name, electrum_id) VALUES ($1, $2, $3)
+                    ON CONFLICT ({key}) DO UPDATE SET name = excluded.name, electrum_id = excluded.electrum_id""",
+                value,
+                name,
+                electrum_id,
+            )
+            await audit(conn, None, f"{table}_add", value, "ok", actor="cli", details={"electrum_id": electrum_id})
+
+    asyncio.run(register())
+
+
+def _listing(query: str) -> str:
+    async def rows() -> list[str]:
+        async with connection(Settings()) as conn:
+            return [f"{r['id']:20}{r['electrum_id'] or '-':13}{r['name']}" for r in await conn.fetch(query)]
+
+    return "\n".join(asyncio.run(rows()))
