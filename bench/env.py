@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import asyncpg
 import psutil
+from pydantic import SecretStr
 
 from db.migrate import migrate
 from infra.processes import stop_children
@@ -36,6 +38,11 @@ class BenchEnv:
         assert self.settings.kafka_bootstrap_servers is not None
         return self.settings.kafka_bootstrap_servers
 
+    @property
+    def signing_key(self) -> str:
+        assert self.settings.command_signing_key is not None
+        return self.settings.command_signing_key.get_secret_value()
+
     async def db(self) -> asyncpg.Connection:
         return await connect(self.database_url)
 
@@ -46,6 +53,7 @@ class BenchEnv:
             "DATABASE_URL": self.database_url,
             "PPU_TOPIC_PREFIX": self.settings.topic_prefix,
             "PPU_LOG_LEVEL": "WARNING",
+            "PPU_COMMAND_SIGNING_KEY": self.signing_key,
             **extra,
         }
 
@@ -77,6 +85,8 @@ async def prepare(tag: str) -> BenchEnv:
             "kafka_bootstrap_servers": where.kafka_bootstrap_servers,
             "database_url": url,
             "topic_prefix": f"{tag}.",
+            # Made per run, like `ppu run` does: commands sent by the fault scenarios are signed with it.
+            "command_signing_key": base.command_signing_key or SecretStr(secrets.token_urlsafe(32)),
         }
     )
     async with admin_client(where.kafka_bootstrap_servers) as client:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from console import actions, queries
+from console.actions import tenant
 from console.auth import (
     CurrentUser,
     User,
@@ -21,8 +22,6 @@ from console.auth import (
     end_session,
     start_session,
 )
-from ppu.meter_view import load_meter
-from providers.health import provider_health
 from schemas.envelope import MeterNumber
 
 router = APIRouter(prefix="/api/v1", tags=["ppu"])
@@ -66,6 +65,9 @@ class MeterOut(BaseModel):
 
 class CommandOut(BaseModel):
     command_id: uuid.UUID
+    outcome: Literal["marked", "already_marked"] | None = Field(
+        description="the command consumer's result; null when it did not answer in time (the command still counts)"
+    )
 
 
 class HealthOut(BaseModel):
@@ -145,7 +147,7 @@ async def search(request: Request, user: CurrentUser, q: str = "") -> list[str]:
 @router.get("/meters/{meter_number}")
 async def meter(request: Request, user: CurrentUser, meter_number: MeterNumber) -> MeterOut:
     async with request.app.state.pool.acquire() as conn:
-        view = await load_meter(conn, meter_number, user.institution_id)
+        view = await tenant(user).meter(conn, meter_number)
     if view is None:
         raise HTTPException(404, "unknown meter")
     return MeterOut(
@@ -175,8 +177,8 @@ async def confirm_support(
     request: Request, user: CurrentUser, meter_number: MeterNumber, x_csrf_token: CsrfHeader = None
 ) -> CommandOut:
     check_csrf(request, x_csrf_token)
-    async with request.app.state.pool.acquire() as conn:
-        return CommandOut(command_id=await actions.confirm_support(request.app.state, conn, user, meter_number))
+    command_id, result = await actions.confirm_support(request.app.state, user, meter_number)
+    return CommandOut(command_id=command_id, outcome=result.outcome if result else None)
 
 
 @router.put("/meters/{meter_number}/preference", status_code=204)
@@ -196,8 +198,7 @@ async def meter_preference(
 async def health(request: Request, user: CurrentUser, window_minutes: int = 15) -> list[HealthOut]:
     window_minutes = max(1, min(window_minutes, 24 * 60))
     async with request.app.state.pool.acquire() as conn:
-        own = [p["provider_id"] for p in await queries.enabled_providers(conn, user.institution_id)]
-        rows = await provider_health(conn, window_minutes, own)
+        rows = await tenant(user).health(conn, window_minutes)
     return [
         HealthOut(
             provider_id=h.provider_id,
@@ -221,7 +222,7 @@ async def health(request: Request, user: CurrentUser, window_minutes: int = 15) 
 @router.get("/utilities")
 async def utilities(request: Request, user: CurrentUser) -> list[dict[str, Any]]:
     async with request.app.state.pool.acquire() as conn:
-        return await queries.utilities_with_preferences(conn)
+        return await tenant(user).utilities(conn)
 
 
 @router.put("/utilities/{utility_id}/preferences/{provider_id}", status_code=204)
@@ -241,4 +242,4 @@ async def utility_preference(
 @router.get("/audit")
 async def audit_log(request: Request, user: CurrentUser) -> list[dict[str, Any]]:
     async with request.app.state.pool.acquire() as conn:
-        return await queries.audit_entries(conn, user.institution_id)
+        return await tenant(user).audit_entries(conn)

@@ -14,8 +14,11 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from console import api, pages
 from console.auth import SESSION_HOURS, LoginRequired
+from console.limits import BodyLimit
+from ppu.command_results import CommandResults
 from ppu.errors import PpuError
 from ppu.settings import Settings
+from ppu.topics import topic
 from ppu.wiring import create_pool, endpoints, producer
 
 SECURITY_HEADERS = {
@@ -40,9 +43,14 @@ def create_app(settings: Settings) -> FastAPI:
         )
         app.state.producer = producer(where.kafka_bootstrap_servers)
         await app.state.producer.start()
+        app.state.results = CommandResults(
+            where.kafka_bootstrap_servers, topic("command_results").name(settings.topic_prefix)
+        )
+        await app.state.results.start()
         try:
             yield
         finally:
+            await app.state.results.stop()
             await app.state.producer.stop()
             await app.state.pool.close()
 
@@ -62,6 +70,8 @@ def create_app(settings: Settings) -> FastAPI:
         same_site="strict",
         https_only=settings.console_tls,
     )
+
+    app.add_middleware(BodyLimit, max_bytes=settings.console_max_body_bytes)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
+from ppu.audit import AuditRow, write_audit
 from ppu.dbconn import Db
 from ppu.passwords import verify_password
 
@@ -157,9 +158,7 @@ async def audit(
     actor: str | None = None,
     institution_id: str | None = None,
 ) -> None:
-    await conn.execute(
-        "INSERT INTO audit_log (actor, institution_id, action, target, outcome, details) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
+    row = AuditRow(
         user.username if user else actor or "anonymous",
         user.institution_id if user else institution_id,
         action,
@@ -167,3 +166,4 @@ async def audit(
         outcome,
         details or {},
     )
+    await write_audit(conn, [row])

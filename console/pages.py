@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from console import actions, queries
+from console.actions import tenant
 from console.auth import (
     CurrentUser,
     User,
@@ -20,8 +21,7 @@ from console.auth import (
     end_session,
     start_session,
 )
-from ppu.meter_view import STATUS_LABELS, load_meter, since
-from providers.health import provider_health
+from ppu.meter_view import STATUS_LABELS, since
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals.update(status_labels=STATUS_LABELS, since=since)
@@ -88,11 +88,11 @@ async def meters(request: Request, user: CurrentUser, q: str = "") -> HTMLRespon
 @router.get("/ppu/meters/{meter_number}")
 async def meter(request: Request, user: CurrentUser, meter_number: str) -> HTMLResponse:
     async with request.app.state.pool.acquire() as conn:
-        view = await load_meter(conn, queries.clean_query(meter_number), user.institution_id)
+        view = await tenant(user).meter(conn, queries.clean_query(meter_number))
         if view is None:
             raise HTTPException(404, "unknown meter")
-        health = await provider_health(conn, 15, [p.provider_id for p in view.providers])
-        own = await queries.enabled_providers(conn, user.institution_id)
+        health = await tenant(user).health(conn, 15)
+        own = await tenant(user).providers(conn)
     # Health carries both the state the window shows and the one routing uses now (stored); warn on either.
     unhealthy = [h for h in health if not h.enabled or h.state != "HEALTHY" or h.stored != "HEALTHY"]
     return page(
@@ -110,8 +110,7 @@ async def meter(request: Request, user: CurrentUser, meter_number: str) -> HTMLR
 async def confirm_support(request: Request, user: CurrentUser, meter_number: str, csrf_token: FormStr) -> Response:
     check_csrf(request, csrf_token)
     meter_number = queries.clean_query(meter_number)
-    async with request.app.state.pool.acquire() as conn:
-        await actions.confirm_support(request.app.state, conn, user, meter_number)
+    await actions.confirm_support(request.app.state, user, meter_number)
     return RedirectResponse(f"/ppu/meters/{meter_number}?confirmed=1", status_code=303)
 
 
@@ -133,16 +132,15 @@ async def meter_preference(
 @router.get("/ppu/providers")
 async def providers(request: Request, user: CurrentUser) -> HTMLResponse:
     async with request.app.state.pool.acquire() as conn:
-        own = [p["provider_id"] for p in await queries.enabled_providers(conn, user.institution_id)]
-        windows = {m: await provider_health(conn, m, own) for m in (5, 60)}
+        windows = {m: await tenant(user).health(conn, m) for m in (5, 60)}
     return page(request, "providers.html", user=user, windows=windows)
 
 
 @router.get("/ppu/routing")
 async def routing(request: Request, user: CurrentUser) -> HTMLResponse:
     async with request.app.state.pool.acquire() as conn:
-        utilities = await queries.utilities_with_preferences(conn)
-        own = await queries.enabled_providers(conn, user.institution_id)
+        utilities = await tenant(user).utilities(conn)
+        own = await tenant(user).providers(conn)
     return page(request, "routing.html", user=user, utilities=utilities, own=own)
 
 
@@ -172,5 +170,5 @@ async def routing_edit(
 @router.get("/ppu/audit")
 async def audit_log(request: Request, user: CurrentUser) -> HTMLResponse:
     async with request.app.state.pool.acquire() as conn:
-        entries = await queries.audit_entries(conn, user.institution_id)
+        entries = await tenant(user).audit_entries(conn)
     return page(request, "audit.html", user=user, entries=entries)

@@ -1,9 +1,8 @@
-"""Reads for the console: meter search, routing preferences, audit log."""
+"""Meter search: meter numbers are shared facts (everything per institution is in ppu/tenancy.py)."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from ppu.dbconn import Db
 
@@ -43,40 +42,3 @@ async def search_meters(conn: Db, q: str, limit: int = SEARCH_LIMIT) -> list[str
             )
         ]
     return found
-
-
-async def enabled_providers(conn: Db, institution_id: str) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        """SELECT p.provider_id, p.name, p.enabled, p.health FROM providers p
-           JOIN institution_providers i USING (provider_id) WHERE i.institution_id = $1 ORDER BY p.provider_id""",
-        institution_id,
-    )
-    return [dict(r) for r in rows]
-
-
-async def utilities_with_preferences(conn: Db) -> list[dict[str, Any]]:
-    utilities = await conn.fetch("SELECT utility_id, name FROM utilities ORDER BY name")
-    prefs = await conn.fetch(
-        "SELECT utility_id, provider_id, kind, rank, weight FROM utility_routing_preferences "
-        "ORDER BY utility_id, kind, rank NULLS LAST, provider_id"
-    )
-    out = []
-    for u in utilities:
-        out.append(
-            {
-                "utility_id": u["utility_id"],
-                "name": u["name"],
-                "preferences": [dict(p) for p in prefs if p["utility_id"] == u["utility_id"]],
-            }
-        )
-    return out
-
-
-async def audit_entries(conn: Db, institution_id: str, limit: int = 200) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        """SELECT at, actor, action, target, outcome, details FROM audit_log WHERE institution_id = $1
-           ORDER BY audit_id DESC LIMIT $2""",
-        institution_id,
-        limit,
-    )
-    return [dict(r) for r in rows]

@@ -10,6 +10,7 @@ from pathlib import Path
 from bench.env import INSTITUTION
 from faults.progress import APPLICATION
 from faults.scenarios import OPERATOR, Inject, Run
+from ppu.command_proof import sign
 from ppu.errors import PpuError
 from ppu.settings import Settings
 from ppu.topics import topic
@@ -111,10 +112,15 @@ def operator_commands(every: int, per: int) -> Inject:
             return
         assert run.producer is not None
         commands = [
-            ConfirmSupportRequested.new(
-                ConfirmSupportRequestedData(meter_number=f"07{m:08d}", operator=OPERATOR, institution_id=INSTITUTION),
-                source="faults",
-                correlationid=str(uuid.uuid4()),
+            sign(
+                ConfirmSupportRequested.new(
+                    ConfirmSupportRequestedData(
+                        meter_number=f"07{m:08d}", operator=OPERATOR, institution_id=INSTITUTION
+                    ),
+                    source="faults",
+                    correlationid=str(uuid.uuid4()),
+                ),
+                run.env.signing_key,
             )
             for m in random.sample(range(min(i, 400) - 50), per)
         ]

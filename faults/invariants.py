@@ -88,9 +88,9 @@ async def check(env: BenchEnv, expected_attempts: set[str], poison: set[bytes], 
         )
         stale = await conn.fetchval(
             """SELECT count(*) FROM meter_support s JOIN (
-                   SELECT meter_number, provider_id, max(responded_at) AS newest FROM lookups
+                   SELECT meter_number, provider_id, max(sent_at) AS newest FROM lookups
                    WHERE responded_at IS NOT NULL GROUP BY 1, 2) l USING (meter_number, provider_id)
-               WHERE s.unconfirmed_since IS NULL AND (s.last_response_at IS NULL OR s.last_response_at < l.newest)"""
+               WHERE s.answered_sent_at IS NULL OR s.answered_sent_at < l.newest"""
         )
         unpublished = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
         behind = await unapplied(env, conn)

@@ -6,6 +6,7 @@ import asyncio
 
 import click
 
+from ppu.audit import audit_cli
 from ppu.cli_providers import electrum_id_option, name_option, slug, unique_electrum_id
 from ppu.errors import PpuError
 from ppu.settings import Settings
@@ -55,8 +56,6 @@ def utilities_list() -> None:
 
 
 def _register(table: str, key: str, value: str, name: str, electrum_id: str) -> None:
-    from console.auth import audit
-
     async def register() -> None:
         async with connection(Settings()) as conn, conn.transaction():
             await unique_electrum_id(conn, table, key, value, electrum_id)
@@ -73,7 +72,7 @@ def _register(table: str, key: str, value: str, name: str, electrum_id: str) -> 
                 name,
                 electrum_id,
             )
-            await audit(conn, None, f"{table}_add", value, "ok", actor="cli", details={"electrum_id": electrum_id})
+            await audit_cli(conn, f"{table}_add", value, "ok", details={"electrum_id": electrum_id})
 
     asyncio.run(register())
 

@@ -8,6 +8,7 @@ import re
 
 import click
 
+from ppu.audit import audit_cli
 from ppu.dbconn import Db
 from ppu.errors import PpuError
 from ppu.settings import Settings
@@ -69,7 +70,6 @@ def providers_add(
     institutions: tuple[str, ...],
 ) -> None:
     """Register (or replace) a provider and create its lookup-request topics."""
-    from console.auth import audit
     from ppu import topic_admin
 
     slug(provider_id, "PROVIDER_ID")
@@ -105,7 +105,7 @@ def providers_add(
                 "INSERT INTO institution_providers VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 [(i, provider_id) for i in institutions],
             )
-            await audit(conn, None, "providers_add", provider_id, "ok", actor="cli")
+            await audit_cli(conn, "providers_add", provider_id, "ok")
         async with topic_admin.admin_client(endpoints(settings).kafka_bootstrap_servers) as client:
             return await topic_admin.apply(client, settings.topic_prefix, [provider_id])
 
@@ -144,7 +144,6 @@ def providers_update(
     max_in_flight: int | None,
 ) -> None:
     """Change a provider's settings; a running bridge picks them up within PPU_BRIDGE_RELOAD_SECONDS."""
-    from console.auth import audit
 
     if no_credentials and credentials_env:
         raise click.BadParameter("--credentials-env and --no-credentials contradict each other")
@@ -180,7 +179,7 @@ def providers_update(
             if done == "UPDATE 0":
                 raise PpuError(f"unknown provider {provider_id}")
             # Only the name of the credentials variable is stored and audited, never a secret.
-            await audit(conn, None, "providers_update", provider_id, "ok", actor="cli", details=changes)
+            await audit_cli(conn, "providers_update", provider_id, "ok", details=changes)
 
     asyncio.run(update())
     click.echo(f"provider {provider_id} updated: {', '.join(changes)} (a running bridge picks it up within seconds)")
@@ -203,7 +202,6 @@ def providers_list() -> None:
 
 
 def _set_enabled(provider_id: str, enabled: bool) -> None:
-    from console.auth import audit
 
     async def update() -> str:
         async with connection(Settings()) as conn:
@@ -211,9 +209,7 @@ def _set_enabled(provider_id: str, enabled: bool) -> None:
                 "UPDATE providers SET enabled = $2 WHERE provider_id = $1", provider_id, enabled
             )
             action = "providers_enable" if enabled else "providers_disable"
-            await audit(
-                conn, None, action, provider_id, "unknown provider" if done == "UPDATE 0" else "ok", actor="cli"
-            )
+            await audit_cli(conn, action, provider_id, "unknown provider" if done == "UPDATE 0" else "ok")
             return done
 
     if asyncio.run(update()) == "UPDATE 0":

@@ -28,12 +28,13 @@ ENABLED = {
     "corner-wallet": ["prov-alpha", "prov-beta"],
 }
 UTILITIES = [("riverside", "Riverside Municipality", "40000301"), ("hillcrest", "Hillcrest Utility", "40000302")]
-PREFERENCES = [  # utility, provider, kind, rank, weight
-    ("riverside", "prov-alpha", "ranked", 1, 1),
-    ("riverside", "prov-beta", "unranked", None, 3),
-    ("riverside", "prov-gamma", "unranked", None, 1),
-    ("hillcrest", "prov-beta", "ranked", 1, 1),
-    ("hillcrest", "prov-gamma", "excluded", None, 0),
+PREFERENCES = [  # institution, utility, provider, kind, rank, weight (each institution its own)
+    ("demo-bank", "riverside", "prov-alpha", "ranked", 1, 1),
+    ("demo-bank", "riverside", "prov-beta", "unranked", None, 3),
+    ("demo-bank", "riverside", "prov-gamma", "unranked", None, 1),
+    ("demo-bank", "hillcrest", "prov-beta", "ranked", 1, 1),
+    ("demo-bank", "hillcrest", "prov-gamma", "excluded", None, 0),
+    ("corner-wallet", "riverside", "prov-beta", "ranked", 1, 1),
 ]
 USERS = [
     ("demo-bank", "viewer", "viewer"),
@@ -80,7 +81,8 @@ async def seed(conn: Db) -> list[DemoLogin]:
             UTILITIES,
         )
         await conn.executemany(
-            "INSERT INTO utility_routing_preferences VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            """INSERT INTO utility_routing_preferences (institution_id, utility_id, provider_id, kind, rank, weight)
+               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
             PREFERENCES,
         )
         for institution, username, role in USERS:

@@ -1,4 +1,5 @@
-"""What an operator sees of one meter (the CLI's `ppu meter show`, and the console's meter page)."""
+"""What an operator sees of one meter (the CLI's `ppu meter show`, and the console's meter page); loaded for
+one institution by ppu/tenancy.py."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-
-from ppu.dbconn import Db
 
 STATUS_LABELS = {"supported": "Supported", "not_supported": "Not Supported", "unconfirmed": "Unconfirmed"}
 
@@ -52,61 +51,13 @@ def since(at: datetime, now: datetime | None = None) -> str:
 class MeterView:
     meter_number: str
     utility: str  # the utility's name, or "Unassigned"
-    blocked: bool
-    marked_for_rebroadcast: bool
-    marked_by: str | None
+    blocked: bool  # for the viewing institution: blocked, and none of its usable providers supports it
+    marked_for_rebroadcast: bool  # by the viewing institution
+    marked_by: str | None  # one of its own users
     marked_at: datetime | None
-    preferred_provider_id: str | None
+    preferred_provider_id: str | None  # its meter-level preference
     providers: list[ProviderRow]
     decisions: list[asyncpg.Record]
-
-
-async def load_meter(conn: Db, meter_number: str, institution_id: str | None) -> MeterView | None:
-    """The meter with one row per provider (those enabled for `institution_id`, or all when None)."""
-    m = await conn.fetchrow(
-        """SELECT m.*, u.name AS utility_name FROM meters m LEFT JOIN utilities u USING (utility_id)
-           WHERE m.meter_number = $1""",
-        meter_number,
-    )
-    if m is None:
-        return None
-    rows = await conn.fetch(
-        """SELECT p.provider_id, p.electrum_id, p.name, coalesce(s.status, 'unconfirmed') AS status,
-                  s.last_response_at, s.last_lookup_sent_at, s.details
-           FROM providers p LEFT JOIN meter_support s ON s.provider_id = p.provider_id AND s.meter_number = $1
-           WHERE $2::text IS NULL OR p.provider_id IN
-                 (SELECT provider_id FROM institution_providers WHERE institution_id = $2)
-           ORDER BY p.provider_id""",
-        meter_number,
-        institution_id,
-    )
-    decisions = await conn.fetch(
-        """SELECT attempt_id, outcome, provider_id, reason, skipped, decided_at FROM routing_decisions
-           WHERE meter_number = $1 ORDER BY decided_at DESC LIMIT 10""",
-        meter_number,
-    )
-    return MeterView(
-        m["meter_number"],
-        m["utility_name"] or "Unassigned",
-        m["blocked"],
-        m["marked_for_rebroadcast"],
-        m["marked_by"],
-        m["marked_at"],
-        m["preferred_provider_id"],
-        [
-            ProviderRow(
-                r["provider_id"],
-                r["electrum_id"],
-                r["name"],
-                r["status"],
-                r["last_response_at"],
-                r["last_lookup_sent_at"],
-                r["details"],
-            )
-            for r in rows
-        ],
-        list(decisions),
-    )
 
 
 def render_text(v: MeterView) -> str:

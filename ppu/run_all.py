@@ -98,6 +98,8 @@ def run(rate: float) -> None:
         os.environ.setdefault("PPU_CONSOLE_SECRET_KEY", secrets.token_urlsafe(32))
         # The switch's own Electrum institution id in PPU v3 bodies (a demo value; production sets its own).
         os.environ.setdefault("PPU_SWITCH_INSTITUTION_ID", demo_seed.SWITCH_ELECTRUM_ID)
+        # Operator commands are signed (console, CLI) and checked (command worker) with one key per run.
+        os.environ.setdefault("PPU_COMMAND_SIGNING_KEY", secrets.token_urlsafe(32))
         logs = settings.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         procs = [("workers", ["worker", "all"])]
@@ -152,7 +154,7 @@ def run(rate: float) -> None:
         click.echo(f"{'metrics':16}http://127.0.0.1:{metrics_port}/metrics (workers)")
         click.echo(f"\nconsole         http://{settings.console_host}:{settings.console_port}/  demo logins:")
         click.echo(seeded.rstrip())
-        click.echo(f"{'try':16}.venv/bin/ppu meter show 0401000002   (Ctrl-C stops everything)")
+        click.echo(f"{'try':16}.venv/bin/ppu meter show 0401000002 --institution demo-bank   (Ctrl-C stops everything)")
         while all(c.poll() is None for c in children):
             time.sleep(0.5)
         failed = [c.args for c in children if c.poll() is not None]

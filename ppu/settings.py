@@ -57,11 +57,16 @@ class Settings(BaseSettings):
     switch_region: str = Field(default="GP", max_length=2, alias="PPU_SWITCH_REGION")
     switch_country: str = Field(default="ZA", max_length=2, alias="PPU_SWITCH_COUNTRY")
 
+    # Signs operator commands (ppu/command_proof.py); shared by the console, the CLI and the command consumer.
+    # No default: `ppu run` makes a random one; production sets its own.
+    command_signing_key: SecretStr | None = Field(default=None, alias="PPU_COMMAND_SIGNING_KEY")
     # Signs console session cookies. No default: `ppu run` makes a random one; production sets its own.
     console_secret_key: SecretStr | None = Field(default=None, alias="PPU_CONSOLE_SECRET_KEY")
     console_host: str = Field(default="127.0.0.1", alias="PPU_CONSOLE_HOST")
     console_port: int = Field(default=8080, ge=0, alias="PPU_CONSOLE_PORT")
     # Secure cookies: on whenever the console is served over TLS (directly or behind a TLS proxy).
     console_tls: bool = Field(default=False, alias="PPU_CONSOLE_TLS")
+    # The largest request body the console reads (forms and API bodies are small; a login is under 1 KiB).
+    console_max_body_bytes: int = Field(default=64 * 1024, ge=1024, alias="PPU_CONSOLE_MAX_BODY_BYTES")
     # How long Confirm support waits for the command consumer before showing the page anyway.
     console_command_wait_seconds: float = Field(default=10.0, ge=0, alias="PPU_CONSOLE_COMMAND_WAIT_SECONDS")

@@ -14,6 +14,12 @@ class ConfirmSupportRequestedData(Data):
     meter_number: MeterNumber
     operator: str = Field(min_length=1, max_length=100, description="user name of the operator")
     institution_id: InstitutionId
+    proof: str | None = Field(
+        default=None,
+        max_length=200,
+        description="HMAC-SHA256 (itsdangerous signature) over command id, meter, operator and institution, keyed by "
+        "the deployment's command signing key; a command without a valid proof is rejected",
+    )
 
 
 class ConfirmSupportRequested(Envelope[ConfirmSupportRequestedData]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ TEMPLATE_DB = "ppu_template"
 
 
 SWITCH_ELECTRUM_ID = "9100001"  # the switch's Electrum institution id in the tests
+COMMAND_SIGNING_KEY = secrets.token_urlsafe(32)  # per test run, like `ppu run` makes one
 
 
 @pytest.fixture(scope="session")
@@ -90,6 +92,7 @@ def settings(endpoints: Endpoints, database_url: str, topic_prefix: str, tmp_pat
         PPU_STATE_DIR=tmp_path,
         PPU_SWITCH_INSTITUTION_ID=SWITCH_ELECTRUM_ID,
         PPU_BRIDGE_RELOAD_SECONDS=0.5,
+        PPU_COMMAND_SIGNING_KEY=COMMAND_SIGNING_KEY,
     )
 
 
@@ -109,6 +112,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
         PPU_TOPIC_PREFIX=settings.topic_prefix,
         PPU_STATE_DIR=str(settings.state_dir),
         PPU_SWITCH_INSTITUTION_ID=SWITCH_ELECTRUM_ID,
+        PPU_COMMAND_SIGNING_KEY=COMMAND_SIGNING_KEY,
     )
     return env
 

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from ppu.command_proof import sign
 from ppu.passwords import hash_password
 from ppu.settings import Settings
 from ppu.topics import topic
@@ -79,9 +80,15 @@ class System:
             await self.send("purchase_attempts", event)
         return event
 
-    async def confirm_support(self, meter: str, operator: str = "olga", institution: str = "i1") -> uuid.UUID:
+    async def confirm_support(
+        self, meter: str, operator: str = "olga", institution: str = "i1", signed: bool = True
+    ) -> uuid.UUID:
+        """As the console sends it: signed with the deployment's key (unless `signed` is False)."""
         data = ConfirmSupportRequestedData(meter_number=meter, operator=operator, institution_id=institution)
         event = ConfirmSupportRequested.new(data, source="test/console", correlationid="c")
+        key = self.settings.command_signing_key
+        if signed and key is not None:
+            event = sign(event, key.get_secret_value())
         await self.send("operator_commands", event)
         return event.id
 

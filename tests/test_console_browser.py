@@ -92,7 +92,7 @@ async def test_operator_confirms_support_and_sees_the_rebroadcast_land(
         assert {r.data.reason for r in again.values()} == {"rebroadcast"}
         await system.respond(again["p2"], "supported")
         await eventually(
-            lambda: db.fetchval("SELECT NOT marked_for_rebroadcast FROM meters WHERE meter_number = $1", METER),
+            lambda: db.fetchval("SELECT NOT EXISTS (SELECT 1 FROM rebroadcast_marks WHERE meter_number = $1)", METER),
             what="the flag to clear",
         )
         await page.reload()

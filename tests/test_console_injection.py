@@ -44,8 +44,8 @@ async def snapshot(db: asyncpg.Connection) -> tuple[object, ...]:
     row = await db.fetchrow(
         """SELECT (SELECT count(*) FROM meters), (SELECT count(*) FROM console_users),
                   (SELECT count(*) FROM providers), (SELECT count(*) FROM utility_routing_preferences),
-                  (SELECT count(*) FROM meters WHERE preferred_provider_id IS NOT NULL),
-                  (SELECT count(*) FROM meters WHERE marked_for_rebroadcast)"""
+                  (SELECT count(*) FROM meter_preferences),
+                  (SELECT count(*) FROM rebroadcast_marks)"""
     )
     assert row is not None
     return tuple(row)

@@ -82,7 +82,7 @@ async def test_one_institution_cannot_act_with_anothers_providers(
         ).status_code == 204
         health = (await c.get("/api/v1/providers/health")).json()
         assert [x["provider_id"] for x in health] == ["p1"]
-    assert await db.fetchval("SELECT preferred_provider_id FROM meters WHERE meter_number = $1", METER) == "p1"
+    assert await db.fetchval("SELECT provider_id FROM meter_preferences WHERE meter_number = $1", METER) == "p1"
     changes = await db.fetch("SELECT actor, action, details FROM audit_log WHERE action = 'set_meter_preference'")
     assert [(r["actor"], r["details"]["after"]) for r in changes] == [("zed", "p1")]
 
@@ -104,7 +104,7 @@ async def test_writes_without_a_valid_csrf_token_are_refused(console: tuple[str,
         assert (
             await c.post(f"/ppu/meters/{METER}/preference", data={"csrf_token": "forged", "provider_id": "p2"})
         ).status_code == 403
-    assert await db.fetchval("SELECT preferred_provider_id FROM meters WHERE meter_number = $1", METER) is None
+    assert await db.fetchval("SELECT provider_id FROM meter_preferences WHERE meter_number = $1", METER) is None
 
 
 async def test_wrong_passwords_are_throttled(console: tuple[str, str]) -> None:

@@ -78,7 +78,8 @@ async def test_late_answer_to_an_older_round_changes_nothing(system: System, db:
     await eventually(lambda: db.fetchval("SELECT blocked FROM meters WHERE meter_number = $1", meter), what="blocked")
     await system.confirm_support(meter)
     await eventually(
-        lambda: db.fetchval("SELECT marked_for_rebroadcast FROM meters WHERE meter_number = $1", meter), what="marked"
+        lambda: db.fetchval("SELECT EXISTS (SELECT 1 FROM rebroadcast_marks WHERE meter_number = $1)", meter),
+        what="marked",
     )
     await system.attempt(meter)
     new_round = (await system.requests("p1", 1))[0]

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from ppu.meter_view import load_meter
 from ppu.settings import Settings
+from ppu.tenancy import Tenant
 from tests.harness import PROVIDERS, System, eventually, running, seed_reference
 
 
@@ -39,7 +39,7 @@ async def test_new_meter_is_broadcast_answers_recorded_and_purchase_routed(
     # p3 never answers.
     d = await decision(db, attempt.data.attempt_id)
     assert (d["outcome"], d["provider_id"]) == ("routed", "p1")
-    view = await load_meter(db, "0401000001", "i1")
+    view = await Tenant("i1").meter(db, "0401000001")
     assert view is not None and view.utility == "Riverside" and not view.blocked
     rows = {p.provider_id: p for p in view.providers}
     assert rows["p1"].status == "supported" and not rows["p1"].awaiting_confirmation
@@ -62,12 +62,15 @@ async def test_blocked_meter_confirm_support_rebroadcast_unblocks(system: System
 
     await system.confirm_support(meter)
     await eventually(
-        lambda: db.fetchval("SELECT marked_for_rebroadcast FROM meters WHERE meter_number = $1", meter),
+        lambda: db.fetchval("SELECT EXISTS (SELECT 1 FROM rebroadcast_marks WHERE meter_number = $1)", meter),
         what="the rebroadcast mark",
     )
-    support = await db.fetch("SELECT provider_id, status FROM meter_support WHERE meter_number = $1", meter)
-    statuses = {r["provider_id"]: r["status"] for r in support}
-    assert statuses == {"p1": "unconfirmed", "p2": "unconfirmed", "p3": "unconfirmed"}
+    mine, theirs = await Tenant("i1").meter(db, meter), await Tenant("i2").meter(db, meter)
+    assert mine is not None and theirs is not None
+    assert {p.provider_id: p.status for p in mine.providers} == {p: "unconfirmed" for p in PROVIDERS}
+    assert mine.marked_for_rebroadcast and mine.marked_by == "olga"
+    assert {p.provider_id: p.status for p in theirs.providers} == {"p1": "not_supported"}, "i2's view is its own"
+    assert not theirs.marked_for_rebroadcast and theirs.marked_by is None
 
     second = await system.attempt(meter)
     again = {p: (await system.requests(p, 1))[0] for p in PROVIDERS}
@@ -75,13 +78,15 @@ async def test_blocked_meter_confirm_support_rebroadcast_unblocks(system: System
     await system.respond(again["p1"], "supported")
     await eventually(
         lambda: db.fetchval(
-            "SELECT NOT blocked AND NOT marked_for_rebroadcast FROM meters WHERE meter_number = $1", meter
+            "SELECT NOT blocked AND NOT EXISTS (SELECT FROM rebroadcast_marks k WHERE k.meter_number = m.meter_number) "
+            "FROM meters m WHERE meter_number = $1",
+            meter,
         ),
         what="unblocked, flag cleared",
     )
     d2 = await decision(db, second.data.attempt_id)
     assert (d2["outcome"], d2["provider_id"]) == ("routed", "p1")
-    view = await load_meter(db, meter, "i1")
+    view = await Tenant("i1").meter(db, meter)
     assert view is not None
     rows = {p.provider_id: p for p in view.providers}
     assert rows["p1"].status == "supported" and rows["p1"].last_response_at is not None
@@ -138,7 +143,7 @@ async def test_unknown_meter_and_unauthorised_operator_are_rejected_and_audited(
         ("olga", "rejected"),
     ]
     assert "unknown meter" in rows[2]["details"]["reason"]
-    assert not await db.fetchval("SELECT marked_for_rebroadcast FROM meters WHERE meter_number = '0401000005'")
+    assert not await db.fetchval("SELECT EXISTS (SELECT 1 FROM rebroadcast_marks WHERE meter_number = '0401000005')")
 
 
 async def _three_audits(db: asyncpg.Connection) -> list[asyncpg.Record] | None:

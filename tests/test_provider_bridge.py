@@ -263,7 +263,7 @@ async def test_down_provider_is_skipped_by_routing_and_comes_back_when_it_answer
         # The operator asks for a re-check; the next attempt rebroadcasts and the DOWN provider answers.
         await s.confirm_support("0401000006")
         await eventually(
-            lambda: db.fetchval("SELECT marked_for_rebroadcast FROM meters WHERE meter_number = '0401000006'"),
+            lambda: db.fetchval("SELECT EXISTS (SELECT 1 FROM rebroadcast_marks WHERE meter_number = '0401000006')"),
             what="marked",
         )
         second = await s.attempt("0401000006")

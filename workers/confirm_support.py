@@ -1,24 +1,22 @@
 """Command consumer: operators' Confirm support commands; mark for rebroadcast, reset support, audit.
 
-Rejected (with a result event, nothing changed): an operator who is not a user with the operator or admin role
-at the institution named, or an unknown meter. Marking an already marked meter changes nothing. Every
-command, accepted or not, is written to the audit log. The command id is the envelope id, so the inbox makes a
-command sent twice count once.
+Rejected (with a result event and an audit row, nothing changed): a command without a valid proof (an HMAC by
+the deployment's signing key, ppu/command_proof.py), an operator who is not a user with the operator or admin
+role at the institution named, or an unknown meter. Everything is per institution (docs/tenancy.md): the mark
+is the institution's, and only the providers enabled for it that have not confirmed support become Unconfirmed,
+for it alone. Marking a meter the institution already marked changes nothing. The command id is the envelope
+id, so the inbox makes a command sent twice count once.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
+from ppu.audit import AuditRow, write_audit
+from ppu.command_proof import verify
 from ppu.dbconn import Db
 from schemas.commands import CommandResult, CommandResultData, ConfirmSupportRequested
-from schemas.meter_events import (
-    MarkedForRebroadcast,
-    MarkedForRebroadcastData,
-    SupportChanged,
-    SupportChangedData,
-)
+from schemas.meter_events import MarkedForRebroadcast, MarkedForRebroadcastData
 from workers.inbound import Inbound
 from workers.outbox import Outbox
 
@@ -26,14 +24,22 @@ SOURCE = "ppu/commands"
 Outcome = Literal["marked", "already_marked", "rejected"]
 
 
-async def handle_confirm_support(batch: list[Inbound[ConfirmSupportRequested]], conn: Db, out: Outbox) -> None:
+async def handle_confirm_support(
+    batch: list[Inbound[ConfirmSupportRequested]], conn: Db, out: Outbox, signing_key: str | None
+) -> None:
     commands = [m.event for m in batch]
-    meters = {
-        r["meter_number"]: r["marked_for_rebroadcast"]
+    known = {
+        r["meter_number"]
         for r in await conn.fetch(
-            """SELECT meter_number, marked_for_rebroadcast FROM meters WHERE meter_number = ANY($1::text[])
-           ORDER BY meter_number FOR UPDATE""",
+            "SELECT meter_number FROM meters WHERE meter_number = ANY($1::text[]) ORDER BY meter_number FOR UPDATE",
             sorted({c.data.meter_number for c in commands}),
+        )
+    }
+    marked = {
+        (r["meter_number"], r["institution_id"])
+        for r in await conn.fetch(
+            "SELECT meter_number, institution_id FROM rebroadcast_marks WHERE meter_number = ANY($1::text[])",
+            sorted(known),
         )
     }
     allowed = {
@@ -46,21 +52,23 @@ async def handle_confirm_support(batch: list[Inbound[ConfirmSupportRequested]], 
             [c.data.operator for c in commands],
         )
     }
-    audit: list[tuple[str, str, str, str, str]] = []
+    audit: list[AuditRow] = []
     marks: list[ConfirmSupportRequested] = []
     for c in commands:
         d = c.data
         outcome: Outcome
         reason = None
-        if (d.institution_id, d.operator) not in allowed:
+        if signing_key is None or not verify(c, signing_key):
+            outcome, reason = "rejected", "the command carries no valid proof of who issued it"
+        elif (d.institution_id, d.operator) not in allowed:
             outcome, reason = "rejected", f"{d.operator} of {d.institution_id} may not confirm support"
-        elif d.meter_number not in meters:
+        elif d.meter_number not in known:
             outcome, reason = "rejected", f"unknown meter {d.meter_number}"
-        elif meters[d.meter_number]:
+        elif (d.meter_number, d.institution_id) in marked:
             outcome = "already_marked"
         else:
             outcome = "marked"
-            meters[d.meter_number] = True
+            marked.add((d.meter_number, d.institution_id))
             marks.append(c)
         out.emit(
             "command_results",
@@ -71,54 +79,43 @@ async def handle_confirm_support(batch: list[Inbound[ConfirmSupportRequested]], 
                 causationid=str(c.id),
             ),
         )
-        audit.append(
-            (
-                d.operator,
-                d.institution_id,
-                d.meter_number,
-                outcome,
-                json.dumps({"command_id": str(c.id), "reason": reason, "sent_at": c.time.isoformat()}),
-            )
-        )
+        details = {"command_id": str(c.id), "reason": reason, "sent_at": c.time.isoformat()}
+        audit.append(AuditRow(d.operator, d.institution_id, "confirm_support", d.meter_number, outcome, details))
     await _mark(conn, out, marks)
-    await conn.execute(
-        """INSERT INTO audit_log (actor, institution_id, action, target, outcome, details)
-           SELECT a, i, 'confirm_support', t, o, d::jsonb
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(a, i, t, o, d)""",
-        *[list(col) for col in zip(*audit, strict=True)],
-    )
+    await write_audit(conn, audit)
 
 
 async def _mark(conn: Db, out: Outbox, marks: list[ConfirmSupportRequested]) -> None:
-    """Marks the meters; every provider that has not confirmed support becomes unconfirmed, from then on."""
+    """Marks the meters for the institutions; for each, every provider enabled for it that has not confirmed
+    support becomes Unconfirmed for it, from now (the database's clock) on."""
     if not marks:
         return
-    meters, who, where, when = (
+    meters, who, where = (
         [c.data.meter_number for c in marks],
         [c.data.operator for c in marks],
         [c.data.institution_id for c in marks],
-        [c.time for c in marks],
+    )
+    marked_at = await conn.fetchval(
+        """WITH m AS (
+               INSERT INTO rebroadcast_marks (meter_number, institution_id, marked_by, marked_at)
+               SELECT m, i, w, now() FROM unnest($1::text[], $2::text[], $3::text[]) AS u(m, i, w)
+               RETURNING marked_at)
+           SELECT max(marked_at) FROM m""",
+        meters,
+        where,
+        who,
     )
     await conn.execute(
-        """UPDATE meters m SET marked_for_rebroadcast = true, marked_by = u.who, marked_by_institution = u.inst,
-                               marked_at = u.at, updated_at = now()
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS u(meter, who, inst, at)
-           WHERE m.meter_number = u.meter""",
+        """INSERT INTO support_resets (meter_number, provider_id, institution_id, since)
+           SELECT u.m, ip.provider_id, u.i, now()
+           FROM unnest($1::text[], $2::text[]) AS u(m, i)
+           JOIN institution_providers ip ON ip.institution_id = u.i
+           LEFT JOIN meter_support s ON s.meter_number = u.m AND s.provider_id = ip.provider_id
+           WHERE coalesce(s.status, 'unconfirmed') <> 'supported'
+           ON CONFLICT (meter_number, provider_id, institution_id) DO UPDATE SET since = excluded.since""",
         meters,
-        who,
         where,
-        when,
     )
-    reset = await conn.fetch(
-        """UPDATE meter_support s SET status = 'unconfirmed', unconfirmed_since = u.at
-           FROM unnest($1::text[], $2::timestamptz[]) AS u(meter, at), meter_support old
-           WHERE s.meter_number = u.meter AND s.status <> 'supported'
-             AND old.meter_number = s.meter_number AND old.provider_id = s.provider_id
-           RETURNING s.meter_number, s.provider_id, old.status AS previous, s.last_response_at""",
-        meters,
-        when,
-    )
-    by_meter = {c.data.meter_number: c for c in marks}
     for c in marks:
         out.emit(
             "meter_events",
@@ -127,28 +124,10 @@ async def _mark(conn: Db, out: Outbox, marks: list[ConfirmSupportRequested]) -> 
                     meter_number=c.data.meter_number,
                     marked_by=c.data.operator,
                     institution_id=c.data.institution_id,
-                    marked_at=c.time,
+                    marked_at=marked_at,
                 ),
                 source=SOURCE,
                 correlationid=str(c.id),
                 causationid=str(c.id),
             ),
         )
-    for r in sorted(reset, key=lambda r: (r["meter_number"], r["provider_id"])):
-        if r["previous"] != "unconfirmed":
-            c = by_meter[r["meter_number"]]
-            out.emit(
-                "meter_events",
-                SupportChanged.new(
-                    SupportChangedData(
-                        meter_number=r["meter_number"],
-                        provider_id=r["provider_id"],
-                        previous_status=r["previous"],
-                        status="unconfirmed",
-                        last_response_at=r["last_response_at"],
-                    ),
-                    source=SOURCE,
-                    correlationid=str(c.id),
-                    causationid=str(c.id),
-                ),
-            )

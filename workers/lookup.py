@@ -1,8 +1,10 @@
 """Lookup worker: purchase attempts in; rounds opened, attempts joined to rounds, or routed/blocked at once.
 
 Per attempt (design section 3): an unknown meter opens a `first_seen` round to every enabled provider; a meter
-marked for rebroadcast opens a `rebroadcast` round; a meter with an open round joins it; otherwise the attempt
-is decided now and the chosen provider gets a `routine` lookup. Nobody eligible: blocked.
+the attempt's institution marked for rebroadcast opens a `rebroadcast` round to that institution's enabled
+providers (another institution's mark waits for that institution's own attempt); a meter with an open round
+joins it; otherwise the attempt is decided now, among the institution's own providers, and the chosen provider
+gets a `routine` lookup. Nobody eligible: blocked.
 """
 
 from __future__ import annotations
@@ -65,24 +67,21 @@ async def handle_purchase_attempts(
         fresh.discard(a.attempt_id)
         meter = ctx.meters[a.meter_number]
         reason: LookupReason | None = None
+        asked = enabled
         if a.meter_number in new_meters:
             reason = "first_seen"
-        elif meter.marked:
-            reason = "rebroadcast"
+        elif a.institution_id in meter.marked_by:
+            reason, asked = "rebroadcast", ctx.enabled_for(a.institution_id)
         if a.meter_number in open_round or a.meter_number in to_open:
             joiners.append((a.attempt_id, a.meter_number))
-        elif reason is not None and enabled:
+        elif reason is not None and asked:
             to_open[a.meter_number] = RoundToOpen(
-                a.meter_number, reason, enabled, a.institution_id, str(a.attempt_id), str(e.id)
+                a.meter_number, reason, asked, a.institution_id, str(a.attempt_id), str(e.id)
             )
             joiners.append((a.attempt_id, a.meter_number))
         else:
-            d = decide(
-                a.attempt_id,
-                ctx.candidates(meter, a.institution_id),
-                ctx.prefs(meter),
-                meter.preferred_provider_id,
-            )
+            inst = a.institution_id
+            d = decide(a.attempt_id, ctx.candidates(meter, inst), ctx.prefs(meter, inst), meter.preferred.get(inst))
             decided.append(Decided(a.attempt_id, a.meter_number, d, str(e.id)))
             if d.provider_id is not None:
                 routine.append(

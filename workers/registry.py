@@ -37,6 +37,9 @@ def consumer_flow(name: str, settings: Settings) -> ConsumerFlow:
             p + "ppu-command-consumer",
             "operator_commands",
             ConfirmSupportRequested,
-            handle_confirm_support,
+            functools.partial(
+                handle_confirm_support,
+                signing_key=key.get_secret_value() if (key := settings.command_signing_key) else None,
+            ),
         )
     raise KeyError(name)

@@ -1,8 +1,9 @@
 """Response consumer: provider lookup responses in; support recorded, flags cleared, meters unblocked/assigned.
 
 A response must match a lookup we sent to that provider for that meter, or it is dead-lettered. A response
-never overwrites a newer one for the same (meter, provider), nor counts if its lookup was sent before an
-operator reset that provider to unconfirmed (Confirm support).
+never overwrites a newer one for the same (meter, provider). What it says is shared knowledge; an institution
+that reset the provider to Unconfirmed (Confirm support) keeps seeing Unconfirmed until the provider answers a
+lookup sent after that reset.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ async def handle_lookup_responses(batch: list[Inbound[LookupResponded]], conn: D
     locked = {
         r["meter_number"]: r
         for r in await conn.fetch(
-            """SELECT meter_number, utility_id, blocked, marked_for_rebroadcast, marked_at FROM meters
+            """SELECT meter_number, utility_id, blocked FROM meters
            WHERE meter_number = ANY($1::text[]) ORDER BY meter_number FOR UPDATE""",
             meters,
         )
@@ -34,7 +35,8 @@ async def handle_lookup_responses(batch: list[Inbound[LookupResponded]], conn: D
     lookups = {
         r["lookup_id"]: r
         for r in await conn.fetch(
-            """SELECT l.lookup_id, l.provider_id, l.meter_number, l.sent_at, l.round_id, r.reason, r.opened_at
+            """SELECT l.lookup_id, l.provider_id, l.meter_number, l.sent_at, l.round_id, r.reason, r.opened_at,
+                  r.institution_id
            FROM lookups l JOIN lookup_rounds r USING (round_id) WHERE l.lookup_id = ANY($1::uuid[])""",
             [m.event.data.lookup_id for m in batch],
         )
@@ -70,7 +72,8 @@ async def handle_lookup_responses(batch: list[Inbound[LookupResponded]], conn: D
         sorted({m.event.data.provider_id for m, _ in valid}),
     )
     changed = await _record_support(conn, out, valid)
-    await _clear_rebroadcast_flags(conn, locked, valid)
+    await _clear_resets(conn, valid)
+    await _clear_rebroadcast_marks(conn, valid)
     await _unblock(conn, out, locked, changed)
     await _assign_utilities(conn, locked, valid)
     rounds = sorted({row["round_id"] for _, row in valid}, key=str)
@@ -80,31 +83,39 @@ async def handle_lookup_responses(batch: list[Inbound[LookupResponded]], conn: D
 async def _record_support(
     conn: Db, out: Outbox, valid: list[tuple[Inbound[LookupResponded], Any]]
 ) -> dict[tuple[str, str], str]:
-    """Applies the newest answer per (meter, provider) unless a newer one is recorded; returns new statuses."""
+    """Applies the newest answer per (meter, provider) unless a newer one is recorded; returns new statuses.
+
+    Newest means: to the lookup sent last (our clock, the database's), then the one dated later by the provider
+    among answers to the same lookup. So a late answer to an older round never overwrites the answer to a re-check.
+    """
+
+    def order(m: Inbound[LookupResponded], row: Any) -> tuple[datetime, datetime]:
+        return row["sent_at"], m.event.data.responded_at
+
     newest: dict[tuple[str, str], tuple[Inbound[LookupResponded], Any]] = {}
     for m, row in valid:
         key = (m.event.data.meter_number, m.event.data.provider_id)
-        if key not in newest or newest[key][0].event.data.responded_at < m.event.data.responded_at:
+        if key not in newest or order(*newest[key]) < order(m, row):
             newest[key] = (m, row)
     current = {
         (r["meter_number"], r["provider_id"]): r
         for r in await conn.fetch(
-            """SELECT meter_number, provider_id, status, last_response_at, unconfirmed_since FROM meter_support
+            """SELECT meter_number, provider_id, status, last_response_at, answered_sent_at FROM meter_support
            WHERE (meter_number, provider_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
            ORDER BY meter_number, provider_id FOR UPDATE""",
             [k[0] for k in newest],
             [k[1] for k in newest],
         )
     }
-    apply: list[tuple[str, str, str, datetime, dict[str, Any] | None]] = []
+    apply: list[tuple[str, str, str, datetime, dict[str, Any] | None, datetime]] = []
     changed: dict[tuple[str, str], str] = {}
     for key, (m, row) in newest.items():
         d, cur = m.event.data, current.get(key)
-        if cur is not None and cur["last_response_at"] is not None and cur["last_response_at"] >= d.responded_at:
-            continue  # stale: a newer answer is recorded
-        if cur is not None and cur["unconfirmed_since"] is not None and row["sent_at"] < cur["unconfirmed_since"]:
-            continue  # answers a lookup from before the operator asked for a re-check
-        apply.append((key[0], key[1], d.status, d.responded_at, _details(m.event)))
+        if cur is not None and cur["last_response_at"] is not None:
+            recorded = (cur["answered_sent_at"] or row["sent_at"], cur["last_response_at"])
+            if recorded >= order(m, row):
+                continue  # stale: an answer to a later lookup (or a later answer to this one) is recorded
+        apply.append((key[0], key[1], d.status, d.responded_at, _details(m.event), row["sent_at"]))
         previous = cur["status"] if cur is not None else "unconfirmed"
         if previous != d.status:
             changed[key] = d.status
@@ -124,15 +135,12 @@ async def _record_support(
                 ),
             )
     await conn.execute(
-        """INSERT INTO meter_support (meter_number, provider_id, status, last_response_at, details)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::jsonb[])
+        """INSERT INTO meter_support (meter_number, provider_id, status, last_response_at, details, answered_sent_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::jsonb[], $6::timestamptz[])
            ON CONFLICT (meter_number, provider_id) DO UPDATE
-           SET status = excluded.status, last_response_at = excluded.last_response_at, details = excluded.details""",
-        [a[0] for a in apply],
-        [a[1] for a in apply],
-        [a[2] for a in apply],
-        [a[3] for a in apply],
-        [a[4] for a in apply],
+           SET status = excluded.status, last_response_at = excluded.last_response_at, details = excluded.details,
+               answered_sent_at = excluded.answered_sent_at""",
+        *[[a[i] for a in apply] for i in range(6)],
     )
     return changed
 
@@ -153,23 +161,27 @@ def _details(event: LookupResponded) -> dict[str, Any] | None:
     return found or None
 
 
-async def _clear_rebroadcast_flags(
-    conn: Db, locked: dict[str, Any], valid: list[tuple[Inbound[LookupResponded], Any]]
-) -> None:
-    """The first answer to a rebroadcast round opened after the meter was marked clears the mark."""
-    clear = sorted(
-        {
-            row["meter_number"]
-            for _, row in valid
-            if row["reason"] == "rebroadcast"
-            and locked[row["meter_number"]]["marked_for_rebroadcast"]
-            and row["opened_at"] >= locked[row["meter_number"]]["marked_at"]
-        }
-    )
+async def _clear_resets(conn: Db, valid: list[tuple[Inbound[LookupResponded], Any]]) -> None:
+    """An answer to a lookup sent after an institution's reset ends that reset: the institution sees it."""
     await conn.execute(
-        """UPDATE meters SET marked_for_rebroadcast = false, updated_at = now()
-                          WHERE meter_number = ANY($1::text[])""",
-        clear,
+        """DELETE FROM support_resets s USING unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(m, p, sent)
+           WHERE s.meter_number = u.m AND s.provider_id = u.p AND u.sent >= s.since""",
+        [row["meter_number"] for _, row in valid],
+        [row["provider_id"] for _, row in valid],
+        [row["sent_at"] for _, row in valid],
+    )
+
+
+async def _clear_rebroadcast_marks(conn: Db, valid: list[tuple[Inbound[LookupResponded], Any]]) -> None:
+    """The first answer to a rebroadcast round that an institution's attempt opened after the institution marked
+    the meter clears that institution's mark."""
+    rounds = [row for _, row in valid if row["reason"] == "rebroadcast" and row["institution_id"] is not None]
+    await conn.execute(
+        """DELETE FROM rebroadcast_marks k USING unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(m, i, opened)
+           WHERE k.meter_number = u.m AND k.institution_id = u.i AND u.opened >= k.marked_at""",
+        [r["meter_number"] for r in rounds],
+        [r["institution_id"] for r in rounds],
+        [r["opened_at"] for r in rounds],
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from ppu.dbconn import Db
 from schemas.lookup import LookupReason, LookupRequested, LookupRequestedData, RoundExpired, RoundExpiredData
@@ -33,7 +33,7 @@ async def open_rounds(conn: Db, out: Outbox, rounds: list[RoundToOpen], deadline
     """
     if not rounds:
         return []
-    now = datetime.now(UTC)
+    now: datetime = await conn.fetchval("SELECT now()")  # the database's clock, for every time we record
     deadline = now + timedelta(seconds=deadline_seconds)
     opened = [
         RoundToOpen(
@@ -48,16 +48,18 @@ async def open_rounds(conn: Db, out: Outbox, rounds: list[RoundToOpen], deadline
         for r in rounds
     ]
     await conn.execute(
-        """INSERT INTO lookup_rounds (round_id, meter_number, reason, opened_at, deadline, closed_at, providers_asked)
+        """INSERT INTO lookup_rounds (round_id, meter_number, reason, opened_at, deadline, closed_at, providers_asked,
+                                      institution_id)
            SELECT r, m, why, $4::timestamptz, $5::timestamptz,
-                  CASE WHEN why = 'routine' THEN $4::timestamptz END, string_to_array(p, ',')
-           FROM unnest($1::uuid[], $2::text[], $3::text[], $6::text[]) AS u(r, m, why, p)""",
+                  CASE WHEN why = 'routine' THEN $4::timestamptz END, string_to_array(p, ','), i
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $6::text[], $7::text[]) AS u(r, m, why, p, i)""",
         [r.round_id for r in opened],
         [r.meter_number for r in opened],
         [r.reason for r in opened],
         now,
         deadline,
         [",".join(r.providers) for r in opened],
+        [r.institution_id for r in opened],
     )
     lookups = [(uuid.uuid4(), r, pid) for r in opened for pid in r.providers]
     await conn.execute(
@@ -132,12 +134,8 @@ async def decide_waiting(
     decided = []
     for w in waiting:
         meter = ctx.meters[w["meter_number"]]
-        args = (
-            w["attempt_id"],
-            ctx.candidates(meter, w["institution_id"]),
-            ctx.prefs(meter),
-            meter.preferred_provider_id,
-        )
+        inst = w["institution_id"]
+        args = (w["attempt_id"], ctx.candidates(meter, inst), ctx.prefs(meter, inst), meter.preferred.get(inst))
         decision = decide(*args) if expired else settled(*args, unanswered=unanswered[w["round_id"]])
         if decision is not None:
             decided.append(Decided(w["attempt_id"], w["meter_number"], decision, causation_id))

@@ -23,12 +23,21 @@ SOURCE = "ppu/lookup"
 
 @dataclass
 class Meter:
+    """A meter as routing sees it: the shared facts (utility, each provider's last answer), and per institution
+    what that institution decided (its rebroadcast mark, its resets to Unconfirmed, its meter preference)."""
+
     meter_number: str
     utility_id: str | None
     blocked: bool
-    marked: bool
-    preferred_provider_id: str | None
-    support: dict[str, str] = field(default_factory=dict)
+    support: dict[str, str] = field(default_factory=dict)  # provider → its last answer (shared)
+    marked_by: set[str] = field(default_factory=set)  # institutions that asked for a re-check
+    resets: dict[str, set[str]] = field(default_factory=dict)  # institution → providers it reset to Unconfirmed
+    preferred: dict[str, str] = field(default_factory=dict)  # institution → meter-level preferred provider
+
+    def status_for(self, institution_id: str, provider_id: str) -> str:
+        if provider_id in self.resets.get(institution_id, set()):
+            return "unconfirmed"
+        return self.support.get(provider_id, "unconfirmed")
 
 
 @dataclass
@@ -36,17 +45,23 @@ class RoutingContext:
     meters: dict[str, Meter]
     providers: dict[str, tuple[bool, str]]  # provider id → (enabled, health)
     institution_providers: dict[str, set[str]]
-    preferences: dict[str, list[Preference]]  # utility id → preferences
+    preferences: dict[tuple[str, str], list[Preference]]  # (institution, utility) → preferences
 
     def candidates(self, meter: Meter, institution_id: str) -> list[Candidate]:
+        """Only the institution's own providers: a decision never names another institution's."""
         allowed = self.institution_providers.get(institution_id, set())
         return [
-            Candidate(pid, enabled, pid in allowed, health, meter.support.get(pid, "unconfirmed"))
+            Candidate(pid, enabled, True, health, meter.status_for(institution_id, pid))
             for pid, (enabled, health) in sorted(self.providers.items())
+            if pid in allowed
         ]
 
-    def prefs(self, meter: Meter) -> list[Preference]:
-        return self.preferences.get(meter.utility_id or "", [])
+    def prefs(self, meter: Meter, institution_id: str) -> list[Preference]:
+        return self.preferences.get((institution_id, meter.utility_id or ""), [])
+
+    def enabled_for(self, institution_id: str) -> list[str]:
+        allowed = self.institution_providers.get(institution_id, set())
+        return sorted(pid for pid, (on, _) in self.providers.items() if on and pid in allowed)
 
 
 async def load_context(
@@ -54,26 +69,35 @@ async def load_context(
 ) -> RoutingContext:
     """Reads the meters (locked FOR UPDATE when `lock`, in a fixed order so that batches cannot deadlock)."""
     rows = await conn.fetch(
-        f"""SELECT meter_number, utility_id, blocked, marked_for_rebroadcast, preferred_provider_id
-            FROM meters WHERE meter_number = ANY($1::text[]) ORDER BY meter_number
-            {"FOR UPDATE" if lock else ""}""",
+        f"""SELECT meter_number, utility_id, blocked FROM meters WHERE meter_number = ANY($1::text[])
+            ORDER BY meter_number {"FOR UPDATE" if lock else ""}""",
         meter_numbers,
     )
-    meters = {
-        r["meter_number"]: Meter(
-            r["meter_number"],
-            r["utility_id"],
-            r["blocked"],
-            r["marked_for_rebroadcast"],
-            r["preferred_provider_id"],
-        )
-        for r in rows
-    }
+    meters = {r["meter_number"]: Meter(r["meter_number"], r["utility_id"], r["blocked"]) for r in rows}
     for r in await conn.fetch(
         "SELECT meter_number, provider_id, status FROM meter_support WHERE meter_number = ANY($1::text[])",
         meter_numbers,
     ):
         meters[r["meter_number"]].support[r["provider_id"]] = r["status"]
+    for r in await conn.fetch(
+        "SELECT meter_number, institution_id FROM rebroadcast_marks WHERE meter_number = ANY($1::text[])",
+        meter_numbers,
+    ):
+        meters[r["meter_number"]].marked_by.add(r["institution_id"])
+    for r in await conn.fetch(
+        """SELECT meter_number, institution_id, provider_id FROM support_resets
+           WHERE meter_number = ANY($1::text[]) AND institution_id = ANY($2::text[])""",
+        meter_numbers,
+        institutions,
+    ):
+        meters[r["meter_number"]].resets.setdefault(r["institution_id"], set()).add(r["provider_id"])
+    for r in await conn.fetch(
+        """SELECT meter_number, institution_id, provider_id FROM meter_preferences
+           WHERE meter_number = ANY($1::text[]) AND institution_id = ANY($2::text[])""",
+        meter_numbers,
+        institutions,
+    ):
+        meters[r["meter_number"]].preferred[r["institution_id"]] = r["provider_id"]
     providers = {
         r["provider_id"]: (r["enabled"], r["health"])
         for r in await conn.fetch("SELECT provider_id, enabled, health FROM providers")
@@ -85,13 +109,16 @@ async def load_context(
     ):
         inst.setdefault(r["institution_id"], set()).add(r["provider_id"])
     utilities = sorted({m.utility_id for m in meters.values() if m.utility_id})
-    prefs: dict[str, list[Preference]] = {}
+    prefs: dict[tuple[str, str], list[Preference]] = {}
     for r in await conn.fetch(
-        "SELECT utility_id, provider_id, kind, rank, weight FROM utility_routing_preferences "
-        "WHERE utility_id = ANY($1::text[])",
+        """SELECT institution_id, utility_id, provider_id, kind, rank, weight FROM utility_routing_preferences
+           WHERE utility_id = ANY($1::text[]) AND institution_id = ANY($2::text[])""",
         utilities,
+        institutions,
     ):
-        prefs.setdefault(r["utility_id"], []).append(Preference(r["provider_id"], r["kind"], r["rank"], r["weight"]))
+        prefs.setdefault((r["institution_id"], r["utility_id"]), []).append(
+            Preference(r["provider_id"], r["kind"], r["rank"], r["weight"])
+        )
     return RoutingContext(meters, providers, inst, prefs)
 
 

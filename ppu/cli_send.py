@@ -1,0 +1,131 @@
+"""`ppu send` and `ppu meter show`: drive the system and look at it from a shell, as one named institution."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import click
+from pydantic import TypeAdapter, ValidationError
+
+from ppu.command_proof import sign
+from ppu.command_results import CommandResults
+from ppu.errors import PpuError
+from ppu.settings import Settings
+from ppu.tenancy import Tenant
+from ppu.topics import topic
+from ppu.wiring import connection, endpoints, started_producer
+from schemas.commands import ConfirmSupportRequested, ConfirmSupportRequestedData
+from schemas.envelope import CONTENT_TYPE, Envelope, MeterNumber
+from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
+
+
+@click.group()
+def send() -> None:
+    """Publish a message, as the purchase service or the console would."""
+
+
+def _meter(value: str) -> str:
+    try:
+        return TypeAdapter(MeterNumber).validate_python(value)
+    except ValidationError:
+        raise click.BadParameter(f"{value!r} is not a meter number (1-20 letters and digits)") from None
+
+
+async def _publish(settings: Settings, topic_key: str, event: Envelope[Any]) -> None:
+    async with started_producer(endpoints(settings).kafka_bootstrap_servers) as producer:
+        await producer.send_and_wait(
+            topic(topic_key).name(settings.topic_prefix),
+            value=event.encode(),
+            key=event.subject.encode(),
+            headers=[("content-type", CONTENT_TYPE)],
+        )
+
+
+@send.command("purchase-attempt")
+@click.argument("meter_number")
+@click.option("--institution", default="demo-bank", show_default=True)
+def send_purchase_attempt(meter_number: str, institution: str) -> None:
+    """A purchase attempt for METER_NUMBER."""
+    settings = Settings()
+    data = PurchaseAttemptedData(attempt_id=uuid.uuid4(), meter_number=_meter(meter_number), institution_id=institution)
+    event = PurchaseAttempted.new(data, source="ppu/cli", correlationid=str(data.attempt_id))
+
+    async def run() -> None:
+        async with connection(settings) as conn:
+            await Tenant.known(conn, institution)
+        await _publish(settings, "purchase_attempts", event)
+
+    asyncio.run(run())
+    click.echo(f"attempt {data.attempt_id} sent")
+
+
+@send.command("confirm-support")
+@click.argument("meter_number")
+@click.option("--admin", "admin", required=True, help="the local admin who signs the command (a console admin)")
+@click.option("--institution", required=True)
+@click.option("--no-wait", is_flag=True, help="do not wait for the command's result")
+@click.option("--wait-seconds", type=click.FloatRange(0.1, 600), default=30.0, show_default=True)
+def send_confirm_support(meter_number: str, admin: str, institution: str, no_wait: bool, wait_seconds: float) -> None:
+    """Confirm support for METER_NUMBER, signed as a named admin of the institution; exits 1 when refused."""
+    settings = Settings()
+    if settings.command_signing_key is None:
+        raise PpuError("set PPU_COMMAND_SIGNING_KEY (the deployment's command signing key) to sign the command")
+    data = ConfirmSupportRequestedData(meter_number=_meter(meter_number), operator=admin, institution_id=institution)
+    command = sign(
+        ConfirmSupportRequested.new(data, source="ppu/cli", correlationid=str(uuid.uuid4())),
+        settings.command_signing_key.get_secret_value(),
+    )
+
+    async def run() -> str:
+        async with connection(settings) as conn:
+            await Tenant.known(conn, institution)
+            role = await conn.fetchval(
+                "SELECT role FROM console_users WHERE institution_id = $1 AND username = $2", institution, admin
+            )
+        if role != "admin":
+            raise PpuError(f"{admin} is not an admin of {institution}: the CLI signs only as a named local admin")
+        if no_wait:
+            await _publish(settings, "operator_commands", command)
+            return f"command {command.id} sent"
+        where = endpoints(settings)
+        results = CommandResults(where.kafka_bootstrap_servers, topic("command_results").name(settings.topic_prefix))
+        await results.start()
+        try:
+            waiting = results.expect(command.id)
+            await _publish(settings, "operator_commands", command)
+            result = await results.wait(waiting, command.id, wait_seconds)
+        finally:
+            await results.stop()
+        if result is None:
+            raise PpuError(
+                f"command {command.id} sent, but no result within {wait_seconds:g} s (is the command worker running?)"
+            )
+        if result.outcome == "rejected":
+            raise PpuError(f"command {command.id} rejected: {result.reason}")
+        return f"command {command.id}: {result.outcome.replace('_', ' ')}"
+
+    click.echo(asyncio.run(run()))
+
+
+@click.group()
+def meter() -> None:
+    """Inspect meters."""
+
+
+@meter.command("show")
+@click.argument("meter_number")
+@click.option("--institution", required=True, help="whose view: its providers, its decisions, its marks")
+def meter_show(meter_number: str, institution: str) -> None:
+    """The meter as the institution sees it: utility, flags, its providers' support, its latest decisions."""
+    from ppu.meter_view import render_text
+
+    async def show() -> str:
+        async with connection(Settings()) as conn:
+            view = await (await Tenant.known(conn, institution)).meter(conn, _meter(meter_number))
+        if view is None:
+            raise PpuError(f"unknown meter {meter_number}")
+        return render_text(view)
+
+    click.echo(asyncio.run(show()))
