@@ -123,26 +123,7 @@ def start(data_dir: Path, version: str, port: int | None = None, timeout: float 
     classpath = f"{libs}/*"
     log4j = f"-Dlog4j2.configurationFile={HERE / 'log4j2.yaml'}"
     if not (data_dir / "log" / "meta.properties").exists():
-        fmt = subprocess.run(
-            [
-                java,
-                "-cp",
-                classpath,
-                log4j,
-                "kafka.tools.StorageTool",
-                "format",
-                # One argument, so that an id starting with "-" (1 in 64 of them) is never read as an option.
-                f"--cluster-id={_cluster_id()}",
-                "-c",
-                str(props),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if fmt.returncode != 0:
-            said = (fmt.stderr.strip() or fmt.stdout.strip())[-300:]
-            raise PpuError(f"formatting the KRaft log directory failed: {said}")
+        format_storage(java, classpath, log4j, props, _cluster_id())
     with (data_dir / "broker.log").open("ab") as log:
         proc = subprocess.Popen(
             [
@@ -169,6 +150,31 @@ def start(data_dir: Path, version: str, port: int | None = None, timeout: float 
     if proc.poll() is not None:
         raise PpuError(f"the Kafka broker exited with code {proc.returncode}; see {data_dir / 'broker.log'}")
     return broker
+
+
+def format_storage(java: str, classpath: str, log4j: str, props: Path, cluster_id: str) -> None:
+    """Formats the KRaft log directory; a failure is one line with what the storage tool said (its stderr)."""
+    fmt = subprocess.run(
+        # `--cluster-id=…` as one argument, so that an id starting with "-" (1 in 64 of them) is never read as an
+        # option.
+        [
+            java,
+            "-cp",
+            classpath,
+            log4j,
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster_id}",
+            "-c",
+            str(props),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if fmt.returncode != 0:
+        said = " ".join((fmt.stderr.strip() or fmt.stdout.strip()).split())[-300:]
+        raise PpuError(f"formatting the KRaft log directory failed: {said}")
 
 
 def _cluster_id() -> str:

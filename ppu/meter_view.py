@@ -21,6 +21,7 @@ class ProviderRow:
     last_response_at: datetime | None
     last_lookup_sent_at: datetime | None
     details: dict[str, Any] | None = None  # what its last answer said: utility, customer, purchase limits
+    answered_sent_at: datetime | None = None  # when the lookup its last answer belongs to was sent
 
     @property
     def shown_id(self) -> str:
@@ -31,7 +32,11 @@ class ProviderRow:
         """The guide: no response since the last lookup broadcast, or never responded."""
         if self.last_response_at is None:
             return True
-        return self.last_lookup_sent_at is not None and self.last_response_at < self.last_lookup_sent_at
+        if self.last_lookup_sent_at is None:
+            return False
+        if self.answered_sent_at is not None:  # one clock: both are the database's
+            return self.answered_sent_at < self.last_lookup_sent_at
+        return self.last_response_at < self.last_lookup_sent_at
 
     def last_response_text(self, now: datetime | None = None) -> str:
         if self.awaiting_confirmation or self.last_response_at is None:

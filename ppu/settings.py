@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     batch_max_records: int = Field(default=500, gt=0, alias="PPU_BATCH_MAX_RECORDS")
     batch_timeout_ms: int = Field(default=200, gt=0, alias="PPU_BATCH_TIMEOUT_MS")
     max_poll_interval_ms: int = Field(default=60000, ge=3000, alias="PPU_MAX_POLL_INTERVAL_MS")
+    # How far ahead of our clock a provider may date an answer; further ahead, it is clamped to receipt time.
+    max_clock_skew_seconds: float = Field(default=30.0, ge=0, alias="PPU_MAX_CLOCK_SKEW_SECONDS")
     max_message_bytes: int = Field(default=64 * 1024, gt=0, alias="PPU_MAX_MESSAGE_BYTES")
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0, alias="PPU_SHUTDOWN_TIMEOUT_SECONDS")
     metrics_port: int = Field(default=0, ge=0, alias="PPU_METRICS_PORT")

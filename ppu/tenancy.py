@@ -69,7 +69,7 @@ class Tenant:
             """SELECT p.provider_id, p.electrum_id, p.name, p.enabled, p.health,
                       CASE WHEN r.provider_id IS NOT NULL THEN 'unconfirmed'
                            ELSE coalesce(s.status, 'unconfirmed') END AS status,
-                      s.last_response_at, s.last_lookup_sent_at, s.details
+                      s.last_response_at, s.last_lookup_sent_at, s.details, s.answered_sent_at
                FROM providers p JOIN institution_providers ip ON ip.provider_id = p.provider_id
                LEFT JOIN meter_support s ON s.provider_id = p.provider_id AND s.meter_number = $1
                LEFT JOIN support_resets r ON r.meter_number = $1 AND r.provider_id = p.provider_id
@@ -103,6 +103,7 @@ class Tenant:
                     r["last_response_at"],
                     r["last_lookup_sent_at"],
                     r["details"],
+                    r["answered_sent_at"],
                 )
                 for r in rows
             ],

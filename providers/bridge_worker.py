@@ -31,7 +31,8 @@ from providers.http_bridge import Bridge, Outcome
 from providers.offsets import OffsetTracker
 from schemas.envelope import CONTENT_TYPE
 from schemas.lookup import LookupRequested
-from workers.dead_letters import DeadLetterer, Failure
+from workers import metrics as worker_metrics
+from workers.dead_letters import DeadLetterer, DeadLetterRefused, Failure
 from workers.inbound import decode
 from workers.retrying import retry_until_stopped
 
@@ -42,6 +43,10 @@ def http_client(provider: ProviderConfig) -> httpx.AsyncClient:
     creds = provider.credentials()
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=provider.ca_file) if provider.ca_file else True
     return httpx.AsyncClient(base_url=provider.base_url, auth=httpx.BasicAuth(*creds) if creds else None, verify=verify)
+
+
+class Unfinished(Exception):
+    """The record's lookup could not be finished (its dead letter was refused): its offset is not committed."""
 
 
 async def _close_later(client: httpx.AsyncClient, seconds: float) -> None:
@@ -131,7 +136,7 @@ class BridgeWorker:
         decoded = decode(record, LookupRequested, self.settings.max_message_bytes)
         if not isinstance(decoded, LookupRequested):
             failure = decoded if isinstance(decoded, Failure) else Failure("validate", "WrongType", "not a lookup")
-            await retry_until_stopped(self.stop, lambda: dead_letters.send(self.dlq, record, failure))
+            await self._dead_letter(dead_letters, record, failure)
             return
         outcome = await self.bridge.lookup(decoded)
         metrics.OUTCOMES.labels(self.pid, outcome.kind).inc()
@@ -151,12 +156,26 @@ class BridgeWorker:
             failure = Failure(
                 "apply", outcome.error_type or "ProviderError", outcome.detail, provider_error=outcome.provider_error
             )
-            await retry_until_stopped(self.stop, lambda: dead_letters.send(self.dlq, record, failure))
+            await self._dead_letter(dead_letters, record, failure)
         else:
             log.info("no answer before the deadline", provider=self.pid, lookup=str(decoded.data.lookup_id))
 
+    async def _dead_letter(
+        self, dead_letters: DeadLetterer, record: ConsumerRecord[bytes, bytes], failure: Failure
+    ) -> None:
+        try:
+            await retry_until_stopped(self.stop, lambda: dead_letters.send(self.dlq, record, failure))
+        except DeadLetterRefused as e:
+            # Only this record's partition stops: its offset stays uncommitted (the others' go on), and the
+            # worker says so in its log, its metric and /healthz; a restart tries the record again.
+            worker_metrics.partition_stopped(
+                f"bridge-{self.pid}", TopicPartition(record.topic, record.partition), str(e)
+            )
+            log.error("partition stopped: the dead letter was refused", provider=self.pid, error=str(e))
+            raise Unfinished from e
+
     def _done(self, tp: TopicPartition, offset: int, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
+        if task.cancelled() or isinstance(task.exception(), Unfinished):
             return
         if task.exception() is not None:
             self.failed = task.exception()
@@ -222,6 +241,7 @@ class BridgeWorker:
 async def run_bridge(settings: Settings, provider_id: str, stop: asyncio.Event) -> None:
     if settings.switch_institution_id is None:
         raise PpuError("set PPU_SWITCH_INSTITUTION_ID to the switch's Electrum institution id (1-11 digits)")
+    worker_metrics.serve(settings.metrics_port)
     pool = await create_pool(endpoints(settings).database_url, min_size=1, max_size=2)
     try:
         async with pool.acquire() as conn:

@@ -18,6 +18,9 @@ class DeadLetterHeaders(BaseModel):
     stage: str = Field(description="decode, validate or apply")
     error_class: str
     error_message: str = Field(max_length=1000)
+    truncated: bool | None = Field(default=None, description="true: the value is the start of the original only")
+    value_length: int | None = Field(default=None, description="a truncated value's original length in bytes")
+    value_sha256: str | None = Field(default=None, description="a truncated value's original SHA-256 (hex)")
     provider_error: str | None = Field(
         default=None, max_length=16000, description="the HTTP bridge: the provider's ErrorDetail, as it sent it"
     )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
 
 from schemas.registry import MODELS
 
@@ -11,17 +14,22 @@ EXPORT_DIR = Path(__file__).resolve().parent / "json"
 ASYNCAPI_FILE = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"
 
 
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON Schema integrators get for a model: what the consumers accept, exactly (workers/inbound.py)."""
+    schema = model.model_json_schema(mode="validation")
+    schema["$id"] = f"urn:ppu:schema:{model.__name__}"
+    type_name = getattr(model, "TYPE", "")
+    if type_name:
+        schema["properties"]["type"]["const"] = type_name
+    return schema
+
+
 def render() -> dict[str, str]:
     """File name → file text, deterministic so a committed export can be compared byte for byte."""
-    out = {}
-    for name, model in sorted(MODELS.items()):
-        schema = model.model_json_schema(mode="validation")
-        schema["$id"] = f"urn:ppu:schema:{name}"
-        type_name = getattr(model, "TYPE", "")
-        if type_name:
-            schema["properties"]["type"]["const"] = type_name
-        out[f"{name}.schema.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
-    return out
+    return {
+        f"{name}.schema.json": json.dumps(schema_of(model), indent=2, sort_keys=True) + "\n"
+        for name, model in sorted(MODELS.items())
+    }
 
 
 def write(folder: Path = EXPORT_DIR, asyncapi_file: Path = ASYNCAPI_FILE) -> list[Path]:

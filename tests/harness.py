@@ -66,6 +66,12 @@ class System:
             topic(topic_key).name(self.prefix), value=value, key=key.encode(), headers=[("content-type", CONTENT_TYPE)]
         )
 
+    async def publish_to(self, topic_key: str, value: bytes, key: str) -> Any:
+        """Like publish; returns the record's metadata (its partition and offset)."""
+        return await self.producer.send_and_wait(
+            topic(topic_key).name(self.prefix), value=value, key=key.encode(), headers=[("content-type", CONTENT_TYPE)]
+        )
+
     async def send(self, topic_key: str, event: Envelope[Any]) -> None:
         await self.publish(topic_key, event.encode(), event.subject)
 

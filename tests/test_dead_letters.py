@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -14,7 +15,7 @@ from aiokafka import AIOKafkaConsumer
 from ppu.settings import Settings
 from ppu.topics import topic
 from schemas.dead_letter import DeadLetterHeaders
-from tests.harness import PROVIDERS, System, eventually, running, seed_reference
+from tests.harness import System, eventually, running, seed_reference
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ async def test_poison_purchase_attempts_are_dead_lettered_and_good_ones_flow(
         assert headers.consumer_group.endswith("ppu-lookup-worker") and headers.error_message
         assert headers.original_offset >= 0 and headers.original_timestamp > 0
     by_error = {h.error_class for _, h in letters}
-    assert {"MessageTooLarge", "ValidationError"} <= by_error
+    assert {"MessageTooLarge", "SchemaViolation"} <= by_error
 
 
 async def test_responses_for_unknown_lookups_or_wrong_providers_are_dead_lettered(
@@ -107,14 +108,14 @@ async def test_responses_for_unknown_lookups_or_wrong_providers_are_dead_lettere
     assert "not to p9" in reasons[0] or "not to p9" in reasons[1]
     assert any(r.startswith("unknown lookup id") for r in reasons)
     assert await db.fetchval("SELECT count(*) FROM meter_support WHERE provider_id NOT IN ('p1', 'p2', 'p3')") == 0
-    assert PROVIDERS  # the seeded providers are the only ones with support rows
 
 
-async def test_an_unwritable_dead_letter_topic_stops_the_partition_instead_of_skipping(
+async def test_an_unwritable_dead_letter_topic_stops_only_its_partition_and_says_so(
     settings: Settings, topics: list[str], db: asyncpg.Connection
 ) -> None:
     from aiokafka.admin import NewTopic
 
+    from infra.processes import free_port
     from ppu.topic_admin import admin_client
 
     await seed_reference(db)
@@ -128,12 +129,32 @@ async def test_an_unwritable_dead_letter_topic_stops_the_partition_instead_of_sk
 
         await eventually(deleted, what="the dead-letter topic to be gone")
         await asyncio.sleep(1)  # and from every broker's metadata cache, not only the controller's answer
-    async with running(settings) as system:
+    port = free_port()
+    async with running(settings.model_copy(update={"metrics_port": port})) as system:
         good = await system.attempt("0401000012", send=False)
-        await system.publish("purchase_attempts", b"not json at all", "0401000012")  # same key, same partition
+        poisoned = (await system.publish_to("purchase_attempts", b"not json at all", "0401000012")).partition
         await system.send("purchase_attempts", good)
-        await asyncio.sleep(6)
-        assert await db.fetchval("SELECT count(*) FROM purchase_attempts") == 0, "nothing past the poison message"
+        elsewhere = []  # attempts on the other partitions: they must flow
+        for n in range(40):
+            other = await system.attempt(f"04020{n:05d}", send=False)
+            if (await system.publish_to("purchase_attempts", other.encode(), other.subject)).partition != poisoned:
+                elsewhere.append(other.data.attempt_id)
+        assert elsewhere
+        await eventually(
+            lambda: db.fetchval(
+                "SELECT count(*) = $1 FROM purchase_attempts WHERE attempt_id = ANY($2::uuid[])",
+                len(elsewhere),
+                elsewhere,
+            ),
+            within=60,
+            what="the other partitions to keep flowing",
+        )
+        health = await _healthz(port)
+        assert health[0] == 503 and health[1]["stopped"][0]["partition"] == poisoned, health
+        assert "dead-letter" in health[1]["stopped"][0]["reason"]
+        assert (
+            await db.fetchval("SELECT count(*) FROM purchase_attempts WHERE attempt_id = $1", good.data.attempt_id) == 0
+        ), "nothing past the poison message on its partition"
         async with admin_client(settings.kafka_bootstrap_servers) as client:
             spec = topic("purchase_attempts_dlq")
             await client.create_topics([NewTopic(dlq, spec.partitions, 1, topic_configs=spec.kafka_configs())])
@@ -142,5 +163,14 @@ async def test_an_unwritable_dead_letter_topic_stops_the_partition_instead_of_sk
             within=90,
             what="the partition to move on",
         )
+        assert (await _healthz(port))[0] == 200, "moving again: alive"
     letters = await dead_letters(settings, "purchase_attempts_dlq", 1)
     assert letters[0][0] == b"not json at all" and letters[0][1].stage == "decode"
+
+
+async def _healthz(port: int) -> tuple[int, Any]:
+    import httpx
+
+    async with httpx.AsyncClient() as c:
+        r = await c.get(f"http://127.0.0.1:{port}/healthz")
+    return r.status_code, r.json()

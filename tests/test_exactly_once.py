@@ -49,7 +49,9 @@ async def test_two_attempts_for_one_meter_in_one_batch_share_one_round(system: S
     assert set(await db.fetchval("SELECT array_agg(DISTINCT provider_id) FROM routing_decisions")) == {"p2"}
 
 
-async def test_responses_in_reverse_order_keep_the_newest(system: System, db: asyncpg.Connection) -> None:
+async def test_answers_to_one_lookup_count_in_the_order_received_not_by_the_providers_clock(
+    system: System, db: asyncpg.Connection
+) -> None:
     meter = "0401000022"
     await system.attempt(meter)
     request = (await system.requests("p1", 1))[0]
@@ -65,7 +67,8 @@ async def test_responses_in_reverse_order_keep_the_newest(system: System, db: as
     row = await db.fetchrow(
         "SELECT status, last_response_at FROM meter_support WHERE meter_number = $1 AND provider_id = 'p1'", meter
     )
-    assert row is not None and row["status"] == "supported" and row["last_response_at"] == now
+    assert row is not None and row["status"] == "not_supported", "received last: it counts, whatever its date"
+    assert row["last_response_at"] == now - timedelta(seconds=5)
 
 
 async def test_late_answer_to_an_older_round_changes_nothing(system: System, db: asyncpg.Connection) -> None:
@@ -108,3 +111,44 @@ async def test_confirm_support_twice_marks_once(system: System, db: asyncpg.Conn
     await eventually(lambda: db.fetchval("SELECT count(*) = 2 FROM audit_log"), what="two audits")
     outcomes = [r["outcome"] for r in await db.fetch("SELECT outcome FROM audit_log ORDER BY audit_id")]
     assert outcomes == ["marked", "already_marked"]
+
+
+async def test_an_answer_dated_a_year_ahead_freezes_nothing(system: System, db: asyncpg.Connection) -> None:
+    """The issue's story: `supported` dated a year ahead, then Confirm support, a rebroadcast and a correct
+    `not_supported`: the status follows, the mark clears, and the next purchase is not routed to that provider."""
+    meter = "0401000024"
+    await system.attempt(meter)
+    first = {p: (await system.requests(p, 1))[0] for p in PROVIDERS}
+    await system.respond(first["p1"], "supported", responded_at=datetime.now(UTC) + timedelta(days=365))
+    for p in ("p2", "p3"):
+        await system.respond(first[p], "not_supported")
+    stored = await eventually(
+        lambda: db.fetchval(
+            "SELECT last_response_at FROM meter_support WHERE meter_number = $1 AND provider_id = 'p1'", meter
+        ),
+        what="p1's answer",
+    )
+    assert stored < datetime.now(UTC) + timedelta(minutes=1), "clamped to when we received it"
+    await system.confirm_support(meter)
+    await eventually(
+        lambda: db.fetchval("SELECT EXISTS (SELECT FROM rebroadcast_marks WHERE meter_number = $1)", meter),
+        what="marked",
+    )
+    await system.attempt(meter)
+    again = (await system.requests("p1", 1))[0]
+    assert again.data.reason == "rebroadcast"
+    await system.respond(again, "not_supported")
+    await eventually(
+        lambda: db.fetchval(
+            """SELECT s.status = 'not_supported' AND NOT EXISTS (SELECT FROM rebroadcast_marks WHERE meter_number = $1)
+               FROM meter_support s WHERE s.meter_number = $1 AND s.provider_id = 'p1'""",
+            meter,
+        ),
+        what="not supported, and the mark cleared",
+    )
+    last = await system.attempt(meter)
+    row = await eventually(
+        lambda: db.fetchrow("SELECT * FROM routing_decisions WHERE attempt_id = $1", last.data.attempt_id),
+        what="the next decision",
+    )
+    assert row["provider_id"] != "p1" and row["outcome"] == "blocked"

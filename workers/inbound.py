@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Generic, TypeVar
 
+import jsonschema_rs
 from aiokafka import ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
 from ppu.dbconn import Db
 from schemas.envelope import Envelope
+from schemas.export import schema_of
 from workers.dead_letters import Failure
 from workers.outbox import Outbox
 
@@ -45,7 +48,15 @@ Item = tuple[ConsumerRecord[bytes, bytes], Envelope[Any] | Failure | None]
 Decoded = tuple[TopicPartition, tuple[ConsumerRecord[bytes, bytes], Envelope[Any]]]
 
 
+@cache
+def _law(model: type[Envelope[Any]]) -> jsonschema_rs.Validator:
+    """The exported JSON Schema of the model: a message is valid exactly when it passes this (no type coercion)."""
+    return jsonschema_rs.validator_for(schema_of(model), validate_formats=True)
+
+
 def decode(record: ConsumerRecord[bytes, bytes], model: type[Envelope[Any]], max_bytes: int) -> Envelope[Any] | Failure:
+    """The message, or why it goes to the dead-letter topic: too large, not JSON, not what the exported JSON Schema
+    accepts, or keyed by something other than its subject (the meter number: per-meter order depends on it)."""
     raw = record.value
     if raw is None:
         return Failure("decode", "EmptyValue", "the record has no value")
@@ -55,8 +66,15 @@ def decode(record: ConsumerRecord[bytes, bytes], model: type[Envelope[Any]], max
         obj = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         return Failure("decode", type(e).__name__, str(e))
+    refused = [f"{'/'.join(map(str, e.instance_path)) or '(root)'}: {e.message}" for e in _law(model).iter_errors(obj)]
+    if refused:
+        return Failure("validate", "SchemaViolation", "; ".join(refused[:5])[:1000])
     try:
-        return model.model_validate(obj)
+        event = model.model_validate(obj)
     except ValidationError as e:
         detail = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()[:5])
         return Failure("validate", "ValidationError", detail)
+    if record.key != event.subject.encode():
+        key = record.key.decode("utf-8", "replace")[:40] if record.key is not None else None
+        return Failure("validate", "KeyMismatch", f"the record key {key!r} is not the subject {event.subject}")
+    return event

@@ -1,8 +1,17 @@
-"""Prometheus metrics every worker process exposes (prometheus-client), on PPU_METRICS_PORT when set."""
+"""Prometheus metrics every worker process exposes (prometheus-client), on PPU_METRICS_PORT when set, and the
+liveness endpoint beside them: `/healthz` answers 503 while a partition is stopped (a record that can be neither
+applied nor dead-lettered), naming it and why."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+import json
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from aiokafka import TopicPartition
+from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
 
 from providers.health import Health
 
@@ -22,9 +31,53 @@ STATES = {"HEALTHY": 0, "DEGRADED": 1, "DOWN": 2, "MISCONFIGURED": 3}
 PUBLISHED = Counter("ppu_outbox_published_total", "outbox rows published", ["topic"])
 
 
+STOPPED_GAUGE = Gauge(
+    "ppu_partition_stopped",
+    "1 while a partition is stopped (a record it cannot move past)",
+    ["worker", "topic", "partition"],
+)
+STOPPED: dict[tuple[str, str, int], str] = {}  # (worker, topic, partition) → why
+
+
+def partition_stopped(worker: str, tp: TopicPartition, reason: str) -> None:
+    STOPPED[(worker, tp.topic, tp.partition)] = reason
+    STOPPED_GAUGE.labels(worker, tp.topic, tp.partition).set(1)
+
+
+def partition_moving(worker: str, tp: TopicPartition) -> None:
+    if STOPPED.pop((worker, tp.topic, tp.partition), None) is not None:
+        STOPPED_GAUGE.labels(worker, tp.topic, tp.partition).set(0)
+
+
+def liveness() -> tuple[int, dict[str, Any]]:
+    stopped = [{"worker": w, "topic": t, "partition": p, "reason": r[:300]} for (w, t, p), r in STOPPED.items()]
+    return (503 if stopped else 200), {"status": "stopped partitions" if stopped else "ok", "stopped": stopped}
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
 def serve(port: int) -> None:
-    if port:
-        start_http_server(port, addr="127.0.0.1")
+    """Metrics and /healthz on one loopback port, in a daemon thread (prometheus-client's own server knows no
+    other path, hence this small WSGI dispatcher)."""
+    if not port:
+        return
+    metrics_app = make_wsgi_app()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/healthz":
+            status, body = liveness()
+            start_response(
+                f"{status} {'OK' if status == 200 else 'Service Unavailable'}", [("Content-Type", "application/json")]
+            )
+            return [json.dumps(body).encode()]
+        result: Iterable[bytes] = metrics_app(environ, start_response)
+        return result
+
+    server = make_server("127.0.0.1", port, app, handler_class=_Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()
 
 
 def export_health(figures: list[Health]) -> None:

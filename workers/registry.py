@@ -29,7 +29,7 @@ def consumer_flow(name: str, settings: Settings) -> ConsumerFlow:
             p + "ppu-response-consumer",
             "lookup_responses",
             LookupResponded,
-            handle_lookup_responses,
+            functools.partial(handle_lookup_responses, max_skew_seconds=settings.max_clock_skew_seconds),
         )
     if name == "commands":
         return ConsumerFlow(

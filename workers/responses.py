@@ -9,8 +9,10 @@ lookup sent after that reset.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+import structlog
 
 from ppu.dbconn import Db
 from schemas.lookup import LookupResponded
@@ -20,9 +22,14 @@ from workers.outbox import Outbox
 from workers.rounds import decide_waiting
 
 SOURCE = "ppu/responses"
+log = structlog.get_logger()
 
 
-async def handle_lookup_responses(batch: list[Inbound[LookupResponded]], conn: Db, out: Outbox) -> None:
+async def handle_lookup_responses(
+    batch: list[Inbound[LookupResponded]], conn: Db, out: Outbox, max_skew_seconds: float = 30.0
+) -> None:
+    now: datetime = await conn.fetchval("SELECT now()")
+    batch = [_bounded(m, now, max_skew_seconds) for m in batch]
     meters = sorted({m.event.data.meter_number for m in batch})
     locked = {
         r["meter_number"]: r
@@ -80,22 +87,30 @@ async def handle_lookup_responses(batch: list[Inbound[LookupResponded]], conn: D
     await decide_waiting(conn, out, rounds, expired=False, causation_id=str(valid[-1][0].event.id))
 
 
+def _bounded(m: Inbound[LookupResponded], now: datetime, max_skew_seconds: float) -> Inbound[LookupResponded]:
+    """A provider's `responded_at` is information from its clock: dated further ahead than the allowed skew, it
+    is clamped to the time we received it (the database's). It never orders answers (see _record_support)."""
+    d = m.event.data
+    if d.responded_at <= now + timedelta(seconds=max_skew_seconds):
+        return m
+    log.warning("answer dated in the future; clamped", provider=d.provider_id, responded_at=d.responded_at.isoformat())
+    event = m.event.model_copy(update={"data": d.model_copy(update={"responded_at": now})})
+    return Inbound(event, m.topic, m.partition, m.offset)
+
+
 async def _record_support(
     conn: Db, out: Outbox, valid: list[tuple[Inbound[LookupResponded], Any]]
 ) -> dict[tuple[str, str], str]:
     """Applies the newest answer per (meter, provider) unless a newer one is recorded; returns new statuses.
 
-    Newest means: to the lookup sent last (our clock, the database's), then the one dated later by the provider
-    among answers to the same lookup. So a late answer to an older round never overwrites the answer to a re-check.
+    Newest means: to the lookup sent last (the database's clock), then, among answers to the same lookup, the
+    one received last. The provider's clock orders nothing: a late answer to an older round never overwrites the
+    answer to a re-check, and an answer dated in the future cannot freeze a status.
     """
-
-    def order(m: Inbound[LookupResponded], row: Any) -> tuple[datetime, datetime]:
-        return row["sent_at"], m.event.data.responded_at
-
     newest: dict[tuple[str, str], tuple[Inbound[LookupResponded], Any]] = {}
-    for m, row in valid:
+    for m, row in valid:  # in the order received: a later one for the same lookup replaces an earlier one
         key = (m.event.data.meter_number, m.event.data.provider_id)
-        if key not in newest or order(*newest[key]) < order(m, row):
+        if key not in newest or newest[key][1]["sent_at"] <= row["sent_at"]:
             newest[key] = (m, row)
     current = {
         (r["meter_number"], r["provider_id"]): r
@@ -111,10 +126,8 @@ async def _record_support(
     changed: dict[tuple[str, str], str] = {}
     for key, (m, row) in newest.items():
         d, cur = m.event.data, current.get(key)
-        if cur is not None and cur["last_response_at"] is not None:
-            recorded = (cur["answered_sent_at"] or row["sent_at"], cur["last_response_at"])
-            if recorded >= order(m, row):
-                continue  # stale: an answer to a later lookup (or a later answer to this one) is recorded
+        if cur is not None and cur["answered_sent_at"] is not None and cur["answered_sent_at"] > row["sent_at"]:
+            continue  # stale: the answer to a later lookup is recorded
         apply.append((key[0], key[1], d.status, d.responded_at, _details(m.event), row["sent_at"]))
         previous = cur["status"] if cur is not None else "unconfirmed"
         if previous != d.status:

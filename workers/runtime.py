@@ -10,6 +10,7 @@ A batch that fails is retried message by message, so one poison message cannot s
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from typing import Any
@@ -24,7 +25,7 @@ from ppu.dbconn import Db
 from ppu.settings import Settings
 from ppu.topics import topic
 from workers import metrics
-from workers.dead_letters import DeadLetterer, Failure
+from workers.dead_letters import DeadLetterer, DeadLetterFailed, Failure
 from workers.failpoints import Failpoints
 from workers.inbound import ConsumerFlow, Decoded, Inbound, Item, decode
 from workers.outbox import Outbox
@@ -32,6 +33,15 @@ from workers.progress import NEVER, GroupProgress
 from workers.retrying import MESSAGE_FAULTS, BatchTooSlow, retry_until_stopped
 
 log = structlog.get_logger()
+SET_ASIDE_SECONDS = 5.0  # how long a partition that cannot dead-letter waits before it is tried again
+
+
+class PartitionStuck(Exception):
+    """A record of this partition can be neither applied nor dead-lettered: the partition is set aside."""
+
+    def __init__(self, tp: TopicPartition, reason: str) -> None:
+        super().__init__(reason)
+        self.tp, self.reason = tp, reason
 
 
 class _Fence(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -42,6 +52,9 @@ class _Fence(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self.runtime.progress.release(list(revoked))
+        for tp in revoked:  # its new owner tries it again; this member reports it no longer
+            self.runtime.set_aside.pop(tp, None)
+            metrics.partition_moving(self.runtime.flow.worker, tp)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         if assigned:
@@ -63,6 +76,7 @@ class ConsumerRuntime:
         self.applied = 0  # messages handed to the handler and committed (for tests and metrics)
         self.dead_lettered: set[tuple[str, int, int]] = set()  # acknowledged, in a batch not yet committed
         self.starts: dict[TopicPartition, int] = {}  # where a partition never stored begins (at our claim)
+        self.set_aside: dict[TopicPartition, float] = {}  # paused partitions → when to try them again
 
     async def claim(self, partitions: list[TopicPartition]) -> None:
         await self._seek_to_stored(await self.progress.claim(self.pool, partitions))
@@ -85,6 +99,7 @@ class ConsumerRuntime:
             await self.consumer.start()
             self.consumer.subscribe([self.topic_name], listener=_Fence(self))
             while not stop.is_set():
+                self._try_set_aside_again()
                 records = await self.consumer.getmany(timeout_ms=s.batch_timeout_ms, max_records=s.batch_max_records)
                 if records:
                     work = asyncio.ensure_future(self._process(records, stop))
@@ -128,18 +143,9 @@ class ConsumerRuntime:
         if not items:
             return
         started = time.monotonic()
-        stored: dict[TopicPartition, int] = {}
-        try:
-            stored = await retry_until_stopped(stop, lambda: self._apply(items))
-        except MESSAGE_FAULTS as e:  # find the message(s) at fault, one at a time
-            log.warning("batch failed, applying one by one", worker=self.flow.worker, error=repr(e))
-            for tp, tp_items in items.items():
-                for item in tp_items:
-                    applied = await self._apply_one(tp, item, stop)
-                    if tp not in applied:
-                        stored.pop(tp, None)
-                        break  # fenced: the partition's new owner reads the rest
-                    stored.update(applied)
+        stored = await self._apply_flowing(items, stop)
+        for tp in stored:
+            metrics.partition_moving(self.flow.worker, tp)
         metrics.BATCHES.labels(self.flow.worker).inc()
         metrics.BATCH_SECONDS.labels(self.flow.worker).observe(time.monotonic() - started)
         await self._reseek([tp for tp in items if tp not in stored])
@@ -152,6 +158,58 @@ class ConsumerRuntime:
                 await self.consumer.commit(hint)
             except KafkaError as e:  # only a hint: the database holds the real offsets
                 log.info("kafka commit hint failed", worker=self.flow.worker, error=str(e))
+
+    async def _apply_flowing(
+        self, items: dict[TopicPartition, list[Item]], stop: asyncio.Event
+    ) -> dict[TopicPartition, int]:
+        """Applies the batch. A partition whose record can be neither applied nor dead-lettered is set aside
+        (paused, tried again later, reported) and the others are applied without it: one record never stops
+        the partitions it does not belong to."""
+        stored: dict[TopicPartition, int] = {}
+        while items:
+            try:
+                return await retry_until_stopped(stop, functools.partial(self._apply, items))
+            except PartitionStuck as e:
+                self._set_aside(e.tp, e.reason)
+                items = {tp: tp_items for tp, tp_items in items.items() if tp != e.tp}
+            except MESSAGE_FAULTS as e:  # find the message(s) at fault, one at a time
+                log.warning("batch failed, applying one by one", worker=self.flow.worker, error=repr(e))
+                for tp, tp_items in items.items():
+                    for item in tp_items:
+                        try:
+                            applied = await self._apply_one(tp, item, stop)
+                        except PartitionStuck as stuck:
+                            self._set_aside(stuck.tp, stuck.reason)
+                            applied = {}
+                        if tp not in applied:
+                            stored.pop(tp, None)
+                            break  # fenced or set aside: the partition is read again from the stored offset
+                        stored.update(applied)
+                return stored
+        return stored
+
+    def _set_aside(self, tp: TopicPartition, reason: str) -> None:
+        assert self.consumer is not None
+        if tp in self.consumer.assignment():
+            self.consumer.pause(tp)
+        self.set_aside[tp] = time.monotonic() + SET_ASIDE_SECONDS
+        metrics.partition_stopped(self.flow.worker, tp, reason)
+        log.error(
+            "partition stopped: a record can be neither applied nor dead-lettered; the others flow on",
+            worker=self.flow.worker,
+            partition=str(tp),
+            reason=reason[:300],
+            retry_in_s=SET_ASIDE_SECONDS,
+        )
+
+    def _try_set_aside_again(self) -> None:
+        """Resumes set-aside partitions whose time has come (they were sought back to their stored offset)."""
+        assert self.consumer is not None
+        due = [tp for tp, at in self.set_aside.items() if at <= time.monotonic()]
+        for tp in due:
+            del self.set_aside[tp]
+            if tp in self.consumer.assignment():
+                self.consumer.resume(tp)
 
     async def _reseek(self, fenced: list[TopicPartition]) -> None:
         """Records of a fenced partition were dropped unapplied. If the partition is (again) ours, go back to
@@ -174,8 +232,11 @@ class ConsumerRuntime:
                 self.starts[tp] = start
                 self.consumer.seek(tp, start)
 
-    async def _dead_letter(self, rec: ConsumerRecord[bytes, bytes], failure: Failure, stop: asyncio.Event) -> None:
-        await retry_until_stopped(stop, lambda: self.dead_letters.send(self.dlq_name, rec, failure))
+    async def _dead_letter(self, rec: ConsumerRecord[bytes, bytes], failure: Failure) -> None:
+        try:
+            await self.dead_letters.send(self.dlq_name, rec, failure)
+        except DeadLetterFailed as e:
+            raise PartitionStuck(TopicPartition(rec.topic, rec.partition), str(e)) from e
 
     async def _dead_letter_once(self, rec: ConsumerRecord[bytes, bytes], failure: Failure) -> None:
         """Within a batch's transaction; a retried transaction does not write the same record again."""
@@ -189,7 +250,7 @@ class ConsumerRuntime:
             return await retry_until_stopped(stop, lambda: self._apply({tp: [item]}), also=(BatchTooSlow,))
         except MESSAGE_FAULTS as e:
             rec = item[0]
-            await self._dead_letter(rec, Failure("apply", type(e).__name__, str(e) or repr(e)), stop)
+            await self._dead_letter(rec, Failure("apply", type(e).__name__, str(e) or repr(e)))
             return await retry_until_stopped(stop, lambda: self._apply({tp: [(rec, None)]}))
 
     async def _apply(self, items: dict[TopicPartition, list[Item]]) -> dict[TopicPartition, int]:
@@ -225,7 +286,10 @@ class ConsumerRuntime:
                     rejected = fresh[rejection.index][1][0]
                     letters.append(self._letter(rejected, Failure("apply", "Rejected", rejection.reason)))
                 await out.flush(conn)
-                await _acknowledged(letters)
+                try:
+                    await _acknowledged(letters)
+                except DeadLetterFailed as e:
+                    raise PartitionStuck(TopicPartition(e.record.topic, e.record.partition), str(e)) from e
             finally:
                 if letters:  # none left in flight past this transaction (a retry would write it twice)
                     await asyncio.wait(letters)
