@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint types pytest setup stack-prepare stack-up browser-prepare bench-extras bench-setup bench soak faults clean
+.PHONY: run test lint types pytest setup stack-prepare stack-up browser-prepare bench-extras bench-setup bench soak faults faults-prepare clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,14 @@ bench: bench-setup
 soak: bench-setup
 	$(BIN)/ppu bench --soak-seconds 600
 
+# One fault scenario runs a worker under a skewed clock: Debian's faketime (libfaketime), installed when missing.
+faults-prepare:
+	@command -v faketime >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; } || \
+	  { echo "make faults needs Debian's faketime package: apt-get install faketime"; exit 1; }
+
 # The fault scenarios need no faust peer, but the local stack: they restart its broker and database.
-faults: bench-extras stack-up
+faults: bench-extras stack-up faults-prepare
 	$(BIN)/ppu faults
 
 lint: setup

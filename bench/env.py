@@ -73,8 +73,12 @@ async def prepare(tag: str) -> BenchEnv:
     conn = await connect(url)
     try:
         await migrate(conn)
-        await conn.execute("INSERT INTO institutions VALUES ($1, 'Bench Bank')", INSTITUTION)
-        await conn.executemany("INSERT INTO providers (provider_id, name) VALUES ($1, $1)", [(p,) for p in PROVIDERS])
+        # Electrum ids too: a scenario may put one provider behind the HTTP bridge, whose bodies carry them.
+        await conn.execute("INSERT INTO institutions VALUES ($1, 'Bench Bank', '8000001')", INSTITUTION)
+        await conn.executemany(
+            "INSERT INTO providers (provider_id, name, electrum_id) VALUES ($1, $1, $2)",
+            [(p, f"810000{n}") for n, p in enumerate(PROVIDERS)],
+        )
         await conn.executemany(
             "INSERT INTO institution_providers VALUES ($1, $2)", [(INSTITUTION, p) for p in PROVIDERS]
         )

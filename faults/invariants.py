@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.env import PROVIDERS, BenchEnv
 from faults.progress import unapplied
-from ppu.topics import topic
+from ppu.topics import registry, topic
 
 
 @dataclass
@@ -27,6 +27,7 @@ class Verdict:
     dead_lettered: int
     poison_not_exactly_once: int  # poison messages missing from, or repeated on, the dead-letter topics
     commands_not_once: int  # operator commands without exactly one result and one audit entry
+    flags_stuck: int = 0  # rebroadcast marks still set though a re-check round for them got an answer
 
     @property
     def ok(self) -> bool:
@@ -39,27 +40,54 @@ class Verdict:
             or self.valid_dead_lettered
             or self.poison_not_exactly_once
             or self.commands_not_once
+            or self.flags_stuck
         )
 
 
 async def _read_all(env: BenchEnv, names: list[str]) -> list[tuple[bytes, bytes]]:
+    return [(key, value) for key, value, _ in await _read_to_end(env, names)]
+
+
+async def _read_to_end(env: BenchEnv, names: list[str]) -> list[tuple[bytes, bytes, dict[str, bytes]]]:
+    """Every record of the topics up to their end offsets as they are now (not until a quiet gap, which a slow
+    broker can fake): (key, value, headers)."""
     consumer = AIOKafkaConsumer(
-        *names,
-        bootstrap_servers=env.bootstrap,
-        auto_offset_reset="earliest",
-        group_id=f"faults-check-{uuid.uuid4().hex[:8]}",
-        enable_auto_commit=False,
+        bootstrap_servers=env.bootstrap, group_id=None, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
     )
     await consumer.start()
-    out: list[tuple[bytes, bytes]] = []
+    out: list[tuple[bytes, bytes, dict[str, bytes]]] = []
     try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=2000, max_records=10_000)
-            if not batch:
-                return out
-            out += [(r.key or b"", r.value or b"") for rs in batch.values() for r in rs]
+        partitions = [TopicPartition(n, p) for n in names for p in range(_partition_count(n, env))]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        waiting = {tp for tp in partitions if ends[tp] > 0}
+        while waiting:
+            batch = await consumer.getmany(*waiting, timeout_ms=2000, max_records=10_000)
+            for records in batch.values():
+                out += [(r.key or b"", r.value or b"", dict(r.headers or ())) for r in records]
+            waiting = {tp for tp in waiting if await consumer.position(tp) < ends[tp]}
+        return out
     finally:
         await consumer.stop()
+
+
+def _partition_count(name: str, env: BenchEnv) -> int:
+    """From topics.yaml, the one place that says how many partitions each topic has."""
+    prefix = env.settings.topic_prefix
+    for spec in registry().values():
+        names = [spec.name(prefix, provider_id=p) for p in PROVIDERS] if spec.templated else [spec.name(prefix)]
+        if name in names:
+            return spec.partitions
+    raise KeyError(name)
+
+
+def identity(value: bytes, headers: dict[str, bytes] | None = None) -> str:
+    """What a poison record is known by on its dead-letter topic: the SHA-256 of its whole value (a dead letter
+    cut to fit carries it in a header)."""
+    if headers and "dlq_value_sha256" in headers:
+        return headers["dlq_value_sha256"].decode()
+    return hashlib.sha256(value).hexdigest()
 
 
 def _events_per(events: list[tuple[bytes, bytes]], key: Callable[[dict[str, Any]], str | None]) -> dict[str, int]:
@@ -93,6 +121,12 @@ async def check(env: BenchEnv, expected_attempts: set[str], poison: set[bytes], 
                WHERE s.answered_sent_at IS NULL OR s.answered_sent_at < l.newest"""
         )
         unpublished = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        flags_stuck = await conn.fetchval(
+            """SELECT count(*) FROM rebroadcast_marks k WHERE EXISTS (
+                   SELECT FROM lookup_rounds r JOIN lookups l USING (round_id)
+                   WHERE r.meter_number = k.meter_number AND r.institution_id = k.institution_id
+                     AND r.reason = 'rebroadcast' AND r.opened_at >= k.marked_at AND l.responded_at IS NOT NULL)"""
+        )
         behind = await unapplied(env, conn)
         audited = {
             r["id"]: r["n"]
@@ -115,17 +149,24 @@ async def check(env: BenchEnv, expected_attempts: set[str], poison: set[bytes], 
         await _read_all(env, [topic("command_results").name(prefix)]), lambda e: e["data"]["command_id"]
     )
     commands_not_once = sum(1 for c in commands if results.get(c) != 1 or audited.get(c) != 1)
-    letters = await _read_all(
+    letters = await _read_to_end(
         env,
-        [topic("purchase_attempts_dlq").name(prefix), topic("lookup_responses_dlq").name(prefix)]
+        [
+            topic("purchase_attempts_dlq").name(prefix),
+            topic("lookup_responses_dlq").name(prefix),
+            topic("operator_commands_dlq").name(prefix),
+        ]
         + [topic("lookup_requests_dlq").name(prefix, provider_id=p) for p in PROVIDERS],
     )
-    valid_dead = sum(1 for _, v in letters if v not in poison)
-    seen = [v for _, v in letters if v in poison]
-    not_once = len(poison - set(seen)) + (len(seen) - len(set(seen)))
+    poisoned = {identity(v) for v in poison}
+    known = [identity(v, h) for _, v, h in letters]
+    valid_dead = sum(1 for k in known if k not in poisoned)
+    seen = [k for k in known if k in poisoned]
+    not_once = len(poisoned - set(seen)) + (len(seen) - len(set(seen)))
+    # Lost: no decision stored, or none published on the topic the purchase service reads.
     return Verdict(
         len(expected_attempts),
-        len(expected_attempts - decided),
+        len(expected_attempts - (decided & set(decisions))),
         double_rounds + republished,
         stale,
         unpublished,
@@ -134,4 +175,5 @@ async def check(env: BenchEnv, expected_attempts: set[str], poison: set[bytes], 
         len(letters),
         not_once,
         commands_not_once,
+        flags_stuck,
     )

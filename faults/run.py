@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import subprocess
 from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
 from bench.env import PROVIDERS
+from faults.hostile import hostile_records
 from faults.injections import (
     block_past_poll_interval,
     change_membership,
@@ -37,6 +43,16 @@ TROUBLED = dict(
             Coverage(STEADY.supports, latency_ms=LATE_MS),  # answers, always after the deadline
             Coverage(STEADY.supports, garbage_rate=0.5),  # half its answers are garbage
         ],
+        strict=True,
+    )
+)
+
+
+# Provider hosts whose clocks are a day ahead or behind (two each way), one on time.
+SKEWED = dict(
+    zip(
+        PROVIDERS,
+        [Coverage(STEADY.supports, STEADY.utility_name, clock_offset_s=s) for s in (86400, -86400, 86400, -86400, 0)],
         strict=True,
     )
 )
@@ -73,11 +89,50 @@ PLAN: dict[str, Callable[[], dict[str, Any]]] = {
     },
     "poison messages among valid ones": lambda: {"poison": 30},
     "providers down, slow past the deadline, answering garbage": lambda: {"providers": TROUBLED},
+    "records as large as the broker takes, on every consumed topic": lambda: {
+        "inject": hostile_records(N // 3, PROVIDERS[-1]),
+        "http_provider": PROVIDERS[-1],
+    },
+    "a strict-schema storm on every consumed topic": lambda: {
+        "inject": hostile_records(N // 3, PROVIDERS[-1], storm=True),
+        "http_provider": PROVIDERS[-1],
+    },
+    "provider clocks a day off, worker host clocks 30 s off": lambda: {
+        "providers": SKEWED,
+        "clock_off": {"lookup": "+30s", "responses": "-30s", "commands": "+30s"},
+        "load": operator_commands(50, 8),
+    },
 }
 
 
 async def run_all(only: re.Pattern[str] | None) -> list[Outcome]:
     return [await scenario(name, **{"n": N, **args()}) for name, args in PLAN.items() if not only or only.search(name)]
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def write_results(outcomes: list[Outcome], table: list[str]) -> list[Path]:
+    """faults/results/<timestamp>.{json,md}, like the benchmarks' results; the commit they measured included."""
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+    rows = [
+        {
+            "scenario": o.scenario,
+            "messages": o.messages,
+            "faults": o.faults,
+            **asdict(o.verdict),
+            "recovery_s": o.recovery_s,
+            "settle_s": o.settle_s,
+            "ok": o.ok,
+        }
+        for o in outcomes
+    ]
+    json_path, md_path = RESULTS / f"{stamp}.json", RESULTS / f"{stamp}.md"
+    json_path.write_text(json.dumps({"commit": commit, "at": stamp, "scenarios": rows}, indent=2) + "\n")
+    md_path.write_text(f"# make faults, {stamp} (commit {commit[:12]})\n\n" + "\n".join(table) + "\n")
+    return [json_path, md_path]
 
 
 def _cell(seconds: float | None) -> str:
@@ -96,16 +151,20 @@ def faults(only: str | None) -> None:
     if not outcomes:
         raise click.BadParameter(f"no scenario matches {only!r}", param_hint="--only")
     head = ["scenario", "messages", "faults", "lost", "duplicated", "stale", "unpublished", "unapplied", "valid DLQ"]
-    head += ["poison not once", "commands not once", "recovery s", "settle s", "result"]
-    click.echo("| " + " | ".join(head) + " |")
-    click.echo("|" + "---|" * len(head))
+    head += ["poison not once", "commands not once", "flags stuck", "recovery s", "settle s", "result"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for o in outcomes:
         v = o.verdict
         cells = [o.scenario, o.messages, o.faults, v.lost, v.duplicated, v.stale_overwrites, v.unpublished, v.unapplied]
-        cells += [v.valid_dead_lettered, v.poison_not_exactly_once, v.commands_not_once]
+        cells += [v.valid_dead_lettered, v.poison_not_exactly_once, v.commands_not_once, v.flags_stuck]
         cells += [_cell(o.recovery_s), _cell(o.settle_s), "pass" if o.ok else "FAIL"]
-        click.echo("| " + " | ".join(str(c) for c in cells) + " |")
-    click.echo(f"recovery: slowest return to progress after a fault (limit {RECOVERY_LIMIT:.0f} s); ", nl=False)
-    click.echo(f"settle: last message sent to all decided and published (limit {SETTLE_LIMIT:.0f} s)")
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines.append(
+        f"recovery: slowest return to progress after a fault (limit {RECOVERY_LIMIT:.0f} s); "
+        f"settle: last message sent to all decided and published (limit {SETTLE_LIMIT:.0f} s)"
+    )
+    click.echo("\n".join(lines))
+    written = write_results(outcomes, lines)
+    click.echo(f"results: {', '.join(str(p) for p in written)}")
     if not all(o.ok for o in outcomes):
         raise click.exceptions.Exit(1)

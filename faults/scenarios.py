@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from bench.env import INSTITUTION, PROVIDERS, ROOT, BenchEnv, prepare
+from faults.http_provider import serve_http_provider
 from faults.invariants import Verdict, check
 from faults.progress import ProgressMonitor, drained, settled
 from infra.processes import stop_children
@@ -47,16 +48,21 @@ class Run:
     commands: set[str] = field(default_factory=set)  # ids of operator commands sent
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     env_for: dict[str, dict[str, str]] = field(default_factory=dict)  # per process, e.g. its failpoints
+    poison: set[bytes] = field(default_factory=set)  # hostile records sent: each must be dead-lettered once
+    clock_off: dict[str, str] = field(default_factory=dict)  # process → libfaketime offset, e.g. "+30s"
 
-    def start(self, name: str, worker: str | None = None) -> None:
+    def start(self, name: str, worker: str | None = None, args: tuple[str, ...] = ()) -> None:
         """Starts `ppu worker <worker>` as process `name` (several processes may run one worker)."""
         logs = ROOT / ".local" / "faults" / self.env.settings.topic_prefix.rstrip(".")
         logs.mkdir(parents=True, exist_ok=True)
+        # A host whose clock is off: libfaketime for this one process (its monotonic clock left alone).
+        skewed = ["faketime", "-f", self.clock_off[name]] if name in self.clock_off else []
+        extra = {"FAKETIME_DONT_FAKE_MONOTONIC": "1"} if skewed else {}
         with (logs / f"{name}.log").open("ab") as log:  # kept for diagnosing a failed scenario
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "ppu.cli", "worker", worker or name],
+                [*skewed, sys.executable, "-m", "ppu.cli", "worker", worker or name, *args],
                 cwd=ROOT,
-                env=self.env.env(**self.worker_env, **self.env_for.get(name, {})),
+                env=self.env.env(**self.worker_env, **self.env_for.get(name, {}), **extra),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -127,6 +133,8 @@ async def scenario(
     extra: list[str] | None = None,
     failpoint: tuple[str, str] | None = None,
     load: Inject | None = None,
+    http_provider: str | None = None,
+    clock_off: dict[str, str] | None = None,
 ) -> Outcome:
     """`failpoint`: (worker, "PLACE:N"), the worker killing itself at the N-th pass of PLACE, revived each time
     (three times with the failpoint, then without)."""
@@ -136,8 +144,10 @@ async def scenario(
     run.worker_env |= {"PPU_LOG_LEVEL": "INFO", **(worker_env or {})}
     if failpoint is not None:
         run.env_for[failpoint[0]] = {"PPU_FAILPOINTS": failpoint[1]}
+    run.clock_off = clock_off or {}
     for w in WORKERS:
         run.start(w)
+    served = await serve_http_provider(run, http_provider) if http_provider else None
     for w in extra or []:  # a second member from the start
         run.start(f"{w}#2", w)
     stop, watching = asyncio.Event(), asyncio.Event()
@@ -145,6 +155,7 @@ async def scenario(
     sims = [
         asyncio.ensure_future(run_simulator(env.bootstrap, env.settings.topic_prefix, p, c, stop, sent_garbage=garbage))
         for p, c in (providers or dict.fromkeys(PROVIDERS, STEADY)).items()
+        if p != http_provider  # that one answers over HTTP, through the bridge
     ]
     monitor = ProgressMonitor(env)
     monitoring = asyncio.ensure_future(monitor.run(watching))
@@ -185,9 +196,11 @@ async def scenario(
         reviving.cancel()
         await asyncio.gather(*sims, *run.tasks, monitoring, reviving, return_exceptions=True)
         stop_children(list(run.procs.values()))
-    verdict = await check(env, expected, poisoned | set(garbage), run.commands)
+        if served is not None:
+            await served.stop()
+    verdict = await check(env, expected, poisoned | set(garbage) | run.poison, run.commands)
     recovery = max((monitor.recovery(at) for at in run.fault_ends), default=None)
-    messages = n * copies + len(poisoned) + 2 * len(run.commands)  # each command is sent twice
+    messages = n * copies + len(poisoned) + len(run.poison) + 2 * len(run.commands)  # each command is sent twice
     injects = inject is not None or failpoint is not None
     return Outcome(name, messages, run.faults, verdict, recovery, settle, injects)
 

@@ -12,7 +12,7 @@ import os
 import random
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -33,6 +33,7 @@ class Coverage:
     latency_ms: tuple[float, float] = (5, 50)  # uniform between the two
     copies: int = 1  # every answer sent this many times (a provider that retries its own sends)
     garbage_rate: float = 0.0  # share of answers replaced by bytes no decoder accepts
+    clock_offset_s: float = 0.0  # how far its clock is from true time (a provider host whose clock is off)
 
     def answer(self, request: LookupRequested) -> LookupResponded | None:
         if self.silent:
@@ -44,7 +45,7 @@ class Coverage:
             provider_id=d.provider_id,
             meter_number=d.meter_number,
             status="supported" if supported else "not_supported",
-            responded_at=datetime.now(UTC),
+            responded_at=datetime.now(UTC) + timedelta(seconds=self.clock_offset_s),
             utility=UtilityInfo(name=self.utility_name) if supported and self.utility_name else None,
         )
         return LookupResponded.new(
