@@ -27,6 +27,7 @@ from ppu.wiring import started_producer
 from providers.kafka_simulator import Coverage, run_simulator
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
 
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"  # Debian's libfaketime (make faults-prepare)
 WORKERS = ["lookup", "responses", "commands", "sweeper", "outbox-relay"]
 DEADLINE_SECONDS = 3  # the round deadline the workers run with: short, so late answers happen within a scenario
 OPERATOR = "faults-operator"
@@ -55,12 +56,16 @@ class Run:
         """Starts `ppu worker <worker>` as process `name` (several processes may run one worker)."""
         logs = ROOT / ".local" / "faults" / self.env.settings.topic_prefix.rstrip(".")
         logs.mkdir(parents=True, exist_ok=True)
-        # A host whose clock is off: libfaketime for this one process (its monotonic clock left alone).
-        skewed = ["faketime", "-f", self.clock_off[name]] if name in self.clock_off else []
-        extra = {"FAKETIME_DONT_FAKE_MONOTONIC": "1"} if skewed else {}
+        # A host whose clock is off: libfaketime preloaded into this one process (its monotonic clock left alone).
+        # Preloaded rather than through the `faketime` wrapper, which keeps its own pid: signals must reach us.
+        extra = (
+            {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": self.clock_off[name], "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+            if name in self.clock_off
+            else {}
+        )
         with (logs / f"{name}.log").open("ab") as log:  # kept for diagnosing a failed scenario
             self.procs[name] = subprocess.Popen(
-                [*skewed, sys.executable, "-m", "ppu.cli", "worker", worker or name, *args],
+                [sys.executable, "-m", "ppu.cli", "worker", worker or name, *args],
                 cwd=ROOT,
                 env=self.env.env(**self.worker_env, **self.env_for.get(name, {}), **extra),
                 stdout=log,

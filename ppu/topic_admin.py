@@ -60,14 +60,17 @@ async def drift(client: AIOKafkaAdminClient, prefix: str, provider_ids: list[str
     return problems
 
 
-async def apply(client: AIOKafkaAdminClient, prefix: str, provider_ids: list[str]) -> list[str]:
-    """Creates missing topics, adds partitions and sets configs; idempotent. Returns what it changed."""
+async def apply(
+    client: AIOKafkaAdminClient, prefix: str, provider_ids: list[str], replication_factor: int | None = None
+) -> list[str]:
+    """Creates missing topics, adds partitions and sets configs; idempotent. Returns what it changed.
+    `replication_factor`: for a cluster, instead of topics.yaml's (one broker's) value."""
     wanted = concrete_topics(prefix, provider_ids)
     existing = set(await client.list_topics())
     changes: list[str] = []
     missing = [n for n in wanted if n not in existing]
     if missing:
-        response = await client.create_topics([_new_topic(n, wanted[n]) for n in missing])
+        response = await client.create_topics([_new_topic(n, wanted[n], replication_factor) for n in missing])
         for name, code, *rest in response.topic_errors:
             if code == 0:
                 changes.append(f"{name}: created")
@@ -91,5 +94,6 @@ async def apply(client: AIOKafkaAdminClient, prefix: str, provider_ids: list[str
     return changes
 
 
-def _new_topic(name: str, spec: TopicSpec) -> Any:
-    return NewTopic(name, spec.partitions, spec.replication_factor, topic_configs=spec.kafka_configs())
+def _new_topic(name: str, spec: TopicSpec, replication_factor: int | None = None) -> Any:
+    replicas = replication_factor or spec.replication_factor
+    return NewTopic(name, spec.partitions, replicas, topic_configs=spec.kafka_configs())

@@ -8,14 +8,18 @@ import signal
 from collections.abc import Coroutine
 from typing import Any
 
+import asyncpg
 import structlog
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
+from ppu.errors import PpuError
 from ppu.settings import Settings
 from ppu.wiring import create_pool, endpoints, started_producer
 from workers import metrics
 from workers.failpoints import Failpoints
 from workers.outbox_relay import run_relay
 from workers.registry import CONSUMERS, consumer_flow
+from workers.retrying import TRANSIENT
 from workers.runtime import ConsumerRuntime
 from workers.sweeper import run_sweeper
 
@@ -32,13 +36,27 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
+async def _pool_when_ready(url: str, size: int, within: float = 30.0) -> asyncpg.Pool:
+    """A database that is restarting as the worker starts ("the database system is shutting down", refused
+    connections) is waited for, up to `within` seconds, rather than ending the process at once."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type((PpuError, *TRANSIENT)),
+        stop=stop_after_delay(within),
+        wait=wait_exponential_jitter(multiplier=0.2, max=2.0),
+        reraise=True,
+    ):
+        with attempt:
+            return await create_pool(url, min_size=1, max_size=size)
+    raise AssertionError("unreachable: tenacity returns or re-raises")
+
+
 async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Runs until `stop` is set (by SIGTERM/SIGINT when the caller passes none) or a worker fails."""
     if stop is None:
         stop = stop_on_signals()
     where = endpoints(settings)
     metrics.serve(settings.metrics_port)
-    pool = await create_pool(where.database_url, min_size=1, max_size=4 + 2 * len(names))
+    pool = await _pool_when_ready(where.database_url, 4 + 2 * len(names))
     try:
         async with started_producer(where.kafka_bootstrap_servers) as producer:
             jobs: list[Coroutine[Any, Any, None]] = []

@@ -1,0 +1,79 @@
+"""On three Kafka nodes (replication factor 3): the leader of the purchase-attempt partitions is killed under
+load, leadership moves, and the workers ride through it (aiokafka's retriable errors are waited out), losing
+no decision."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from infra.kafka_cluster import Cluster, start_cluster
+from ppu.settings import Settings
+from ppu.topic_admin import admin_client, apply
+from ppu.topics import topic
+from tests.conftest import ROOT
+from tests.harness import PROVIDERS, eventually, running, seed_reference
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    found = start_cluster(ROOT / ".local" / f"test-cluster-{uuid.uuid4().hex[:6]}", Settings().kafka_version)
+    try:
+        yield found
+    finally:
+        found.stop()
+
+
+async def _leaders(admin: AIOKafkaAdminClient, name: str) -> dict[int, int]:
+    described = await admin.describe_topics([name])
+    return {p["partition"]: p["leader"] for p in described[0]["partitions"]}
+
+
+async def test_killing_the_partitions_leader_under_load_loses_nothing(
+    cluster: Cluster, settings: Settings, db: asyncpg.Connection
+) -> None:
+    on_cluster = settings.model_copy(update={"kafka_bootstrap_servers": cluster.bootstrap})
+    await seed_reference(db)
+    await db.execute(
+        "INSERT INTO meters (meter_number) SELECT '08' || lpad(i::text, 8, '0') FROM generate_series(0, 59) i"
+    )
+    await db.execute(
+        "INSERT INTO meter_support (meter_number, provider_id, status) "
+        "SELECT meter_number, 'p1', 'supported' FROM meters"
+    )
+    name = topic("purchase_attempts").name(settings.topic_prefix)
+    async with admin_client(cluster.bootstrap) as admin:
+        await apply(admin, settings.topic_prefix, PROVIDERS, replication_factor=3)
+        await eventually(lambda: _all_led(admin, name), what="every partition led")
+        victim = (await _leaders(admin, name))[0]
+        async with running(on_cluster) as s:
+            sent = []
+            for i in range(240):
+                sent.append((await s.attempt(f"08{i % 60:08d}")).data.attempt_id)
+                if i == 80:
+                    cluster.kill(victim)  # the leader of partition 0, and of others
+                await asyncio.sleep(0.02)
+            moved = await _leaders(admin, name)
+            assert victim not in moved.values(), f"leadership moved off node {victim}: {moved}"
+            await eventually(
+                lambda: db.fetchval(
+                    "SELECT count(*) = $1 FROM routing_decisions WHERE attempt_id = ANY($2::uuid[])", len(sent), sent
+                ),
+                within=120,
+                what="every attempt decided",
+            )
+            await eventually(
+                lambda: db.fetchval("SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL"), what="all published"
+            )
+        cluster.restart(victim)
+    assert await db.fetchval("SELECT count(DISTINCT attempt_id) FROM routing_decisions") == len(sent)
+
+
+async def _all_led(admin: AIOKafkaAdminClient, name: str) -> bool:
+    leaders = await _leaders(admin, name)
+    return len(leaders) == topic("purchase_attempts").partitions and all(v >= 0 for v in leaders.values())
