@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -102,6 +104,20 @@ async def topics(settings: Settings) -> list[str]:
     assert settings.kafka_bootstrap_servers is not None
     async with admin_client(settings.kafka_bootstrap_servers) as client:
         return await apply(client, settings.topic_prefix, ["p1", "p2", "p3"])
+
+
+def run_ppu(settings: Settings, *args: str, drop: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """`ppu ARGS` as a user runs it, against this test's servers (`drop`: variables left unset)."""
+    env = {k: v for k, v in cli_env(settings).items() if k not in drop}
+    return subprocess.run(
+        [sys.executable, "-m", "ppu.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
 
 
 def cli_env(settings: Settings) -> dict[str, str]:

@@ -4,8 +4,6 @@ no body past its limit."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -14,7 +12,7 @@ import httpx
 from ppu.command_proof import sign, verify
 from ppu.settings import Settings
 from schemas.commands import ConfirmSupportRequested, ConfirmSupportRequestedData
-from tests.conftest import ROOT, cli_env
+from tests.conftest import run_ppu
 from tests.console_server import serving
 from tests.harness import System, eventually, running, seed_reference
 
@@ -63,18 +61,6 @@ async def _at_least(db: asyncpg.Connection, n: int) -> list[asyncpg.Record] | No
     return rows if len(rows) >= n else None
 
 
-def _ppu(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ppu.cli", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(settings),
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-
-
 async def test_the_shell_reports_outcomes_and_refuses_unknown_institutions(
     settings: Settings, topics: list[str], db: asyncpg.Connection
 ) -> None:
@@ -82,15 +68,15 @@ async def test_the_shell_reports_outcomes_and_refuses_unknown_institutions(
     async with running(settings) as s:
         await _ready(s, db)
         marked = await asyncio.to_thread(
-            _ppu, settings, "send", "confirm-support", METER, "--admin", "ada", "--institution", "i1"
+            run_ppu, settings, "send", "confirm-support", METER, "--admin", "ada", "--institution", "i1"
         )
         assert marked.returncode == 0 and marked.stdout.strip().endswith(": marked"), marked.stderr
         again = await asyncio.to_thread(
-            _ppu, settings, "send", "confirm-support", METER, "--admin", "ada", "--institution", "i1"
+            run_ppu, settings, "send", "confirm-support", METER, "--admin", "ada", "--institution", "i1"
         )
         assert again.returncode == 0 and again.stdout.strip().endswith(": already marked"), again.stderr
         unknown_meter = await asyncio.to_thread(
-            _ppu, settings, "send", "confirm-support", "0409999999", "--admin", "ada", "--institution", "i1"
+            run_ppu, settings, "send", "confirm-support", "0409999999", "--admin", "ada", "--institution", "i1"
         )
         assert unknown_meter.returncode == 1 and "rejected: unknown meter 0409999999" in unknown_meter.stderr
     for args, needle in (
@@ -100,10 +86,10 @@ async def test_the_shell_reports_outcomes_and_refuses_unknown_institutions(
         (["send", "purchase-attempt", METER, "--institution", "nosuch-bank"], "unknown institution nosuch-bank"),
         (["meter", "show", METER, "--institution", "nosuch-bank"], "unknown institution nosuch-bank"),
     ):
-        done = await asyncio.to_thread(_ppu, settings, *args)
+        done = await asyncio.to_thread(run_ppu, settings, *args)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 1 and len(lines) == 1 and needle in lines[0], (args, done.stderr)
-    shown = await asyncio.to_thread(_ppu, settings, "meter", "show", METER, "--institution", "i2")
+    shown = await asyncio.to_thread(run_ppu, settings, "meter", "show", METER, "--institution", "i2")
     assert shown.returncode == 0 and "not marked" in shown.stdout, "i1's mark is not i2's"
 
 

@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 
 import asyncpg
 
 from ppu.settings import Settings
 from ppu.topic_admin import admin_client
-from tests.conftest import ROOT, cli_env
+from tests.conftest import run_ppu
 from tests.harness import PROVIDERS, eventually, running, seed_reference
 
 
 async def ppu(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "ppu.cli", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(settings),
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    return await asyncio.to_thread(run_ppu, settings, *args)
 
 
 async def test_add_list_disable_enable(settings: Settings, topics: list[str], db: asyncpg.Connection) -> None:

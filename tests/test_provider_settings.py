@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,7 +24,7 @@ from providers.http_bridge import request_body
 from providers.http_simulator import SimulatorConfig
 from schemas.lookup import LookupRequested, LookupRequestedData, LookupResponded
 from tests.bridging import PASSWORD, USER, bridge, lookup, read, responses_topic, send_request, simulator
-from tests.conftest import ROOT, cli_env
+from tests.conftest import run_ppu
 from tests.harness import System
 
 # What the bridge sent before Electrum ids (issue #11), as a provider built on Electrum's model received it.
@@ -149,18 +147,6 @@ async def test_a_provider_without_credentials(
     assert LookupResponded.model_validate_json(answers[0][0]).data.status == "supported"
 
 
-def _ppu(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ppu.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**cli_env(settings), **env},
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-
-
 async def test_providers_update_reaches_a_running_bridge(
     bridge_system: System, settings: Settings, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -170,7 +156,7 @@ async def test_providers_update_reaches_a_running_bridge(
         await send_request(bridge_system, settings, lookup("0401000030"))
         await read(settings, responses_topic(settings), 1)
         done = await asyncio.to_thread(
-            _ppu,
+            run_ppu,
             settings,
             "providers",
             "update",
@@ -206,7 +192,7 @@ def test_registry_commands_refuse_bad_ids_in_one_line(settings: Settings) -> Non
         ["institutions", "add", "bank", "--name", "Bank", "--electrum-id", "bank"],
         ["providers", "update", "p9", "--electrum-id", "x1"],
     ):
-        done = _ppu(settings, *args)
+        done = run_ppu(settings, *args)
         assert done.returncode == 2, (args, done.stderr)
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and "1-11 digits" in lines[0], done.stderr
@@ -214,29 +200,19 @@ def test_registry_commands_refuse_bad_ids_in_one_line(settings: Settings) -> Non
 
 async def test_registry_commands_store_electrum_ids(settings: Settings, db: asyncpg.Connection) -> None:
     done = await asyncio.to_thread(
-        _ppu, settings, "institutions", "add", "bank9", "--name", "Bank Nine", "--electrum-id", "77001"
+        run_ppu, settings, "institutions", "add", "bank9", "--name", "Bank Nine", "--electrum-id", "77001"
     )
     assert done.returncode == 0, done.stderr
     clash = await asyncio.to_thread(
-        _ppu, settings, "institutions", "add", "bank10", "--name", "Bank Ten", "--electrum-id", "77001"
+        run_ppu, settings, "institutions", "add", "bank10", "--name", "Bank Ten", "--electrum-id", "77001"
     )
     assert clash.returncode == 1 and "already belongs to bank9" in clash.stderr
     assert await db.fetchval("SELECT electrum_id FROM institutions WHERE institution_id = 'bank9'") == "77001"
     assert await db.fetchval("SELECT count(*) FROM institutions WHERE institution_id = 'bank10'") == 0
-    unknown = await asyncio.to_thread(_ppu, settings, "providers", "update", "nosuch", "--timeout-ms", "5")
+    unknown = await asyncio.to_thread(run_ppu, settings, "providers", "update", "nosuch", "--timeout-ms", "5")
     assert unknown.returncode == 1 and "unknown provider nosuch" in unknown.stderr
 
 
 def test_the_bridge_refuses_to_start_without_the_switchs_id(settings: Settings) -> None:
-    env = {**cli_env(settings), "PPU_SWITCH_INSTITUTION_ID": ""}
-    env.pop("PPU_SWITCH_INSTITUTION_ID")
-    done = subprocess.run(
-        [sys.executable, "-m", "ppu.cli", "worker", "provider-bridge", "--provider", "p1"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    done = run_ppu(settings, "worker", "provider-bridge", "--provider", "p1", drop=("PPU_SWITCH_INSTITUTION_ID",))
     assert done.returncode == 1 and "PPU_SWITCH_INSTITUTION_ID" in done.stderr.strip().splitlines()[-1]

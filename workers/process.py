@@ -8,18 +8,16 @@ import signal
 from collections.abc import Coroutine
 from typing import Any
 
-import asyncpg
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+from aiokafka import AIOKafkaProducer
 
-from ppu.errors import PpuError
 from ppu.settings import Settings
-from ppu.wiring import create_pool, endpoints, started_producer
+from ppu.wiring import create_pool, endpoints, producer
 from workers import metrics
 from workers.failpoints import Failpoints
 from workers.outbox_relay import run_relay
 from workers.registry import CONSUMERS, consumer_flow
-from workers.retrying import TRANSIENT
+from workers.retrying import patiently
 from workers.runtime import ConsumerRuntime
 from workers.sweeper import run_sweeper
 
@@ -36,18 +34,14 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def _pool_when_ready(url: str, size: int, within: float = 30.0) -> asyncpg.Pool:
-    """A database that is restarting as the worker starts ("the database system is shutting down", refused
-    connections) is waited for, up to `within` seconds, rather than ending the process at once."""
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type((PpuError, *TRANSIENT)),
-        stop=stop_after_delay(within),
-        wait=wait_exponential_jitter(multiplier=0.2, max=2.0),
-        reraise=True,
-    ):
-        with attempt:
-            return await create_pool(url, min_size=1, max_size=size)
-    raise AssertionError("unreachable: tenacity returns or re-raises")
+async def _started_producer(bootstrap: str) -> AIOKafkaProducer:
+    made = producer(bootstrap)
+    try:
+        await made.start()
+    except BaseException:
+        await made.stop()
+        raise
+    return made
 
 
 async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -56,9 +50,11 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
         stop = stop_on_signals()
     where = endpoints(settings)
     metrics.serve(settings.metrics_port)
-    pool = await _pool_when_ready(where.database_url, 4 + 2 * len(names))
+    pool = await patiently(lambda: create_pool(where.database_url, min_size=1, max_size=4 + 2 * len(names)))
+    shared = await patiently(lambda: _started_producer(where.kafka_bootstrap_servers))
     try:
-        async with started_producer(where.kafka_bootstrap_servers) as producer:
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(shared.stop)
             jobs: list[Coroutine[Any, Any, None]] = []
             for name in names:
                 if name in CONSUMERS:
@@ -70,7 +66,7 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
                     jobs.append(run_sweeper(pool, settings.topic_prefix, stop))
                 elif name == "outbox-relay":
                     jobs.append(
-                        run_relay(pool, producer, stop, where.database_url, failpoints=Failpoints(settings.failpoints))
+                        run_relay(pool, shared, stop, where.database_url, failpoints=Failpoints(settings.failpoints))
                     )
             log.info("workers started", workers=names)
             tasks = [asyncio.ensure_future(j) for j in jobs]

@@ -9,8 +9,9 @@ from typing import TypeVar
 import aiokafka.errors
 import asyncpg
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
+from ppu.errors import PpuError
 from workers.dead_letters import DeadLetterUnavailable
 
 T = TypeVar("T")
@@ -76,3 +77,17 @@ async def retry_until_stopped(
         with tried:
             return await attempt()
     raise AssertionError("unreachable: tenacity re-raises or returns")
+
+
+async def patiently(attempt: Callable[[], Awaitable[T]], within: float = 60.0) -> T:
+    """Starting up while the database or the broker restarts (refused connections, "the database system is
+    shutting down"): waited for, up to `within` seconds, rather than ending the process at once."""
+    async for tried in AsyncRetrying(
+        retry=retry_if_exception_type((PpuError, *TRANSIENT)),
+        stop=stop_after_delay(within),
+        wait=wait_exponential_jitter(multiplier=0.2, max=2.0),
+        reraise=True,
+    ):
+        with tried:
+            return await attempt()
+    raise AssertionError("unreachable: tenacity returns or re-raises")

@@ -30,7 +30,7 @@ from workers.failpoints import Failpoints
 from workers.inbound import ConsumerFlow, Decoded, Inbound, Item, decode
 from workers.outbox import Outbox
 from workers.progress import NEVER, GroupProgress
-from workers.retrying import MESSAGE_FAULTS, BatchTooSlow, retry_until_stopped
+from workers.retrying import MESSAGE_FAULTS, BatchTooSlow, patiently, retry_until_stopped
 
 log = structlog.get_logger()
 SET_ASIDE_SECONDS = 5.0  # how long a partition that cannot dead-letter waits before it is tried again
@@ -79,12 +79,15 @@ class ConsumerRuntime:
         self.set_aside: dict[TopicPartition, float] = {}  # paused partitions → when to try them again
 
     async def claim(self, partitions: list[TopicPartition]) -> None:
-        await self._seek_to_stored(await self.progress.claim(self.pool, partitions))
+        # A claim whose connection is cut is tried again: a partition assigned but never claimed would drop
+        # its records forever (aiokafka only logs a listener's failure).
+        stored = await patiently(lambda: self.progress.claim(self.pool, partitions), within=30.0)
+        await self._seek_to_stored(stored)
         log.info("partitions claimed", worker=self.flow.worker, partitions=[str(tp) for tp in partitions])
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def _start_consumer(self) -> AIOKafkaConsumer:
         s = self.settings
-        self.consumer = AIOKafkaConsumer(
+        consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             group_id=self.flow.group_id,
             enable_auto_commit=False,
@@ -94,13 +97,30 @@ class ConsumerRuntime:
             heartbeat_interval_ms=3000,
             client_id=self.member,
         )
-        await self.dead_letters.start()
         try:
-            await self.consumer.start()
-            self.consumer.subscribe([self.topic_name], listener=_Fence(self))
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
+
+    async def _start_dead_letters(self) -> None:
+        self.dead_letters = DeadLetterer(self.bootstrap, self.flow.group_id)
+        try:
+            await self.dead_letters.start()
+        except BaseException:
+            await self.dead_letters.producer.stop()
+            raise
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        await patiently(self._start_dead_letters)  # a broker restarting as we start is waited for
+        try:
+            self.consumer = consumer = await patiently(self._start_consumer)
+            consumer.subscribe([self.topic_name], listener=_Fence(self))
             while not stop.is_set():
                 self._try_set_aside_again()
-                records = await self.consumer.getmany(timeout_ms=s.batch_timeout_ms, max_records=s.batch_max_records)
+                records = await consumer.getmany(timeout_ms=s.batch_timeout_ms, max_records=s.batch_max_records)
                 if records:
                     work = asyncio.ensure_future(self._process(records, stop))
                     await asyncio.wait([work])  # shielded from our own cancellation: a batch finishes or fails
