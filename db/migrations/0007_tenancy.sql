@@ -42,14 +42,15 @@ ALTER TABLE meters DROP COLUMN marked_for_rebroadcast, DROP COLUMN marked_by, DR
 ALTER TABLE lookup_rounds ADD COLUMN institution_id text;
 
 -- Routing preferences per institution: per utility, and per meter.
+-- Each existing (global) preference becomes one per institution that has the provider enabled.
 ALTER TABLE utility_routing_preferences ADD COLUMN institution_id text REFERENCES institutions;
+ALTER TABLE utility_routing_preferences DROP CONSTRAINT utility_routing_preferences_pkey;
 INSERT INTO utility_routing_preferences (utility_id, provider_id, kind, rank, weight, institution_id)
 SELECT p.utility_id, p.provider_id, p.kind, p.rank, p.weight, ip.institution_id
 FROM utility_routing_preferences p JOIN institution_providers ip USING (provider_id)
 WHERE p.institution_id IS NULL;
 DELETE FROM utility_routing_preferences WHERE institution_id IS NULL;
 ALTER TABLE utility_routing_preferences ALTER COLUMN institution_id SET NOT NULL;
-ALTER TABLE utility_routing_preferences DROP CONSTRAINT utility_routing_preferences_pkey;
 ALTER TABLE utility_routing_preferences ADD PRIMARY KEY (institution_id, utility_id, provider_id);
 
 CREATE TABLE meter_preferences (
