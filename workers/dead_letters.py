@@ -84,7 +84,11 @@ class DeadLetterer:
         self.started = False
 
     async def start(self) -> None:
-        await self.producer.start()
+        try:
+            await self.producer.start()
+        except BaseException:
+            await self.producer.stop()  # a failed start leaves connections open otherwise
+            raise
         self.started = True
 
     async def stop(self) -> None:

@@ -9,10 +9,9 @@ from collections.abc import Coroutine
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaProducer
 
 from ppu.settings import Settings
-from ppu.wiring import create_pool, endpoints, producer
+from ppu.wiring import create_pool, endpoints, started_producer
 from workers import metrics
 from workers.failpoints import Failpoints
 from workers.outbox_relay import run_relay
@@ -34,16 +33,6 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def _started_producer(bootstrap: str) -> AIOKafkaProducer:
-    made = producer(bootstrap)
-    try:
-        await made.start()
-    except BaseException:
-        await made.stop()
-        raise
-    return made
-
-
 async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Runs until `stop` is set (by SIGTERM/SIGINT when the caller passes none) or a worker fails."""
     if stop is None:
@@ -51,10 +40,10 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
     where = endpoints(settings)
     metrics.serve(settings.metrics_port)
     pool = await patiently(lambda: create_pool(where.database_url, min_size=1, max_size=4 + 2 * len(names)))
-    shared = await patiently(lambda: _started_producer(where.kafka_bootstrap_servers))
     try:
         async with contextlib.AsyncExitStack() as stack:
-            stack.push_async_callback(shared.stop)
+            # A broker restarting as we start is waited for; a failed try leaves nothing open in the stack.
+            shared = await patiently(lambda: stack.enter_async_context(started_producer(where.kafka_bootstrap_servers)))
             jobs: list[Coroutine[Any, Any, None]] = []
             for name in names:
                 if name in CONSUMERS:

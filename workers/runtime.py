@@ -106,11 +106,7 @@ class ConsumerRuntime:
 
     async def _start_dead_letters(self) -> None:
         self.dead_letters = DeadLetterer(self.bootstrap, self.flow.group_id)
-        try:
-            await self.dead_letters.start()
-        except BaseException:
-            await self.dead_letters.producer.stop()
-            raise
+        await self.dead_letters.start()
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
@@ -253,6 +249,7 @@ class ConsumerRuntime:
                 self.consumer.seek(tp, start)
 
     async def _dead_letter(self, rec: ConsumerRecord[bytes, bytes], failure: Failure) -> None:
+        """The one place a dead-letter write is made; a write that fails sets the record's partition aside."""
         try:
             await self.dead_letters.send(self.dlq_name, rec, failure)
         except DeadLetterFailed as e:
@@ -261,7 +258,7 @@ class ConsumerRuntime:
     async def _dead_letter_once(self, rec: ConsumerRecord[bytes, bytes], failure: Failure) -> None:
         """Within a batch's transaction; a retried transaction does not write the same record again."""
         if (rec.topic, rec.partition, rec.offset) not in self.dead_lettered:
-            await self.dead_letters.send(self.dlq_name, rec, failure)
+            await self._dead_letter(rec, failure)
             self.dead_lettered.add((rec.topic, rec.partition, rec.offset))
 
     async def _apply_one(self, tp: TopicPartition, item: Item, stop: asyncio.Event) -> dict[TopicPartition, int]:
@@ -306,10 +303,7 @@ class ConsumerRuntime:
                     rejected = fresh[rejection.index][1][0]
                     letters.append(self._letter(rejected, Failure("apply", "Rejected", rejection.reason)))
                 await out.flush(conn)
-                try:
-                    await _acknowledged(letters)
-                except DeadLetterFailed as e:
-                    raise PartitionStuck(TopicPartition(e.record.topic, e.record.partition), str(e)) from e
+                await _acknowledged(letters)
             finally:
                 if letters:  # none left in flight past this transaction (a retry would write it twice)
                     await asyncio.wait(letters)
