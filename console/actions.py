@@ -11,7 +11,7 @@ from fastapi import HTTPException
 
 from console.auth import User, require
 from ppu.command_proof import sign
-from ppu.tenancy import NotYours, Tenant
+from ppu.tenancy import NotYours, Tenant, Unknown
 from ppu.topics import topic
 from schemas.commands import CommandResultData, ConfirmSupportRequested, ConfirmSupportRequestedData
 from schemas.envelope import CONTENT_TYPE
@@ -62,7 +62,7 @@ async def set_meter_preference(
     try:
         await tenant(user).set_meter_preference(conn, user.username, meter_number, provider_id)
     except NotYours as e:
-        raise HTTPException(404 if "unknown meter" in str(e) else 403, str(e)) from None
+        raise HTTPException(404 if isinstance(e, Unknown) else 403, str(e)) from None
 
 
 async def set_utility_preference(
@@ -85,4 +85,4 @@ async def set_utility_preference(
     try:
         await tenant(user).set_utility_preference(conn, user.username, utility_id, provider_id, kind, rank, weight)
     except NotYours as e:
-        raise HTTPException(404 if "unknown utility" in str(e) else 403, str(e)) from None
+        raise HTTPException(404 if isinstance(e, Unknown) else 403, str(e)) from None

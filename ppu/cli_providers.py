@@ -1,5 +1,5 @@
-"""CLI for the registry: providers (add, update, list, enable, disable), institutions and utilities, each with
-the numeric institution id Electrum assigned it (what PPU v3 bodies carry)."""
+"""CLI for the provider registry (add, update, list, enable, disable), each provider with the numeric institution
+id Electrum assigned it (what PPU v3 bodies carry); the option checks here serve ppu/cli_institutions.py too."""
 
 from __future__ import annotations
 

@@ -18,7 +18,11 @@ UNUSABLE = ("DOWN", "MISCONFIGURED")
 
 
 class NotYours(Exception):
-    """A provider, meter or utility the institution may not use (the console answers 403 or 404)."""
+    """A provider the institution may not use (the console answers 403)."""
+
+
+class Unknown(NotYours):
+    """A meter or utility that does not exist (the console answers 404)."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,7 @@ class Tenant:
             await self.check_provider(conn, provider_id)
         async with conn.transaction():
             if not await conn.fetchval("SELECT true FROM meters WHERE meter_number = $1", meter_number):
-                raise NotYours(f"unknown meter {meter_number}")
+                raise Unknown(f"unknown meter {meter_number}")
             before = await conn.fetchval(
                 "DELETE FROM meter_preferences WHERE meter_number = $1 AND institution_id = $2 RETURNING provider_id",
                 meter_number,
@@ -168,7 +172,7 @@ class Tenant:
         await self.check_provider(conn, provider_id)
         async with conn.transaction():
             if not await conn.fetchval("SELECT true FROM utilities WHERE utility_id = $1", utility_id):
-                raise NotYours(f"unknown utility {utility_id}")
+                raise Unknown(f"unknown utility {utility_id}")
             key = (self.institution_id, utility_id, provider_id)
             before = await conn.fetchrow(
                 """DELETE FROM utility_routing_preferences WHERE institution_id = $1 AND utility_id = $2

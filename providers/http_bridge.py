@@ -26,6 +26,7 @@ from ppu.settings import Settings
 from providers import bridge_metrics as metrics
 from providers import ppu_v3 as v3
 from providers.directory import Directory, Party
+from schemas.envelope import describe
 from schemas.lookup import LookupRequested
 
 log = structlog.get_logger()
@@ -68,7 +69,7 @@ def request_body(req: LookupRequested, directory: Directory, s: Settings) -> v3.
     """The body for one lookup, checked against the interface's constraints before it may leave."""
     d = req.data
     switch = Party(s.switch_institution_id, s.switch_institution_name)
-    client = directory.institutions.get(d.institution_id or "", switch) if d.institution_id else switch
+    client = directory.institutions.get(d.institution_id, switch) if d.institution_id else switch
     utility = directory.utilities.get(d.utility_name or "")
     if utility is None or utility.electrum_id is None:
         utility = Party(s.default_receiver_id, s.default_receiver_name) if s.default_receiver_id else None
@@ -101,9 +102,7 @@ def request_body(req: LookupRequested, directory: Directory, s: Settings) -> v3.
     try:
         return v3.MeterLookupRequest.model_validate_json(json.dumps(body))
     except ValidationError as e:
-        raise BodyRefused(
-            "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()[:5])
-        ) from None
+        raise BodyRefused(describe(e)) from None
 
 
 def _read_error(status: int, content: bytes) -> Outcome:

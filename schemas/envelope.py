@@ -11,13 +11,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Generic, Literal, Self, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 MeterNumber = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,20}$")]
 ProviderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 InstitutionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 
 CONTENT_TYPE = b"application/cloudevents+json; charset=UTF-8"
+
+
+def describe(error: ValidationError, most: int = 5) -> str:
+    """A validation error in one line, field by field: for dead-letter headers and configuration errors."""
+    return "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in error.errors()[:most])
 
 
 class Data(BaseModel):

@@ -14,7 +14,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
 from ppu.dbconn import Db
-from schemas.envelope import Envelope
+from schemas.envelope import Envelope, describe
 from schemas.export import schema_of
 from workers.dead_letters import Failure
 from workers.outbox import Outbox
@@ -72,8 +72,7 @@ def decode(record: ConsumerRecord[bytes, bytes], model: type[Envelope[Any]], max
     try:
         event = model.model_validate(obj)
     except ValidationError as e:
-        detail = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()[:5])
-        return Failure("validate", "ValidationError", detail)
+        return Failure("validate", "ValidationError", describe(e))
     if record.key != event.subject.encode():
         key = record.key.decode("utf-8", "replace")[:40] if record.key is not None else None
         return Failure("validate", "KeyMismatch", f"the record key {key!r} is not the subject {event.subject}")
