@@ -55,6 +55,20 @@ async def seed_reference(db: asyncpg.Connection) -> None:
     )
 
 
+async def supported_meters(db: asyncpg.Connection, prefix: str, count: int) -> None:
+    """`count` known meters, `<prefix>00000000` on, that p1 supports: attempts for them are decided at once."""
+    await db.execute(
+        "INSERT INTO meters (meter_number) SELECT $1 || lpad(i::text, 8, '0') FROM generate_series(0, $2 - 1) i",
+        prefix,
+        count,
+    )
+    await db.execute(
+        """INSERT INTO meter_support (meter_number, provider_id, status)
+           SELECT meter_number, 'p1', 'supported' FROM meters WHERE meter_number LIKE $1 || '%'""",
+        prefix,
+    )
+
+
 class System:
     def __init__(self, settings: Settings, producer: AIOKafkaProducer) -> None:
         self.settings, self.producer = settings, producer

@@ -13,7 +13,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from ppu.settings import Settings
 from ppu.topic_admin import admin_client, apply
 from ppu.topics import topic
-from tests.harness import eventually, running, seed_reference
+from tests.harness import eventually, running, seed_reference, supported_meters
 from workers.retrying import TRANSIENT, retry_until_stopped
 
 
@@ -58,13 +58,7 @@ async def test_topics_reapplied_under_load_lose_no_decision(
     settings: Settings, topics: list[str], db: asyncpg.Connection
 ) -> None:
     await seed_reference(db)
-    await db.execute(
-        "INSERT INTO meters (meter_number) SELECT '05' || lpad(i::text, 8, '0') FROM generate_series(0, 99) i"
-    )
-    await db.execute(
-        """INSERT INTO meter_support (meter_number, provider_id, status)
-           SELECT meter_number, 'p1', 'supported' FROM meters"""
-    )
+    await supported_meters(db, "05", 100)
     assert settings.kafka_bootstrap_servers is not None
     decisions = topic("routing_decisions").name(settings.topic_prefix)
     async with running(settings) as s, admin_client(settings.kafka_bootstrap_servers) as admin:
