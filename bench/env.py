@@ -19,9 +19,9 @@ from pydantic import SecretStr
 
 from db.migrate import migrate
 from infra.processes import stop_children
-from ppu.settings import Settings
-from ppu.topic_admin import admin_client, apply
-from ppu.wiring import connect, endpoints
+from infra.topic_admin import admin_client, apply
+from kernel.connections import connect, endpoints
+from kernel.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDERS = [f"bp{i}" for i in range(1, 6)]

@@ -13,9 +13,9 @@ from aiokafka import AIOKafkaConsumer
 
 from bench.env import INSTITUTION, PROVIDERS, ROOT, BenchEnv
 from bench.measure import produce, read_until, steady_rate
-from ppu.topic_admin import admin_client, apply
-from ppu.topics import topic
-from ppu.wiring import started_producer
+from infra.topic_admin import admin_client, apply
+from kernel.connections import started_producer
+from kernel.topics import topic
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
 
 FAUST_PYTHON = ROOT / ".local" / "faust-venv" / "bin" / "python"

@@ -15,7 +15,7 @@ from bench.env import INSTITUTION, PROVIDERS, BenchEnv, RssSampler, cpu_seconds,
 from bench.floors import attempts
 from bench.measure import paced, percentiles, produce, read_until, steady_rate
 from console.queries import search_meters
-from ppu.topics import topic
+from kernel.topics import topic
 from schemas.lookup import LookupResponded, LookupRespondedData
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
 

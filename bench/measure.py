@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from aiokafka import AIOKafkaConsumer
 from tqdm import tqdm
 
-from ppu.wiring import started_producer
+from kernel.connections import started_producer
 
 
 async def produce(

@@ -10,9 +10,9 @@ import asyncpg
 from fastapi import HTTPException
 
 from console.auth import User, require
-from ppu.command_proof import sign
-from ppu.tenancy import NotYours, Tenant, Unknown
-from ppu.topics import topic
+from domain.command_proof import sign
+from kernel.topics import topic
+from operations.tenancy import NotYours, Tenant, Unknown
 from schemas.commands import CommandResultData, ConfirmSupportRequested, ConfirmSupportRequestedData
 from schemas.envelope import CONTENT_TYPE
 

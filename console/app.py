@@ -15,11 +15,11 @@ from starlette.middleware.sessions import SessionMiddleware
 from console import api, pages
 from console.auth import SESSION_HOURS, LoginRequired
 from console.limits import BodyLimit
-from ppu.command_results import CommandResults
-from ppu.errors import PpuError
-from ppu.settings import Settings
-from ppu.topics import topic
-from ppu.wiring import create_pool, endpoints, producer
+from kernel.connections import create_pool, endpoints, producer
+from kernel.errors import PpuError
+from kernel.settings import Settings
+from kernel.topics import topic
+from operations.command_results import CommandResults
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
-from ppu.audit import AuditRow, write_audit
-from ppu.dbconn import Db
-from ppu.passwords import verify_password
+from db.audit import AuditRow, write_audit
+from kernel.dbconn import Db
+from kernel.passwords import verify_password
 
 ROLES = {"viewer": 0, "operator": 1, "admin": 2}
 ACCOUNT_LIMIT, ADDRESS_LIMIT, THROTTLE_MINUTES = 5, 20, 15

@@ -21,7 +21,7 @@ from console.auth import (
     end_session,
     start_session,
 )
-from ppu.meter_view import STATUS_LABELS, since
+from operations.meter_view import STATUS_LABELS, since
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals.update(status_labels=STATUS_LABELS, since=since)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ppu.dbconn import Db
+from kernel.dbconn import Db
 
 SEARCH_LIMIT = 10
 

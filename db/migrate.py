@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
-from ppu.errors import PpuError
+from kernel.errors import PpuError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 LOCK_KEY = 7_413_001  # arbitrary, fixed: the advisory lock that serialises migrators

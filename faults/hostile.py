@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench.env import INSTITUTION
 from faults.scenarios import OPERATOR, Inject, Run
-from ppu.topics import topic
+from kernel.topics import topic
 from schemas.commands import ConfirmSupportRequested, ConfirmSupportRequestedData
 from schemas.envelope import Envelope
 from schemas.lookup import LookupRequested, LookupRequestedData, LookupResponded, LookupRespondedData

@@ -8,12 +8,12 @@ import uuid
 from pathlib import Path
 
 from bench.env import INSTITUTION
-from faults.progress import APPLICATION
+from domain.command_proof import sign
+from faults.progress_monitor import APPLICATION
 from faults.scenarios import OPERATOR, Inject, Run
-from ppu.command_proof import sign
-from ppu.errors import PpuError
-from ppu.settings import Settings
-from ppu.topics import topic
+from kernel.errors import PpuError
+from kernel.settings import Settings
+from kernel.topics import topic
 from schemas.commands import ConfirmSupportRequested, ConfirmSupportRequestedData
 from schemas.envelope import CONTENT_TYPE
 
@@ -139,7 +139,7 @@ def operator_commands(every: int, per: int) -> Inject:
 def restart_postgres_at(index: int) -> Inject:
     """Stops PostgreSQL (fast shutdown: every connection cut, open transactions rolled back) and starts it again."""
     from infra import postgres_launcher
-    from infra.stack import StackState
+    from kernel.stack_state import StackState
 
     state = StackState.load(Settings().state_dir)
     if state is None:
@@ -159,7 +159,7 @@ def restart_postgres_at(index: int) -> Inject:
 def restart_broker_at(index: int) -> Inject:
     """Stops the Kafka broker (SIGTERM, clean shutdown) and starts it again on the same ports and log directory."""
     from infra import kafka_launcher
-    from infra.stack import StackState
+    from kernel.stack_state import StackState
 
     settings = Settings()
     state = StackState.load(settings.state_dir)

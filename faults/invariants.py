@@ -11,8 +11,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.env import PROVIDERS, BenchEnv
-from faults.progress import unapplied
-from ppu.topics import registry, topic
+from faults.progress_monitor import unapplied
+from kernel.topics import registry, topic
 
 
 @dataclass

@@ -20,10 +20,10 @@ from aiokafka import AIOKafkaProducer
 from bench.env import INSTITUTION, PROVIDERS, ROOT, BenchEnv, prepare
 from faults.http_provider import serve_http_provider
 from faults.invariants import Verdict, check
-from faults.progress import ProgressMonitor, drained, settled
+from faults.progress_monitor import ProgressMonitor, drained, settled
 from infra.processes import stop_children
-from ppu.topics import topic
-from ppu.wiring import started_producer
+from kernel.connections import started_producer
+from kernel.topics import topic
 from providers.kafka_simulator import Coverage, run_simulator
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
 

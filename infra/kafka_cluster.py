@@ -10,7 +10,7 @@ from pathlib import Path
 
 from infra.kafka_launcher import HERE, _cluster_id, fetch_jars, format_storage, require_java
 from infra.processes import free_port, port_accepts, terminate, wait_until
-from ppu.errors import PpuError
+from kernel.errors import PpuError
 
 
 @dataclass

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.processes import free_port, pid_alive, port_accepts, port_is_free, terminate, wait_until
-from ppu.errors import PpuError
+from kernel.errors import PpuError
 
 HERE = Path(__file__).resolve().parent / "kafka"
 

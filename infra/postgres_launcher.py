@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.processes import free_port, port_accepts, port_is_free, wait_until
-from ppu.errors import PpuError
+from kernel.errors import PpuError
 
 DB_USER = "ppu"
 DB_NAME = "ppu"

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 from infra import kafka_launcher, postgres_launcher
-from ppu.errors import PpuError
+from kernel.errors import PpuError
 
 
 def _apt_install(*packages: str) -> None:

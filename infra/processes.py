@@ -10,7 +10,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from ppu.errors import PpuError
+from kernel.errors import PpuError
 
 
 def free_port() -> int:

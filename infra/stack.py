@@ -3,38 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 
 from infra import kafka_launcher, postgres_launcher
 from infra.processes import pid_alive, port_accepts
-from ppu.errors import PpuError
-
-
-@dataclass
-class StackState:
-    kafka_bootstrap_servers: str
-    database_url: str
-    kafka_pid: int
-    kafka_dir: str
-    postgres_dir: str
-
-    @staticmethod
-    def path(state_dir: Path) -> Path:
-        return state_dir / "stack.json"
-
-    @classmethod
-    def load(cls, state_dir: Path) -> StackState | None:
-        p = cls.path(state_dir)
-        return cls(**json.loads(p.read_text())) if p.exists() else None
-
-    def save(self, state_dir: Path) -> None:
-        p = self.path(state_dir)
-        p.write_text(json.dumps(self.__dict__, indent=2))
-        p.chmod(0o600)  # it holds the database password
+from kernel.errors import PpuError
+from kernel.stack_state import StackState
 
 
 async def ensure_database(admin_url: str, name: str) -> None:

@@ -2,36 +2,61 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import click
 from aiokafka.errors import KafkaError
 
+from kernel.errors import PpuError
+from kernel.logs import configure_for_command
 from ppu.cli_infra import contracts, db, demo, stack, topics
-from ppu.errors import PpuError
-from ppu.logs import configure_for_command
+from ppu.run_all import demo_traffic
+
+# Commands whose modules load only when they run (click's documented lazy-group pattern): a worker does not import
+# the console, and none imports matplotlib (the bench's report) or the fault scenarios.
+LAZY = {
+    "worker": "ppu.cli_ops:worker",
+    "send": "ppu.cli_send:send",
+    "meter": "ppu.cli_send:meter",
+    "run": "ppu.run_all:run",
+    "console": "ppu.cli_console:console",
+    "users": "ppu.cli_console:users",
+    "provider-sim": "ppu.cli_simulators:provider_sim",
+    "providers": "ppu.cli_providers:providers",
+    "institutions": "ppu.cli_institutions:institutions",
+    "utilities": "ppu.cli_institutions:utilities",
+    "bench": "bench.run:bench",
+    "faults": "faults.run:faults",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in LAZY:
+            return super().get_command(ctx, cmd_name)
+        module, attr = LAZY[cmd_name].split(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """PPU meter lookup and rebroadcasting."""
 
 
 for group in (stack, db, topics, contracts, demo):
     cli.add_command(group)
-
-
-def _register_late_commands() -> None:
-    # Imported here so that `ppu --help` and the infra commands do not pay for the worker modules.
-    from ppu.cli_ops import register
-
-    register(cli)
+demo.add_command(demo_traffic)
 
 
 def main(argv: list[str] | None = None) -> None:
     configure_for_command()  # long-running commands switch to JSON logs themselves
-    _register_late_commands()
     try:
         code = cli.main(args=argv, prog_name="ppu", standalone_mode=False)
         if isinstance(code, int):  # outside standalone mode click returns Exit's code instead of raising

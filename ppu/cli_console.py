@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from ppu.settings import Settings
-from ppu.wiring import connection
+from kernel.connections import connection
+from kernel.settings import Settings
 
 ROLES = ["viewer", "operator", "admin"]
 
@@ -24,7 +24,7 @@ def console(host: str | None, port: int | None, ssl_certfile: str | None, ssl_ke
 
     from console.app import create_app
     from infra.processes import port_is_free
-    from ppu.errors import PpuError
+    from kernel.errors import PpuError
 
     overrides = {"console_tls": True} if ssl_certfile else {}
     settings = Settings().model_copy(update=overrides)
@@ -58,8 +58,8 @@ def users() -> None:
 def users_add(institution: str, username: str, role: str, password_stdin: bool) -> None:
     """Create (or reset the password of) a console user; the password is hashed with Argon2id."""
     from console.auth import audit, revoke_sessions
-    from ppu.errors import PpuError
-    from ppu.passwords import hash_password
+    from kernel.errors import PpuError
+    from kernel.passwords import hash_password
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -95,7 +95,7 @@ def users_add(institution: str, username: str, role: str, password_stdin: bool) 
 def users_revoke(institution: str, username: str) -> None:
     """End every session of a console user at once (a lost laptop, a copied cookie)."""
     from console.auth import audit, revoke_sessions
-    from ppu.errors import PpuError
+    from kernel.errors import PpuError
 
     async def revoke() -> int:
         async with connection(Settings()) as conn:

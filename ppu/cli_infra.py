@@ -8,10 +8,11 @@ from pathlib import Path
 import click
 
 from infra import stack as local_stack
-from ppu import topic_admin
-from ppu.errors import PpuError
-from ppu.settings import Settings
-from ppu.wiring import connection, endpoints
+from infra import topic_admin
+from kernel.connections import connection, endpoints
+from kernel.errors import PpuError
+from kernel.settings import Settings
+from kernel.stack_state import StackState
 
 provider_option = click.option(
     "--provider",
@@ -33,7 +34,7 @@ def stack_up() -> None:
     state = local_stack.up(s.state_dir, s.kafka_version)
     click.echo(f"kafka    {state.kafka_bootstrap_servers}")
     where = state.database_url.split("@", 1)[1]
-    click.echo(f"postgres {where} (credentials in {local_stack.StackState.path(s.state_dir)})")
+    click.echo(f"postgres {where} (credentials in {StackState.path(s.state_dir)})")
 
 
 @stack.command("prepare")

@@ -6,11 +6,11 @@ import asyncio
 
 import click
 
-from ppu.audit import audit_cli
+from db.audit import audit_cli
+from kernel.connections import connection
+from kernel.errors import PpuError
+from kernel.settings import Settings
 from ppu.cli_providers import electrum_id_option, name_option, slug, unique_electrum_id
-from ppu.errors import PpuError
-from ppu.settings import Settings
-from ppu.wiring import connection
 
 
 @click.group()

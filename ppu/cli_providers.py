@@ -8,11 +8,11 @@ import re
 
 import click
 
-from ppu.audit import audit_cli
-from ppu.dbconn import Db
-from ppu.errors import PpuError
-from ppu.settings import Settings
-from ppu.wiring import connection, endpoints
+from db.audit import audit_cli
+from kernel.connections import connection, endpoints
+from kernel.dbconn import Db
+from kernel.errors import PpuError
+from kernel.settings import Settings
 
 
 @click.group()
@@ -70,7 +70,7 @@ def providers_add(
     institutions: tuple[str, ...],
 ) -> None:
     """Register (or replace) a provider and create its lookup-request topics."""
-    from ppu import topic_admin
+    from infra import topic_admin
 
     slug(provider_id, "PROVIDER_ID")
     if mode == "http" and not base_url:

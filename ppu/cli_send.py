@@ -9,13 +9,13 @@ from typing import Any
 import click
 from pydantic import TypeAdapter, ValidationError
 
-from ppu.command_proof import sign
-from ppu.command_results import CommandResults
-from ppu.errors import PpuError
-from ppu.settings import Settings
-from ppu.tenancy import Tenant
-from ppu.topics import topic
-from ppu.wiring import connection, endpoints, started_producer
+from domain.command_proof import sign
+from kernel.connections import connection, endpoints, started_producer
+from kernel.errors import PpuError
+from kernel.settings import Settings
+from kernel.topics import topic
+from operations.command_results import CommandResults
+from operations.tenancy import Tenant
 from schemas.commands import ConfirmSupportRequested, ConfirmSupportRequestedData
 from schemas.envelope import CONTENT_TYPE, Envelope, MeterNumber
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
@@ -119,7 +119,7 @@ def meter() -> None:
 @click.option("--institution", required=True, help="whose view: its providers, its decisions, its marks")
 def meter_show(meter_number: str, institution: str) -> None:
     """The meter as the institution sees it: utility, flags, its providers' support, its latest decisions."""
-    from ppu.meter_view import render_text
+    from operations.meter_view import render_text
 
     async def show() -> str:
         async with connection(Settings()) as conn:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from ppu.errors import PpuError
-from ppu.settings import Settings
-from ppu.wiring import endpoints
+from kernel.connections import endpoints
+from kernel.errors import PpuError
+from kernel.settings import Settings
 
 
 @click.command("provider-sim")
@@ -63,7 +63,7 @@ def provider_sim(
     """A provider simulator: natively on Kafka, or serving the PPU v3 REST call."""
     import os
 
-    from ppu.logs import configure_for_worker
+    from kernel.logs import configure_for_worker
 
     try:
         pattern = re.compile(supports)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from ppu.dbconn import Db
-from ppu.passwords import hash_password
+from kernel.dbconn import Db
+from kernel.passwords import hash_password
 
 # Electrum institution ids (1-11 digits) are made up for the demo; a real switch gets them from Electrum.
 SWITCH_ELECTRUM_ID = "10000001"

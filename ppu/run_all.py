@@ -15,9 +15,9 @@ import uuid
 import click
 
 from infra.processes import stop_children
+from kernel.connections import endpoints, started_producer
+from kernel.settings import Settings
 from ppu import demo_seed
-from ppu.settings import Settings
-from ppu.wiring import endpoints, started_producer
 from schemas.envelope import CONTENT_TYPE
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
 
@@ -40,7 +40,7 @@ def demo_traffic(rate: float, meters: int, count: int) -> None:
 
 
 async def _traffic(settings: Settings, rate: float, meters: int, count: int) -> None:
-    from ppu.topics import topic
+    from kernel.topics import topic
 
     name = topic("purchase_attempts").name(settings.topic_prefix)
     async with started_producer(endpoints(settings).kafka_bootstrap_servers) as producer:

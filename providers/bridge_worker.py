@@ -20,10 +20,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from ppu.errors import PpuError
-from ppu.settings import Settings
-from ppu.topics import topic
-from ppu.wiring import create_pool, endpoints, started_producer
+from kernel.connections import create_pool, endpoints, started_producer
+from kernel.errors import PpuError
+from kernel.settings import Settings
+from kernel.topics import topic
 from providers import bridge_metrics as metrics
 from providers.answers import as_event
 from providers.directory import Directory, ProviderConfig, load_directory

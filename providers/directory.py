@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ppu.dbconn import Db
-from ppu.errors import PpuError
+from kernel.dbconn import Db
+from kernel.errors import PpuError
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from circuitbreaker import STATE_CLOSED, CircuitBreaker, CircuitBreakerError
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
-from ppu.settings import Settings
+from kernel.settings import Settings
 from providers import bridge_metrics as metrics
 from providers import ppu_v3 as v3
 from providers.directory import Directory, Party

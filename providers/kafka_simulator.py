@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from ppu.topics import topic
-from ppu.wiring import started_producer
+from kernel.connections import started_producer
+from kernel.topics import topic
 from schemas.envelope import CONTENT_TYPE
 from schemas.lookup import LookupRequested, LookupResponded, LookupRespondedData, UtilityInfo
 

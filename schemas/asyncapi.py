@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from ppu.topics import topic
+from kernel.topics import topic
 from schemas.registry import MODELS
 
 PROVIDER_TOPICS = ["lookup_requests", "lookup_responses", "lookup_requests_dlq"]

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
-from ppu.settings import Settings
-from ppu.topics import topic
+from kernel.settings import Settings
+from kernel.topics import topic
 from providers.bridge_worker import run_bridge
 from providers.http_simulator import SimulatorConfig, create_simulator
 from schemas.lookup import LookupRequested, LookupRequestedData

@@ -14,9 +14,9 @@ import asyncpg
 import pytest
 
 from db.migrate import migrate
-from ppu.settings import Settings
-from ppu.topic_admin import admin_client, apply
-from ppu.wiring import Endpoints, connect
+from infra.topic_admin import admin_client, apply
+from kernel.connections import Endpoints, connect
+from kernel.settings import Settings
 from tests.bridging import CREDENTIALS_ENV, PASSWORD, USER
 from tests.harness import System, running, seed_reference
 from tests.servers import servers

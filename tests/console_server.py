@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from console.app import create_app
 from infra.processes import free_port
-from ppu.settings import Settings
+from kernel.settings import Settings
 from tests.harness import PASSWORD
 
 

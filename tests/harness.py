@@ -13,11 +13,11 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from ppu.command_proof import sign
-from ppu.passwords import hash_password
-from ppu.settings import Settings
-from ppu.topics import topic
-from ppu.wiring import started_producer
+from domain.command_proof import sign
+from kernel.connections import started_producer
+from kernel.passwords import hash_password
+from kernel.settings import Settings
+from kernel.topics import topic
 from schemas.commands import ConfirmSupportRequested, ConfirmSupportRequestedData
 from schemas.envelope import CONTENT_TYPE, Envelope
 from schemas.lookup import LookupRequested, LookupResponded, LookupRespondedData, UtilityInfo

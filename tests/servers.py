@@ -11,7 +11,7 @@ from pathlib import Path
 
 from infra import kafka_launcher, postgres_launcher
 from infra.stack import ensure_database
-from ppu.wiring import Endpoints
+from kernel.connections import Endpoints
 
 
 def _docker_answers() -> bool:

@@ -7,9 +7,9 @@ import asyncio
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
-from ppu.settings import Settings
-from ppu.topics import topic
-from ppu.wiring import started_producer
+from kernel.connections import started_producer
+from kernel.settings import Settings
+from kernel.topics import topic
 
 
 async def test_idempotent_producer_round_trips_in_order_per_key(settings: Settings, topics: list[str]) -> None:

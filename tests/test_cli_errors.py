@@ -77,7 +77,7 @@ def test_port_taken(tmp_path: Path) -> None:
 def test_workers_log_library_warnings_that_one_shot_commands_silence() -> None:
     import logging
 
-    from ppu.logs import configure_for_command, configure_for_worker
+    from kernel.logs import configure_for_command, configure_for_worker
 
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level

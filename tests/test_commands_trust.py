@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 
-from ppu.command_proof import sign, verify
-from ppu.settings import Settings
+from domain.command_proof import sign, verify
+from kernel.settings import Settings
 from schemas.commands import ConfirmSupportRequested, ConfirmSupportRequestedData
 from tests.conftest import run_ppu
 from tests.console_server import serving

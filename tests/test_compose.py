@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 import yaml
 
-from ppu.cli import _register_late_commands, cli
-from ppu.settings import Settings
+from kernel.settings import Settings
+from ppu.cli import cli
 from tests.conftest import ROOT
 
 IMAGE_ENV = {"kafka": "KAFKA_", "postgres": "POSTGRES_"}  # variables that belong to the upstream images
@@ -17,7 +17,6 @@ def _compose() -> dict[str, dict[str, object]]:
 
 
 def _resolves(words: list[str]) -> bool:
-    _register_late_commands()
     command: click.Command = cli
     for word in words:
         if not isinstance(command, click.Group) or word.startswith("-"):

@@ -23,8 +23,8 @@ from schemathesis.core.result import Ok
 
 from console.app import create_app
 from infra.processes import free_port
-from ppu.settings import Settings as PpuSettings
-from ppu.wiring import Endpoints
+from kernel.connections import Endpoints
+from kernel.settings import Settings as PpuSettings
 from tests.conftest import ROOT, TEMPLATE_DB
 from tests.harness import PASSWORD, seed_reference
 

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from ppu.settings import Settings
+from kernel.settings import Settings
 from tests.conftest import ROOT
 from tests.console_server import serving
 from tests.harness import PASSWORD, PROVIDERS, System, eventually, running, seed_reference

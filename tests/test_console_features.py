@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from console.queries import search_meters
-from ppu.passwords import verify_password
-from ppu.settings import Settings
+from kernel.passwords import verify_password
+from kernel.settings import Settings
 from tests.conftest import ROOT, cli_env
 from tests.console_server import login, serving
 from tests.harness import seed_reference

@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from ppu.settings import Settings
+from kernel.settings import Settings
 from tests.console_server import login, serving
 from tests.harness import PASSWORD, seed_reference
 

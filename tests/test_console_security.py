@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from console.auth import revoke_sessions
-from ppu.settings import Settings
+from kernel.settings import Settings
 from tests.console_server import login, serving
 from tests.harness import PASSWORD, seed_reference
 

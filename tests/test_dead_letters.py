@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from ppu.settings import Settings
-from ppu.topics import topic
+from kernel.settings import Settings
+from kernel.topics import topic
 from schemas.dead_letter import DeadLetterHeaders
 from tests.harness import System, eventually, running, seed_reference
 
@@ -116,7 +116,7 @@ async def test_an_unwritable_dead_letter_topic_stops_only_its_partition_and_says
     from aiokafka.admin import NewTopic
 
     from infra.processes import free_port
-    from ppu.topic_admin import admin_client
+    from infra.topic_admin import admin_client
 
     await seed_reference(db)
     dlq = topic("purchase_attempts_dlq").name(settings.topic_prefix)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from ppu.settings import Settings
+from kernel.settings import Settings
 from tests.harness import PROVIDERS, System, eventually, running, seed_reference
 
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from ppu.settings import Settings
+from kernel.settings import Settings
 from workers.failpoints import Failpoints
 
 PASS_TWICE = """

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from ppu.settings import Settings
-from ppu.tenancy import Tenant
+from kernel.settings import Settings
+from operations.tenancy import Tenant
 from tests.harness import PROVIDERS, System, eventually, running, seed_reference
 
 

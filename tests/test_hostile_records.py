@@ -8,8 +8,8 @@ import os
 import asyncpg
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from ppu.settings import Settings
-from ppu.topics import topic
+from kernel.settings import Settings
+from kernel.topics import topic
 from schemas.dead_letter import DeadLetterHeaders
 from tests.harness import eventually, running, seed_reference
 from tests.test_dead_letters import dead_letters

@@ -14,9 +14,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from infra.kafka_cluster import Cluster, start_cluster
-from ppu.settings import Settings
-from ppu.topic_admin import admin_client, apply
-from ppu.topics import topic
+from infra.topic_admin import admin_client, apply
+from kernel.settings import Settings
+from kernel.topics import topic
 from tests.conftest import ROOT
 from tests.harness import PROVIDERS, eventually, running, seed_reference, supported_meters
 

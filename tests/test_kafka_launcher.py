@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from infra.kafka_launcher import HERE, KafkaBroker, _cluster_id, _properties, fetch_jars, format_storage, require_java
-from ppu.errors import PpuError
-from ppu.settings import Settings
+from kernel.errors import PpuError
+from kernel.settings import Settings
 
 
 def _ids_starting_with(prefix: str, count: int) -> list[str]:

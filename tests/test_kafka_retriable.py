@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from ppu.settings import Settings
-from ppu.topic_admin import admin_client, apply
-from ppu.topics import topic
+from infra.topic_admin import admin_client, apply
+from kernel.settings import Settings
+from kernel.topics import topic
 from tests.harness import eventually, running, seed_reference, supported_meters
 from workers.retrying import TRANSIENT, retry_until_stopped
 

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from db.migrate import MIGRATIONS, discover, migrate
-from ppu.errors import PpuError
+from kernel.errors import PpuError
 
 
 async def test_migrating_twice_changes_nothing(db: asyncpg.Connection) -> None:

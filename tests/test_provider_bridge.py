@@ -18,8 +18,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ppu.settings import Settings
-from ppu.topics import topic
+from kernel.settings import Settings
+from kernel.topics import topic
 from providers import electrum
 from providers.http_simulator import SimulatorConfig
 from schemas.dead_letter import DeadLetterHeaders

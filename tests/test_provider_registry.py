@@ -7,8 +7,8 @@ import subprocess
 
 import asyncpg
 
-from ppu.settings import Settings
-from ppu.topic_admin import admin_client
+from infra.topic_admin import admin_client
+from kernel.settings import Settings
 from tests.conftest import run_ppu
 from tests.harness import PROVIDERS, eventually, running, seed_reference
 

@@ -16,8 +16,8 @@ import httpx
 import pytest
 import trustme
 
+from kernel.settings import Settings
 from ppu import demo_seed
-from ppu.settings import Settings
 from providers import electrum
 from providers.directory import Directory, Party, ProviderConfig
 from providers.http_bridge import request_body

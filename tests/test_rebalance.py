@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncpg
 
-from ppu.settings import Settings
+from kernel.settings import Settings
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
 from tests.conftest import ROOT, cli_env
 from tests.harness import PROVIDERS, eventually, running, seed_reference

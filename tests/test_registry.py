@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ppu.settings import Settings
-from ppu.topics import registry
+from kernel.settings import Settings
+from kernel.topics import registry
 from workers.registry import CONSUMERS, consumer_flow
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
-from workers.routing import Candidate, Preference, decide, settled, weighted_pick
+from domain.routing import Candidate, Preference, decide, settled, weighted_pick
 
 A = uuid.UUID(int=1)
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from ppu.settings import Settings
-from ppu.topics import topic
-from ppu.wiring import create_pool, started_producer
+from kernel.connections import create_pool, started_producer
+from kernel.settings import Settings
+from kernel.topics import topic
+from workers.group_progress import NEVER
 from workers.inbound import Item
-from workers.progress import NEVER
 from workers.registry import consumer_flow
 from workers.runtime import ConsumerRuntime
 

@@ -16,11 +16,11 @@ import asyncpg
 import httpx
 import pytest
 
-from ppu.passwords import hash_password
-from ppu.settings import Settings
+from domain.routing import decide
+from kernel.passwords import hash_password
+from kernel.settings import Settings
 from tests.console_server import login, serving
 from tests.harness import PASSWORD, System, eventually, running
-from workers.routing import decide
 from workers.routing_context import load_context
 
 SEED = 20261128
@@ -109,7 +109,7 @@ async def story(settings: Settings, topics: list[str], db: asyncpg.Connection) -
     for i in INSTITUTIONS:
         i.attempts.clear()  # this test's story only
     all_providers = [*SHARED_PROVIDERS, *(i.provider for i in INSTITUTIONS)]
-    from ppu.topic_admin import admin_client, apply
+    from infra.topic_admin import admin_client, apply
 
     assert settings.kafka_bootstrap_servers is not None
     async with admin_client(settings.kafka_bootstrap_servers) as admin:

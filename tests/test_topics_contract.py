@@ -11,9 +11,9 @@ from typing import Any
 
 from aiokafka.admin import NewPartitions
 
-from ppu.settings import Settings
-from ppu.topic_admin import admin_client, apply, drift
-from ppu.topics import concrete_topics, registry, topic
+from infra.topic_admin import admin_client, apply, drift
+from kernel.settings import Settings
+from kernel.topics import concrete_topics, registry, topic
 from schemas.registry import MODELS
 from tests.conftest import ROOT, cli_env
 

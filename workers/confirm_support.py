@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ppu.audit import AuditRow, write_audit
-from ppu.command_proof import verify
-from ppu.dbconn import Db
+from db.audit import AuditRow, write_audit
+from domain.command_proof import verify
+from kernel.dbconn import Db
 from schemas.commands import CommandResult, CommandResultData, ConfirmSupportRequested
 from schemas.meter_events import MarkedForRebroadcast, MarkedForRebroadcastData
 from workers.inbound import Inbound

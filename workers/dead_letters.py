@@ -16,7 +16,7 @@ import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
-from ppu.wiring import producer
+from kernel.connections import producer
 from schemas.dead_letter import DeadLetterHeaders
 from workers import metrics
 

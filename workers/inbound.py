@@ -13,7 +13,7 @@ import jsonschema_rs
 from aiokafka import ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
-from ppu.dbconn import Db
+from kernel.dbconn import Db
 from schemas.envelope import Envelope, describe
 from schemas.export import schema_of
 from workers.dead_letters import Failure

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import uuid
 
-from ppu.dbconn import Db
+from domain.routing import decide
+from kernel.dbconn import Db
 from schemas.lookup import LookupReason
 from schemas.purchase import PurchaseAttempted
 from workers.inbound import Inbound
 from workers.outbox import Outbox
 from workers.rounds import RoundToOpen, decide_waiting, open_rounds
-from workers.routing import decide
 from workers.routing_context import Decided, load_context, record_decisions
 
 

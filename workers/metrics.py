@@ -13,7 +13,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from aiokafka import TopicPartition
 from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
 
-from providers.health import Health
+from domain.health import Health
 
 MESSAGES = Counter("ppu_messages_total", "messages handled", ["worker", "topic", "outcome"])
 BATCHES = Counter("ppu_batches_total", "batches applied", ["worker"])

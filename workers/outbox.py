@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ppu.dbconn import Db
-from ppu.topics import topic
+from kernel.dbconn import Db
+from kernel.topics import topic
 from schemas.envelope import CONTENT_TYPE, Envelope
 
 HEADERS = [["content-type", CONTENT_TYPE.decode()]]

@@ -14,7 +14,7 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 
-from ppu.dbconn import Db
+from kernel.dbconn import Db
 from workers import metrics
 from workers.failpoints import NONE, Failpoints
 from workers.retrying import TRANSIENT

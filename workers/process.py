@@ -10,8 +10,8 @@ from typing import Any
 
 import structlog
 
-from ppu.settings import Settings
-from ppu.wiring import create_pool, endpoints, started_producer
+from kernel.connections import create_pool, endpoints, started_producer
+from kernel.settings import Settings
 from workers import metrics
 from workers.failpoints import Failpoints
 from workers.outbox_relay import run_relay

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from ppu.settings import Settings
+from kernel.settings import Settings
 from schemas.commands import ConfirmSupportRequested
 from schemas.lookup import LookupResponded
 from schemas.purchase import PurchaseAttempted

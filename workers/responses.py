@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from ppu.dbconn import Db
+from kernel.dbconn import Db
 from schemas.lookup import LookupResponded
 from schemas.meter_events import MeterUnblocked, MeterUnblockedData, SupportChanged, SupportChangedData
 from workers.inbound import Inbound

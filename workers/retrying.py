@@ -11,7 +11,7 @@ import asyncpg
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
-from ppu.errors import PpuError
+from kernel.errors import PpuError
 from workers.dead_letters import DeadLetterUnavailable
 
 T = TypeVar("T")

@@ -6,10 +6,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from ppu.dbconn import Db
+from domain.routing import decide, settled
+from kernel.dbconn import Db
 from schemas.lookup import LookupReason, LookupRequested, LookupRequestedData, RoundExpired, RoundExpiredData
 from workers.outbox import Outbox
-from workers.routing import decide, settled
 from workers.routing_context import Decided, load_context, record_decisions
 
 SOURCE = "ppu/lookup"

@@ -6,7 +6,8 @@ import json
 import uuid
 from dataclasses import dataclass, field
 
-from ppu.dbconn import Db
+from domain.routing import Candidate, Decision, Preference
+from kernel.dbconn import Db
 from schemas.meter_events import MeterBlocked, MeterBlockedData
 from schemas.purchase import (
     PurchaseBlocked,
@@ -16,7 +17,6 @@ from schemas.purchase import (
     SkippedProvider,
 )
 from workers.outbox import Outbox
-from workers.routing import Candidate, Decision, Preference
 
 SOURCE = "ppu/lookup"
 

@@ -21,15 +21,15 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from ppu.dbconn import Db
-from ppu.settings import Settings
-from ppu.topics import topic
+from kernel.dbconn import Db
+from kernel.settings import Settings
+from kernel.topics import topic
 from workers import metrics
 from workers.dead_letters import DeadLetterer, DeadLetterFailed, Failure
 from workers.failpoints import Failpoints
+from workers.group_progress import NEVER, GroupProgress
 from workers.inbound import ConsumerFlow, Decoded, Inbound, Item, decode
 from workers.outbox import Outbox
-from workers.progress import NEVER, GroupProgress
 from workers.retrying import MESSAGE_FAULTS, BatchTooSlow, patiently, retry_until_stopped
 
 log = structlog.get_logger()

@@ -14,8 +14,8 @@ import uuid
 import asyncpg
 import structlog
 
-from ppu.dbconn import Db
-from providers.health import refresh_states
+from db.provider_health import refresh_states
+from kernel.dbconn import Db
 from workers import metrics
 from workers.outbox import Outbox
 from workers.retrying import TRANSIENT

@@ -1,4 +1,4 @@
-"""The composition root: settings → addresses → pools and clients. Nothing here runs at import time."""
+"""Settings → addresses → database pools and Kafka clients. Nothing here runs at import time."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import TypeVar
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from infra.stack import StackState
-from ppu.errors import PpuError
-from ppu.settings import Settings
+from kernel.errors import PpuError
+from kernel.settings import Settings
+from kernel.stack_state import StackState
 
 C = TypeVar("C")
 

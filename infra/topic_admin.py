@@ -9,9 +9,9 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from ppu.errors import PpuError
-from ppu.topics import TopicSpec, concrete_topics
-from ppu.wiring import kafka_client
+from kernel.connections import kafka_client
+from kernel.errors import PpuError
+from kernel.topics import TopicSpec, concrete_topics
 
 TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
 

@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 from aiokafka import TopicPartition
 
-from ppu.dbconn import Db
+from kernel.dbconn import Db
 
 NEVER = -1  # no offset stored yet for the partition
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from ppu.errors import PpuError
+from kernel.errors import PpuError
 
 TOPICS_FILE = Path(__file__).resolve().parent.parent / "topics.yaml"
 

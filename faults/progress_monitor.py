@@ -10,7 +10,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.env import BenchEnv
-from ppu.topics import topic
+from kernel.topics import topic
 from workers.registry import CONSUMERS, consumer_flow
 
 # One counter per stage, each moved by one worker only (decisions are made by the lookup worker and, at a

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ppu.dbconn import Db
+from kernel.dbconn import Db
 
 
 @dataclass(frozen=True)

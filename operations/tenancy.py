@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ppu.audit import AuditRow, write_audit
-from ppu.dbconn import Db
-from ppu.errors import PpuError
-from ppu.meter_view import MeterView, ProviderRow
-from providers.health import Health, provider_health
+from db.audit import AuditRow, write_audit
+from db.provider_health import provider_health
+from domain.health import Health
+from kernel.dbconn import Db
+from kernel.errors import PpuError
+from operations.meter_view import MeterView, ProviderRow
 
 UNUSABLE = ("DOWN", "MISCONFIGURED")
 

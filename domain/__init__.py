@@ -1,0 +1,1 @@
+"""The domain: the guide's rules as plain functions and dataclasses over loaded rows. No I/O: no database, no Kafka."""
