@@ -1,5 +1,5 @@
 """What console users do (pages and API alike): authorised here by role, scoped to their institution through
-ppu/tenancy.py, audited, and for Confirm support a signed command whose result the page waits for."""
+operations/tenancy.py, audited, and for Confirm support a signed command whose result the page waits for."""
 
 from __future__ import annotations
 

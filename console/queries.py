@@ -1,4 +1,4 @@
-"""Meter search: meter numbers are shared facts (everything per institution is in ppu/tenancy.py)."""
+"""Meter search: meter numbers are shared facts (everything per institution is in operations/tenancy.py)."""
 
 from __future__ import annotations
 

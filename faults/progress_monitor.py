@@ -86,7 +86,7 @@ async def unapplied(env: BenchEnv, conn: asyncpg.Connection) -> int:
     return sum(end - stored.get(key, 0) for key, end in ends.items())
 
 
-async def settled(env: BenchEnv, expected: set[str], within: float) -> float:
+async def every_attempt_decided(env: BenchEnv, expected: set[str], within: float) -> float:
     """Waits until every attempt is decided, every consumed record applied and the outbox empty; returns when
     that was (inf: not within)."""
     loop = asyncio.get_running_loop()

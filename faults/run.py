@@ -25,7 +25,7 @@ from faults.injections import (
     restart_broker_at,
     restart_postgres_at,
 )
-from faults.scenarios import DEADLINE_SECONDS, RECOVERY_LIMIT, SETTLE_LIMIT, STEADY, Outcome, scenario
+from faults.scenarios import DEADLINE_SECONDS, RECOVERY_LIMIT, SETTLE_LIMIT, STEADY, ScenarioResult, scenario
 from providers.kafka_simulator import Coverage
 
 N = 900
@@ -105,14 +105,14 @@ PLAN: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
-async def run_all(only: re.Pattern[str] | None) -> list[Outcome]:
+async def run_all(only: re.Pattern[str] | None) -> list[ScenarioResult]:
     return [await scenario(name, **{"n": N, **args()}) for name, args in PLAN.items() if not only or only.search(name)]
 
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def write_results(outcomes: list[Outcome], table: list[str]) -> list[Path]:
+def write_results(outcomes: list[ScenarioResult], table: list[str]) -> list[Path]:
     """faults/results/<timestamp>.{json,md}, like the benchmarks' results; the commit they measured included."""
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

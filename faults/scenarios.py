@@ -18,17 +18,17 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from bench.env import INSTITUTION, PROVIDERS, ROOT, BenchEnv, prepare
-from faults.http_provider import serve_http_provider
+from faults.http_provider import SWITCH_ELECTRUM_ID, Served, serve_simulator
 from faults.invariants import Verdict, check
-from faults.progress_monitor import ProgressMonitor, drained, settled
+from faults.progress_monitor import ProgressMonitor, drained, every_attempt_decided
 from infra.processes import stop_children
 from kernel.connections import started_producer
 from kernel.topics import topic
 from providers.kafka_simulator import Coverage, run_simulator
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
+from workers.registry import ALL
 
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"  # Debian's libfaketime (make faults-prepare)
-WORKERS = ["lookup", "responses", "commands", "sweeper", "outbox-relay"]
 DEADLINE_SECONDS = 3  # the round deadline the workers run with: short, so late answers happen within a scenario
 OPERATOR = "faults-operator"
 RECOVERY_LIMIT = 30.0  # seconds: progress must resume within this after every fault
@@ -95,7 +95,7 @@ Inject = Callable[[Run, int], Awaitable[None]]  # called with the index of each 
 
 
 @dataclass
-class Outcome:
+class ScenarioResult:
     scenario: str
     messages: int
     faults: int
@@ -140,7 +140,7 @@ async def scenario(
     load: Inject | None = None,
     http_provider: str | None = None,
     clock_off: dict[str, str] | None = None,
-) -> Outcome:
+) -> ScenarioResult:
     """`failpoint`: (worker, "PLACE:N"), the worker killing itself at the N-th pass of PLACE, revived each time
     (three times with the failpoint, then without)."""
     env = await prepare(f"f{uuid.uuid4().hex[:8]}")
@@ -150,9 +150,9 @@ async def scenario(
     if failpoint is not None:
         run.env_for[failpoint[0]] = {"PPU_FAILPOINTS": failpoint[1]}
     run.clock_off = clock_off or {}
-    for w in WORKERS:
+    for w in ALL:  # every worker the registry declares, each in its own process
         run.start(w)
-    served = await serve_http_provider(run, http_provider) if http_provider else None
+    served = await _bridged_provider(run, http_provider) if http_provider else None
     for w in extra or []:  # a second member from the start
         run.start(f"{w}#2", w)
     stop, watching = asyncio.Event(), asyncio.Event()
@@ -186,13 +186,13 @@ async def scenario(
                 await asyncio.sleep(1 / rate)
             await asyncio.gather(*run.tasks)
         sent_at = loop.time()
-        settle = await settled(env, expected, within=SETTLE_LIMIT + 30) - sent_at
+        settle = await every_attempt_decided(env, expected, within=SETTLE_LIMIT + 30) - sent_at
         reviving.cancel()
         # Providers stop first (their answers in flight delivered), and the consumers apply those; then the
         # consumers stop, and the relay drains what they wrote last, and stops.
         stop.set()
         await asyncio.gather(*sims, return_exceptions=True)
-        await settled(env, expected, within=30)
+        await every_attempt_decided(env, expected, within=30)
         stop_children([p for name, p in run.procs.items() if name != "outbox-relay"])
         await drained(env)
     finally:
@@ -207,7 +207,7 @@ async def scenario(
     recovery = max((monitor.recovery(at) for at in run.fault_ends), default=None)
     messages = n * copies + len(poisoned) + len(run.poison) + 2 * len(run.commands)  # each command is sent twice
     injects = inject is not None or failpoint is not None
-    return Outcome(name, messages, run.faults, verdict, recovery, settle, injects)
+    return ScenarioResult(name, messages, run.faults, verdict, recovery, settle, injects)
 
 
 async def _revive(run: Run, name: str, times: int = 3) -> None:
@@ -232,3 +232,21 @@ async def _add_operator(env: BenchEnv) -> None:
         )
     finally:
         await conn.close()
+
+
+async def _bridged_provider(run: Run, provider: str) -> Served:
+    """The provider answers over HTTP: the simulator in this process, our bridge in its own."""
+    served = await serve_simulator()
+    conn = await run.env.db()
+    try:
+        await conn.execute(
+            """UPDATE providers SET integration_mode = 'http', base_url = $2, credentials_ref = NULL
+               WHERE provider_id = $1""",
+            provider,
+            served.base_url,
+        )
+    finally:
+        await conn.close()
+    run.env_for["bridge"] = {"PPU_SWITCH_INSTITUTION_ID": SWITCH_ELECTRUM_ID}
+    run.start("bridge", "provider-bridge", ("--provider", provider))
+    return served

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     switch_region: str = Field(default="GP", max_length=2, alias="PPU_SWITCH_REGION")
     switch_country: str = Field(default="ZA", max_length=2, alias="PPU_SWITCH_COUNTRY")
 
-    # Signs operator commands (ppu/command_proof.py); shared by the console, the CLI and the command consumer.
+    # Signs operator commands (domain/command_proof.py); shared by the console, the CLI and the command consumer.
     # No default: `ppu run` makes a random one; production sets its own.
     command_signing_key: SecretStr | None = Field(default=None, alias="PPU_COMMAND_SIGNING_KEY")
     # Signs console session cookies. No default: `ppu run` makes a random one; production sets its own.

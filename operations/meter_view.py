@@ -1,5 +1,5 @@
 """What an operator sees of one meter (the CLI's `ppu meter show`, and the console's meter page); loaded for
-one institution by ppu/tenancy.py."""
+one institution by operations/tenancy.py."""
 
 from __future__ import annotations
 

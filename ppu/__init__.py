@@ -1,1 +1,1 @@
-"""PPU meter lookup and rebroadcasting: CLI, settings and composition root."""
+"""The CLI (`ppu`) and the composition root: commands that wire settings, pools and clients and run the rest."""

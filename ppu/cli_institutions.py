@@ -13,46 +13,39 @@ from kernel.settings import Settings
 from ppu.cli_providers import electrum_id_option, name_option, slug, unique_electrum_id
 
 
-@click.group()
-def institutions() -> None:
-    """Client institutions (their users log in to the console)."""
+def _parties(noun: str, table: str, key: str, about: str, add_help: str) -> click.Group:
+    """`ppu institutions|utilities add|list`: the same two commands over two tables."""
+    group = click.Group(table, help=about)
+
+    @group.command("add", help=add_help)
+    @click.argument("party_id", metavar=key.upper())
+    @click.option("--name", required=True, callback=name_option)
+    @click.option("--electrum-id", required=True, callback=electrum_id_option, help="its Electrum institution id")
+    def add(party_id: str, name: str, electrum_id: str) -> None:
+        _register(table, key, slug(party_id, key.upper()), name, electrum_id)
+        click.echo(f"{noun} {party_id} registered (Electrum id {electrum_id})")
+
+    @group.command("list", help=f"Every {noun} with its Electrum id.")
+    def listing() -> None:
+        click.echo(_listing(f"SELECT {key} AS id, electrum_id, name FROM {table} ORDER BY 1") or "none")
+
+    return group
 
 
-@institutions.command("add")
-@click.argument("institution_id")
-@click.option("--name", required=True, callback=name_option)
-@click.option("--electrum-id", required=True, callback=electrum_id_option, help="its Electrum institution id")
-def institutions_add(institution_id: str, name: str, electrum_id: str) -> None:
-    """Register (or rename, renumber) a client institution."""
-    _register("institutions", "institution_id", slug(institution_id, "INSTITUTION_ID"), name, electrum_id)
-    click.echo(f"institution {institution_id} registered (Electrum id {electrum_id})")
-
-
-@institutions.command("list")
-def institutions_list() -> None:
-    """Every institution with its Electrum id."""
-    click.echo(_listing("SELECT institution_id AS id, electrum_id, name FROM institutions ORDER BY 1") or "none")
-
-
-@click.group()
-def utilities() -> None:
-    """Utilities (a provider's answer can name a new one; give it its Electrum id here)."""
-
-
-@utilities.command("add")
-@click.argument("utility_id")
-@click.option("--name", required=True, callback=name_option)
-@click.option("--electrum-id", required=True, callback=electrum_id_option, help="its Electrum institution id")
-def utilities_add(utility_id: str, name: str, electrum_id: str) -> None:
-    """Register a utility, or set the Electrum id of one a provider named (the `receiver` of lookups)."""
-    _register("utilities", "utility_id", slug(utility_id, "UTILITY_ID"), name, electrum_id)
-    click.echo(f"utility {utility_id} registered (Electrum id {electrum_id})")
-
-
-@utilities.command("list")
-def utilities_list() -> None:
-    """Every utility with its Electrum id."""
-    click.echo(_listing("SELECT utility_id AS id, electrum_id, name FROM utilities ORDER BY 1") or "none")
+institutions = _parties(
+    "institution",
+    "institutions",
+    "institution_id",
+    "Client institutions (their users log in to the console).",
+    "Register (or rename, renumber) a client institution.",
+)
+utilities = _parties(
+    "utility",
+    "utilities",
+    "utility_id",
+    "Utilities (a provider's answer can name a new one; give it its Electrum id here).",
+    "Register a utility, or set the Electrum id of one a provider named (the `receiver` of lookups).",
+)
 
 
 def _register(table: str, key: str, value: str, name: str, electrum_id: str) -> None:

@@ -7,18 +7,16 @@ import asyncio
 import click
 
 from kernel.settings import Settings
+from workers.registry import ALL
 
 
 @click.command()
-@click.argument(
-    "name", type=click.Choice(["lookup", "responses", "commands", "sweeper", "outbox-relay", "all", "provider-bridge"])
-)
+@click.argument("name", type=click.Choice([*ALL, "all", "provider-bridge"]))
 @click.option("--provider", "provider_id", default=None, help="provider-bridge: the provider it calls")
 def worker(name: str, provider_id: str | None) -> None:
     """Run one worker (or all of them, for development) until SIGTERM/Ctrl-C."""
     from kernel.logs import configure_for_worker
     from workers.process import run_workers
-    from workers.registry import ALL
 
     settings = Settings()
     configure_for_worker(settings.log_level)

@@ -1,1 +1,1 @@
-"""Provider integrations: simulators of provider behaviour (and, later, the HTTP bridge)."""
+"""Provider integrations: the PPU v3 HTTP bridge, Electrum's constraints, and provider simulators (REST and Kafka)."""

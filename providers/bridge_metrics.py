@@ -11,3 +11,6 @@ BREAKER_CHANGES = Counter(
 BREAKER_OPEN = Gauge("ppu_bridge_breaker_open", "1 while the circuit breaker is open or half-open", ["provider"])
 OUTCOMES = Counter("ppu_bridge_outcomes_total", "lookups by outcome", ["provider", "outcome"])
 IN_FLIGHT = Gauge("ppu_bridge_lookups_in_flight", "lookups taken from Kafka and not yet finished", ["provider"])
+RELOADS = Counter(
+    "ppu_bridge_settings_reloads_total", "settings re-read that changed the provider's client", ["provider"]
+)

@@ -24,6 +24,10 @@ from kernel.connections import create_pool, endpoints, started_producer
 from kernel.errors import PpuError
 from kernel.settings import Settings
 from kernel.topics import topic
+from messaging import metrics as worker_metrics
+from messaging.dead_letters import DeadLetterer, DeadLetterRefused, Failure
+from messaging.inbound import decode
+from messaging.retrying import retry_until_stopped
 from providers import bridge_metrics as metrics
 from providers.answers import as_event
 from providers.directory import Directory, ProviderConfig, load_directory
@@ -31,10 +35,6 @@ from providers.http_bridge import Bridge, Outcome
 from providers.offsets import OffsetTracker
 from schemas.envelope import CONTENT_TYPE
 from schemas.lookup import LookupRequested
-from workers import metrics as worker_metrics
-from workers.dead_letters import DeadLetterer, DeadLetterRefused, Failure
-from workers.inbound import decode
-from workers.retrying import retry_until_stopped
 
 log = structlog.get_logger()
 
@@ -124,9 +124,11 @@ class BridgeWorker:
                     closing = asyncio.ensure_future(_close_later(self.bridge.client, grace))
                     self.closing.add(closing)
                     closing.add_done_callback(self.closing.discard)
-                if fresh != self.bridge.directory or client is not self.bridge.client:
-                    log.info("provider settings reloaded", provider=self.pid, base_url=fresh.provider.base_url)
+                changed = fresh != self.bridge.directory or client is not self.bridge.client
                 self.bridge.reconfigure(fresh, client)
+                if changed:
+                    metrics.RELOADS.labels(self.pid).inc()
+                    log.info("provider settings reloaded", provider=self.pid, base_url=fresh.provider.base_url)
             except (PpuError, asyncpg.PostgresError, OSError, ssl.SSLError) as e:
                 log.warning("cannot reload provider settings; keeping them", provider=self.pid, error=str(e))
 

@@ -44,6 +44,7 @@ class SimulatorConfig:
     received: list[tuple[str, Any]] = field(default_factory=list)  # (path id, body) of each parsed request
     strict: bool = True  # judge requests by Electrum's constraints (providers/electrum)
     delays: dict[str, float] = field(default_factory=dict)  # meter -> seconds it takes to answer about it
+    gates: dict[str, asyncio.Event] = field(default_factory=dict)  # meter -> answered only once the event is set
     refused: int = 0  # requests answered FORMAT_ERROR
 
     def covers(self, meter_id: str) -> bool:
@@ -134,6 +135,8 @@ def create_simulator(config: SimulatorConfig) -> FastAPI:
             return Response(b"<html><body>Service temporarily degraded</body></html>", 201, media_type="text/html")
         meter_id = str((body.get("meter") or {}).get("meterId", ""))
         await asyncio.sleep(config.delays.get(meter_id, 0.0))
+        if meter_id in config.gates:
+            await config.gates[meter_id].wait()
         if not config.covers(meter_id):
             return _error(400, "UNKNOWN_METER_ID", "Unknown meter", lookup_id, f"meter {meter_id} is not known")
         ours = {"institutionId": config.institution_id, "transactionIdentifier": secrets.token_hex(8)}

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from kernel.settings import Settings
 from kernel.topics import topic
@@ -110,3 +110,23 @@ async def send_request(system: System, settings: Settings, event: LookupRequeste
         value=event.encode(),
         key=event.subject.encode(),
     )
+
+
+GROUP = "ppu-provider-bridge-p1"
+
+
+async def committed_all(settings: Settings, group_suffix: str) -> bool:
+    """Has the bridge's group committed every lookup request (answered, or given up at its deadline)?"""
+    group = settings.topic_prefix + group_suffix
+    name = topic("lookup_requests").name(settings.topic_prefix, provider_id="p1")
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group)
+    await consumer.start()
+    try:
+        # From topics.yaml: a consumer that subscribes to nothing knows no partitions of the topic.
+        partitions = [TopicPartition(name, p) for p in range(topic("lookup_requests").partitions)]
+        ends = await consumer.end_offsets(partitions)
+        committed = {tp: (await consumer.committed(tp)) or 0 for tp in partitions}
+        # Not vacuous: the topic's partitions are known and hold records.
+        return bool(partitions) and sum(ends.values()) > 0 and committed == ends
+    finally:
+        await consumer.stop()

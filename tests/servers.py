@@ -24,11 +24,11 @@ def _docker_answers() -> bool:
 
 
 @contextmanager
-def _containers() -> Iterator[Endpoints]:
+def _containers(kafka_version: str) -> Iterator[Endpoints]:
     from testcontainers.kafka import KafkaContainer
     from testcontainers.postgres import PostgresContainer
 
-    with KafkaContainer("apache/kafka:4.1.0").with_kraft() as kafka, PostgresContainer("postgres:16") as pg:
+    with KafkaContainer(f"apache/kafka:{kafka_version}").with_kraft() as kafka, PostgresContainer("postgres:16") as pg:
         url = pg.get_connection_url().replace("postgresql+psycopg2://", "postgresql://")
         yield Endpoints(kafka.get_bootstrap_server(), url)
 
@@ -58,7 +58,7 @@ def servers(state_dir: Path, kafka_version: str) -> Iterator[Endpoints]:
     if kafka and db:
         yield Endpoints(kafka, db)
     elif _docker_answers():
-        with _containers() as found:
+        with _containers(kafka_version) as found:
             yield found
     else:
         with _launcher(state_dir, kafka_version) as found:

@@ -8,6 +8,7 @@ import yaml
 from kernel.settings import Settings
 from ppu.cli import cli
 from tests.conftest import ROOT
+from workers.registry import WORKERS
 
 IMAGE_ENV = {"kafka": "KAFKA_", "postgres": "POSTGRES_"}  # variables that belong to the upstream images
 
@@ -67,3 +68,16 @@ def test_dependencies_exist_and_wait_for_health() -> None:
 def test_resolver_rejects_unknown_commands() -> None:
     assert not _resolves(["db", "no-such-command"])
     assert not _resolves(["db"])
+
+
+def test_every_declared_worker_has_its_compose_service() -> None:
+    services = _compose()
+    for w in WORKERS:
+        assert w.service in services, f"{w.name}: no {w.service} service"
+        assert services[w.service]["command"] == ["worker", w.name]
+
+
+def test_compose_runs_the_kafka_version_the_launcher_and_testcontainers_run() -> None:
+    """One version everywhere: the launcher and testcontainers read PPU_KAFKA_VERSION; compose cannot, so it is
+    held to it here."""
+    assert _compose()["kafka"]["image"] == f"apache/kafka:{Settings().kafka_version}"

@@ -128,7 +128,7 @@ async def test_an_unwritable_dead_letter_topic_stops_only_its_partition_and_says
             return dlq not in await client.list_topics()
 
         await eventually(deleted, what="the dead-letter topic to be gone")
-        await asyncio.sleep(1)  # and from every broker's metadata cache, not only the controller's answer
+        await eventually(lambda: _absent_from_metadata(settings, dlq), what="the topic gone from a client's metadata")
     port = free_port()
     async with running(settings.model_copy(update={"metrics_port": port})) as system:
         good = await system.attempt("0401000012", send=False)
@@ -174,3 +174,13 @@ async def _healthz(port: int) -> tuple[int, Any]:
     async with httpx.AsyncClient() as c:
         r = await c.get(f"http://127.0.0.1:{port}/healthz")
     return r.status_code, r.json()
+
+
+async def _absent_from_metadata(settings: Settings, name: str) -> bool:
+    """What a producer sees (its metadata request), not only the controller's answer to the admin client."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        return name not in await consumer.topics()
+    finally:
+        await consumer.stop()

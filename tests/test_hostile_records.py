@@ -10,10 +10,10 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from kernel.settings import Settings
 from kernel.topics import topic
+from messaging.dead_letters import FRAMING, RECORD_LIMIT, fitted
 from schemas.dead_letter import DeadLetterHeaders
 from tests.harness import eventually, running, seed_reference
 from tests.test_dead_letters import dead_letters
-from workers.dead_letters import FRAMING, RECORD_LIMIT, fitted
 
 OURS = DeadLetterHeaders(
     original_topic="t",

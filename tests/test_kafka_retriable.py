@@ -13,8 +13,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from infra.topic_admin import admin_client, apply
 from kernel.settings import Settings
 from kernel.topics import topic
+from messaging.retrying import TRANSIENT, retry_until_stopped
 from tests.harness import eventually, running, seed_reference, supported_meters
-from workers.retrying import TRANSIENT, retry_until_stopped
 
 
 @pytest.mark.parametrize(

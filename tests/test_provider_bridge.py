@@ -8,26 +8,26 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 import uuid
 
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import REGISTRY
 
 from kernel.settings import Settings
-from kernel.topics import topic
 from providers import electrum
 from providers.http_simulator import SimulatorConfig
 from schemas.dead_letter import DeadLetterHeaders
 from schemas.lookup import LookupResponded
 from tests.bridging import (
+    GROUP,
     PASSWORD,
     USER,
     bridge,
+    committed_all,
     dlq_topic,
     lookup,
     read,
@@ -136,57 +136,55 @@ async def test_a_format_error_is_dead_lettered_whole_and_cleared_when_the_provid
 async def test_a_slow_lookup_does_not_hold_back_the_ones_behind_it(
     bridge_system: System, settings: Settings, db: asyncpg.Connection
 ) -> None:
-    config = SimulatorConfig(USER, PASSWORD, latency_ms=(1, 5), delays={"0401000100": 11.0})
+    gate = asyncio.Event()  # the first lookup's answer is held until the other 19 are answered
+    config = SimulatorConfig(USER, PASSWORD, latency_ms=(1, 5), gates={"0401000100": gate})
     async with simulator(config) as base, bridge(settings, db, base, call_seconds=15):
-        first = lookup("0401000100", deadline_s=20)  # answered after more than half of its deadline
-        others = [lookup(f"04010001{i:02d}", deadline_s=20) for i in range(1, 20)]
+        first = lookup("0401000100", deadline_s=30)
+        others = [lookup(f"04010001{i:02d}", deadline_s=30) for i in range(1, 20)]
         await send_request(bridge_system, settings, first)
-        await asyncio.sleep(0.3)
-        started = time.monotonic()
+        await eventually(lambda: _at_least(config.calls, 1), what="the first lookup to reach the provider")
         for event in others:
             await send_request(bridge_system, settings, event)
-        quick = await read(settings, responses_topic(settings), 19, within=10)
-        quick_seconds = time.monotonic() - started
+        quick = await read(settings, responses_topic(settings), 19, within=20)
+        assert not gate.is_set(), "the 19 were answered while the first was still held"
+        gate.set()
         everything = await read(settings, responses_topic(settings), 20, within=20)
-        group = f"{settings.topic_prefix}ppu-provider-bridge-p1"
-        await eventually(lambda: _committed_all(settings, group), what="offsets committed to the end")
+        await eventually(lambda: committed_all(settings, GROUP), what="offsets committed to the end")
     quick_ids = {LookupResponded.model_validate_json(v).data.lookup_id for v, _ in quick}
     assert quick_ids == {e.data.lookup_id for e in others}, "the 19 came first"
-    assert quick_seconds < 1.0 + 0.5, f"19 answers took {quick_seconds:.2f} s"  # 0.5 s: reading them back
     ids = [LookupResponded.model_validate_json(v).data.lookup_id for v, _ in everything]
     assert sorted(map(str, ids)) == sorted(str(e.data.lookup_id) for e in [first, *others]), "each once"
-
-
-async def _committed_all(settings: Settings, group: str) -> bool:
-    name = topic("lookup_requests").name(settings.topic_prefix, provider_id="p1")
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group)
-    await consumer.start()
-    try:
-        await consumer.topics()  # fetches the cluster's metadata
-        partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or [])]
-        ends = await consumer.end_offsets(partitions)
-        committed = {tp: (await consumer.committed(tp)) or 0 for tp in partitions}
-        return bool(committed == ends)
-    finally:
-        await consumer.stop()
 
 
 async def test_server_errors_are_retried_until_the_deadline_and_the_breaker_opens(
     bridge_system: System, settings: Settings, db: asyncpg.Connection
 ) -> None:
     config = SimulatorConfig(USER, PASSWORD, error_rate=1.0, latency_ms=(0, 1))
+    before = {name: _sample(name, **labels) for name, labels in WATCHED.items()}
     async with simulator(config) as base, bridge(settings, db, base):
-        started = time.monotonic()
         await send_request(bridge_system, settings, lookup("0401000003", deadline_s=4))
         await eventually(lambda: _at_least(config.calls, 1), what="first call")
-        await asyncio.sleep(5)
+        await eventually(lambda: committed_all(settings, GROUP), what="the bridge to give up at the deadline")
         calls_at_deadline = config.calls
-        await asyncio.sleep(1.5)
+        with pytest.raises(TimeoutError):
+            await read(settings, responses_topic(settings), 1, within=1)
+    gained = {name: _sample(name, **labels) - before[name] for name, labels in WATCHED.items()}
+    assert gained["ppu_bridge_retries_total"] >= 1, "server errors are retried"
+    assert gained["ppu_bridge_breaker_changes_total"] >= 1, "five failures open the breaker"
+    assert gained["ppu_bridge_outcomes_total"] == 1, "one lookup given up without an answer, once"
     assert 2 <= calls_at_deadline <= 7, "retried, but the breaker (5 failures) stopped the hammering"
     assert config.calls == calls_at_deadline, "nothing after the deadline"
-    assert time.monotonic() - started > 4
-    with pytest.raises(TimeoutError):
-        await read(settings, responses_topic(settings), 1, within=1)
+
+
+WATCHED = {
+    "ppu_bridge_retries_total": {"provider": "p1"},
+    "ppu_bridge_breaker_changes_total": {"provider": "p1", "state": "open"},
+    "ppu_bridge_outcomes_total": {"provider": "p1", "outcome": "no_answer"},
+}
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def _at_least(value: int, least: int) -> bool:
@@ -199,8 +197,8 @@ async def test_timeouts_give_no_answer_and_a_provider_back_from_down_answers(
     config = SimulatorConfig(USER, PASSWORD, timeout_rate=1.0)
     async with simulator(config) as base, bridge(settings, db, base, call_seconds=0.5):
         await send_request(bridge_system, settings, lookup("0401000004", deadline_s=2))
-        await asyncio.sleep(3)
-        assert config.calls >= 2, "each timed-out call was retried"
+        await eventually(lambda: _at_least(config.calls, 2), what="the timed-out call to be retried")
+        await eventually(lambda: committed_all(settings, GROUP), what="the bridge to give up at the deadline")
         with pytest.raises(TimeoutError):
             await read(settings, responses_topic(settings), 1, within=1)
         config.timeout_rate, config.down = 0.0, True

@@ -15,6 +15,7 @@ import asyncpg
 import httpx
 import pytest
 import trustme
+from prometheus_client import REGISTRY
 
 from kernel.settings import Settings
 from ppu import demo_seed
@@ -23,9 +24,20 @@ from providers.directory import Directory, Party, ProviderConfig
 from providers.http_bridge import request_body
 from providers.http_simulator import SimulatorConfig
 from schemas.lookup import LookupRequested, LookupRequestedData, LookupResponded
-from tests.bridging import PASSWORD, USER, bridge, lookup, read, responses_topic, send_request, simulator
+from tests.bridging import (
+    GROUP,
+    PASSWORD,
+    USER,
+    bridge,
+    committed_all,
+    lookup,
+    read,
+    responses_topic,
+    send_request,
+    simulator,
+)
 from tests.conftest import run_ppu
-from tests.harness import System
+from tests.harness import System, eventually
 
 # What the bridge sent before Electrum ids (issue #11), as a provider built on Electrum's model received it.
 OLD_BODY = {
@@ -128,7 +140,7 @@ async def test_basic_auth_over_tls_with_a_private_ca(
         assert base.startswith("https://")
         async with bridge(settings, db, base, ca_file=None):  # the system's CAs do not know the private one
             await send_request(bridge_system, settings, lookup("0401000020", deadline_s=3))
-            await asyncio.sleep(3.5)
+            await eventually(lambda: committed_all(settings, GROUP), what="the bridge to give up at the deadline")
         assert config.calls == 0, "the TLS handshake failed, so nothing reached the provider"
         async with bridge(settings, db, base, ca_file=ca_file):
             await send_request(bridge_system, settings, lookup("0401000021"))
@@ -152,6 +164,7 @@ async def test_providers_update_reaches_a_running_bridge(
 ) -> None:
     old, new = SimulatorConfig(USER, PASSWORD), SimulatorConfig("other", "another-secret-456")
     monkeypatch.setenv("PPU_TEST_NEW_CREDENTIALS", "other:another-secret-456")
+    reloads = _reloads()
     async with simulator(old) as old_base, simulator(new) as new_base, bridge(settings, db, old_base):
         await send_request(bridge_system, settings, lookup("0401000030"))
         await read(settings, responses_topic(settings), 1)
@@ -170,7 +183,7 @@ async def test_providers_update_reaches_a_running_bridge(
         )
         assert done.returncode == 0, done.stderr
         assert "updated" in done.stdout
-        await asyncio.sleep(settings.bridge_reload_seconds * 3)
+        await eventually(lambda: _reloaded(reloads + 1), what="the running bridge to re-read its settings")
         await send_request(bridge_system, settings, lookup("0401000031"))
         answers = await read(settings, responses_topic(settings), 2)
     assert [b["meter"]["meterId"] for _, b in old.received] == ["0401000030"]
@@ -216,3 +229,11 @@ async def test_registry_commands_store_electrum_ids(settings: Settings, db: asyn
 def test_the_bridge_refuses_to_start_without_the_switchs_id(settings: Settings) -> None:
     done = run_ppu(settings, "worker", "provider-bridge", "--provider", "p1", drop=("PPU_SWITCH_INSTITUTION_ID",))
     assert done.returncode == 1 and "PPU_SWITCH_INSTITUTION_ID" in done.stderr.strip().splitlines()[-1]
+
+
+def _reloads() -> float:
+    return REGISTRY.get_sample_value("ppu_bridge_settings_reloads_total", {"provider": "p1"}) or 0.0
+
+
+async def _reloaded(at_least: float) -> bool:
+    return _reloads() >= at_least

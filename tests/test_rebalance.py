@@ -11,8 +11,10 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from kernel.settings import Settings
+from kernel.topics import topic
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
 from tests.conftest import ROOT, cli_env
 from tests.harness import PROVIDERS, eventually, running, seed_reference
@@ -66,7 +68,8 @@ async def test_members_join_and_die_during_load_and_every_attempt_is_applied_onc
                 within=90,
                 what="every attempt handled by the survivor",
             )
-            await asyncio.sleep(1)  # anything applied twice would show up by now
+            # Nothing left in flight: the group's stored offsets reached the end of every partition.
+            await eventually(lambda: _stored_to_end(settings, db), within=30, what="offsets stored to the end")
     except AssertionError as e:
         logs = "".join(f.read_text()[-3000:] for f in sorted(tmp_path.glob("*.log")))
         raise AssertionError(f"{e}\nworker logs:\n{logs}") from None
@@ -81,3 +84,23 @@ async def test_members_join_and_die_during_load_and_every_attempt_is_applied_onc
     assert await db.fetchval("SELECT count(*) FROM lookups") == N * len(PROVIDERS)
     assert await db.fetchval("SELECT count(*) FROM outbox") == N * len(PROVIDERS)
     assert await db.fetchval("SELECT max(epoch) FROM consumer_offsets") >= 2, "partitions changed hands"
+
+
+async def _stored_to_end(settings: Settings, db: asyncpg.Connection) -> bool:
+    name = topic("purchase_attempts").name(settings.topic_prefix)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(name, p) for p in range(topic("purchase_attempts").partitions)]
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    stored = {
+        TopicPartition(name, r["partition"]): r["next_offset"]
+        for r in await db.fetch(
+            "SELECT partition, next_offset FROM consumer_offsets WHERE group_id = $1 AND topic = $2",
+            settings.topic_prefix + "ppu-lookup-worker",
+            name,
+        )
+    }
+    return sum(ends.values()) == N and all(stored.get(tp, 0) == end for tp, end in ends.items())

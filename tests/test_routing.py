@@ -109,3 +109,8 @@ def test_settled_never_blocks_early_and_decides_when_everyone_answered() -> None
     )
     d = settled(A, [cand("p1", support="not_supported")], [], None, unanswered=set())
     assert d is not None and d.provider_id is None
+
+
+def test_a_misconfigured_provider_is_skipped_like_a_down_one() -> None:
+    d = decide(A, [cand("p1", health="MISCONFIGURED"), cand("p2", health="DEGRADED")], [], meter_preference="p1")
+    assert d.provider_id == "p2" and ("p1", "provider MISCONFIGURED") in d.skipped

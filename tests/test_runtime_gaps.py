@@ -10,8 +10,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from kernel.connections import create_pool, started_producer
 from kernel.settings import Settings
 from kernel.topics import topic
+from messaging.inbound import Item
 from workers.group_progress import NEVER
-from workers.inbound import Item
 from workers.registry import consumer_flow
 from workers.runtime import ConsumerRuntime
 
@@ -36,10 +36,10 @@ async def test_a_batch_after_a_gap_is_left_out_unless_retention_removed_the_reco
 
         async def kept(first: int, stored: int, start: int | None = None) -> bool:
             if start is not None:
-                runtime.starts[tp] = start
+                runtime.transactions.starts[tp] = start
             items: dict[TopicPartition, list[Item]] = {tp: [(record(tp, first), None)]}
             owned = {tp: stored}
-            await runtime._refuse_gaps(items, owned)
+            await runtime.transactions._refuse_gaps(items, owned)
             return tp in owned
 
         assert await kept(first=2, stored=2), "the next record expected"

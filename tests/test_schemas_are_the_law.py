@@ -14,12 +14,12 @@ from aiokafka import ConsumerRecord
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from messaging.dead_letters import Failure
+from messaging.inbound import decode
 from schemas.envelope import Envelope
 from schemas.export import schema_of
 from schemas.registry import EVENTS
 from tests.schema_strategies import instances
-from workers.dead_letters import Failure
-from workers.inbound import decode
 
 CHECKER = jsonschema.Draft202012Validator.FORMAT_CHECKER
 CONSUMED = ["PurchaseAttempted", "LookupRequested", "LookupResponded", "ConfirmSupportRequested"]

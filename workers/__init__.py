@@ -1,1 +1,1 @@
-"""Workers: the runtime (Kafka and SQL plumbing) and one handler module per flow."""
+"""Workers: the consume loop, the unit of work, the worker registry, and one handler module per flow."""

@@ -1,32 +1,25 @@
-"""Command consumer: operators' Confirm support commands; mark for rebroadcast, reset support, audit.
-
-Rejected (with a result event and an audit row, nothing changed): a command without a valid proof (an HMAC by
-the deployment's signing key, ppu/command_proof.py), an operator who is not a user with the operator or admin
-role at the institution named, or an unknown meter. Everything is per institution (docs/tenancy.md): the mark
-is the institution's, and only the providers enabled for it that have not confirmed support become Unconfirmed,
-for it alone. Marking a meter the institution already marked changes nothing. The command id is the envelope
-id, so the inbox makes a command sent twice count once.
+"""Command consumer: operators' Confirm support commands judged (domain/confirm_support.py); marks, resets, results
+and audit rows written. The command id is the envelope id, so the inbox makes a command sent twice count once.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 from db.audit import AuditRow, write_audit
 from domain.command_proof import verify
+from domain.confirm_support import judge
 from kernel.dbconn import Db
+from messaging.inbound import Inbound
 from schemas.commands import CommandResult, CommandResultData, ConfirmSupportRequested
 from schemas.meter_events import MarkedForRebroadcast, MarkedForRebroadcastData
-from workers.inbound import Inbound
-from workers.outbox import Outbox
+from workers.unit_of_work import UnitOfWork
 
 SOURCE = "ppu/commands"
-Outcome = Literal["marked", "already_marked", "rejected"]
 
 
 async def handle_confirm_support(
-    batch: list[Inbound[ConfirmSupportRequested]], conn: Db, out: Outbox, signing_key: str | None
+    batch: list[Inbound[ConfirmSupportRequested]], work: UnitOfWork, signing_key: str | None
 ) -> None:
+    conn, out = work.conn, work
     commands = [m.event for m in batch]
     known = {
         r["meter_number"]
@@ -52,40 +45,36 @@ async def handle_confirm_support(
             [c.data.operator for c in commands],
         )
     }
-    audit: list[AuditRow] = []
-    marks: list[ConfirmSupportRequested] = []
-    for c in commands:
-        d = c.data
-        outcome: Outcome
-        reason = None
-        if signing_key is None or not verify(c, signing_key):
-            outcome, reason = "rejected", "the command carries no valid proof of who issued it"
-        elif (d.institution_id, d.operator) not in allowed:
-            outcome, reason = "rejected", f"{d.operator} of {d.institution_id} may not confirm support"
-        elif d.meter_number not in known:
-            outcome, reason = "rejected", f"unknown meter {d.meter_number}"
-        elif (d.meter_number, d.institution_id) in marked:
-            outcome = "already_marked"
-        else:
-            outcome = "marked"
-            marked.add((d.meter_number, d.institution_id))
-            marks.append(c)
+    proven = {str(c.id) for c in commands if signing_key is not None and verify(c, signing_key)}
+    judged = judge(commands, proven, allowed, known, marked)
+    for j in judged:
+        c, d = j.command, j.command.data
         out.emit(
             "command_results",
             CommandResult.new(
-                CommandResultData(command_id=c.id, meter_number=d.meter_number, outcome=outcome, reason=reason),
+                CommandResultData(command_id=c.id, meter_number=d.meter_number, outcome=j.verdict, reason=j.reason),
                 source=SOURCE,
                 correlationid=str(c.id),
                 causationid=str(c.id),
             ),
         )
-        details = {"command_id": str(c.id), "reason": reason, "sent_at": c.time.isoformat()}
-        audit.append(AuditRow(d.operator, d.institution_id, "confirm_support", d.meter_number, outcome, details))
+    audit = [
+        AuditRow(
+            j.command.data.operator,
+            j.command.data.institution_id,
+            "confirm_support",
+            j.command.data.meter_number,
+            j.verdict,
+            {"command_id": str(j.command.id), "reason": j.reason, "sent_at": j.command.time.isoformat()},
+        )
+        for j in judged
+    ]
+    marks = [j.command for j in judged if j.verdict == "marked"]
     await _mark(conn, out, marks)
     await write_audit(conn, audit)
 
 
-async def _mark(conn: Db, out: Outbox, marks: list[ConfirmSupportRequested]) -> None:
+async def _mark(conn: Db, out: UnitOfWork, marks: list[ConfirmSupportRequested]) -> None:
     """Marks the meters for the institutions; for each, every provider enabled for it that has not confirmed
     support becomes Unconfirmed for it, from now (the database's clock) on."""
     if not marks:

@@ -1,29 +1,20 @@
-"""Lookup worker: purchase attempts in; rounds opened, attempts joined to rounds, or routed/blocked at once.
-
-Per attempt (design section 3): an unknown meter opens a `first_seen` round to every enabled provider; a meter
-the attempt's institution marked for rebroadcast opens a `rebroadcast` round to that institution's enabled
-providers (another institution's mark waits for that institution's own attempt); a meter with an open round
-joins it; otherwise the attempt is decided now, among the institution's own providers, and the chosen provider
-gets a `routine` lookup. Nobody eligible: blocked.
-"""
+"""Lookup worker: purchase attempts in; the plan (domain/attempts.py) carried out: rounds opened, attempts joined
+to rounds, or routed/blocked at once."""
 
 from __future__ import annotations
 
-import uuid
-
-from domain.routing import decide
-from kernel.dbconn import Db
-from schemas.lookup import LookupReason
+from domain.attempts import Attempt, plan_attempts
+from messaging.inbound import Inbound
 from schemas.purchase import PurchaseAttempted
-from workers.inbound import Inbound
-from workers.outbox import Outbox
-from workers.rounds import RoundToOpen, decide_waiting, open_rounds
-from workers.routing_context import Decided, load_context, record_decisions
+from workers.rounds import decide_waiting, open_rounds
+from workers.routing_context import load_context, record_decisions
+from workers.unit_of_work import UnitOfWork
 
 
 async def handle_purchase_attempts(
-    batch: list[Inbound[PurchaseAttempted]], conn: Db, out: Outbox, deadline_seconds: float
+    batch: list[Inbound[PurchaseAttempted]], work: UnitOfWork, deadline_seconds: float
 ) -> None:
+    conn, out = work.conn, work
     events = [m.event for m in batch]
     meters = sorted({e.data.meter_number for e in events})
     new_meters = {
@@ -55,48 +46,16 @@ async def handle_purchase_attempts(
             meters,
         )
     }
-    enabled = sorted(pid for pid, (on, _health) in ctx.providers.items() if on)
-    to_open: dict[str, RoundToOpen] = {}
-    joiners: list[tuple[uuid.UUID, str]] = []  # (attempt, meter) waiting on a round
-    decided: list[Decided] = []
-    routine: list[RoundToOpen] = []
+    attempts = []
     for e in events:
-        a = e.data
-        if a.attempt_id not in fresh:
-            continue  # the same attempt again under a new event id: it has (or will get) its one decision
-        fresh.discard(a.attempt_id)
-        meter = ctx.meters[a.meter_number]
-        reason: LookupReason | None = None
-        asked = enabled
-        if a.meter_number in new_meters:
-            reason = "first_seen"
-        elif a.institution_id in meter.marked_by:
-            reason, asked = "rebroadcast", ctx.enabled_for(a.institution_id)
-        if a.meter_number in open_round or a.meter_number in to_open:
-            joiners.append((a.attempt_id, a.meter_number))
-        elif reason is not None and asked:
-            to_open[a.meter_number] = RoundToOpen(
-                a.meter_number, reason, asked, a.institution_id, str(a.attempt_id), str(e.id)
-            )
-            joiners.append((a.attempt_id, a.meter_number))
-        else:
-            inst = a.institution_id
-            d = decide(a.attempt_id, ctx.candidates(meter, inst), ctx.prefs(meter, inst), meter.preferred.get(inst))
-            decided.append(Decided(a.attempt_id, a.meter_number, d, str(e.id)))
-            if d.provider_id is not None:
-                routine.append(
-                    RoundToOpen(
-                        a.meter_number,
-                        "routine",
-                        [d.provider_id],
-                        a.institution_id,
-                        str(a.attempt_id),
-                        str(e.id),
-                    )
-                )
-    for r in await open_rounds(conn, out, [*to_open.values(), *routine], deadline_seconds):
+        if e.data.attempt_id in fresh:  # the same attempt again under a new event id has (or will get) its one decision
+            fresh.discard(e.data.attempt_id)
+            attempts.append(Attempt(e.data.attempt_id, e.data.meter_number, e.data.institution_id, str(e.id)))
+    plan = plan_attempts(attempts, ctx, new_meters, set(open_round))
+    to_open, joiners = plan.rounds, plan.joiners
+    for r, round_id in await open_rounds(conn, out, [*to_open.values(), *plan.routine], deadline_seconds):
         if r.reason != "routine":
-            open_round[r.meter_number] = r.round_id
+            open_round[r.meter_number] = round_id
     if joiners:
         await conn.execute(
             """UPDATE purchase_attempts p SET round_id = u.r FROM unnest($1::uuid[], $2::uuid[]) AS u(a, r)
@@ -104,7 +63,7 @@ async def handle_purchase_attempts(
             [a for a, _ in joiners],
             [open_round[m] for _, m in joiners],
         )
-    await record_decisions(conn, out, decided)
+    await record_decisions(conn, out, plan.decided)
     # Joining a round that already has answers may be decidable right away.
     joined_existing = sorted({open_round[m] for _, m in joiners if m not in to_open}, key=str)
     if joined_existing:

@@ -15,9 +15,9 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from kernel.dbconn import Db
-from workers import metrics
+from messaging import metrics
+from messaging.retrying import TRANSIENT
 from workers.failpoints import NONE, Failpoints
-from workers.retrying import TRANSIENT
 
 LOCK_KEY = 7_413_002  # arbitrary, fixed: the advisory lock that makes one relay active
 log = structlog.get_logger()

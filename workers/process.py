@@ -12,11 +12,11 @@ import structlog
 
 from kernel.connections import create_pool, endpoints, started_producer
 from kernel.settings import Settings
-from workers import metrics
+from messaging import metrics
+from messaging.retrying import patiently
 from workers.failpoints import Failpoints
 from workers.outbox_relay import run_relay
 from workers.registry import CONSUMERS, consumer_flow
-from workers.retrying import patiently
 from workers.runtime import ConsumerRuntime
 from workers.sweeper import run_sweeper
 

@@ -1,45 +1,92 @@
-"""Who handles which topic: the one registry. Consumer groups here match `consumers` in topics.yaml."""
+"""The one declaration of workers: who handles which topic, in which group, under which process name.
+
+Read by `ppu worker` (its choices), the process runner, `make run` (`ppu run` starts every worker here), the
+compose file's test (a service per worker), the fault scenarios (the groups they watch) and the topics.yaml
+check (each consumed topic names the group declared here).
+"""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from kernel.settings import Settings
+from messaging.inbound import Inbound
 from schemas.commands import ConfirmSupportRequested
+from schemas.envelope import Envelope
 from schemas.lookup import LookupResponded
 from schemas.purchase import PurchaseAttempted
 from workers.confirm_support import handle_confirm_support
-from workers.inbound import ConsumerFlow
 from workers.lookup import handle_purchase_attempts
 from workers.responses import handle_lookup_responses
+from workers.unit_of_work import UnitOfWork
 
-CONSUMERS = ("lookup", "responses", "commands")
-LOOPS = ("sweeper", "outbox-relay")
-ALL = (*CONSUMERS, *LOOPS)
+Handler = Callable[[list[Inbound[Any]], UnitOfWork], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Worker:
+    name: str  # `ppu worker NAME`
+    service: str  # its service in docker-compose.yml
+    kind: Literal["consumer", "loop"]
+    group: str | None = None  # consumer group, after the topic prefix (topics.yaml `consumers`)
+    topic_key: str | None = None  # the consumed topic's key in topics.yaml
+    model: type[Envelope[Any]] | None = None
+    handler: Callable[[Settings], Handler] | None = None  # the handler, bound to its settings
+
+
+WORKERS = (
+    Worker(
+        "lookup",
+        "lookup-worker",
+        "consumer",
+        "ppu-lookup-worker",
+        "purchase_attempts",
+        PurchaseAttempted,
+        lambda s: functools.partial(handle_purchase_attempts, deadline_seconds=s.round_deadline_seconds),
+    ),
+    Worker(
+        "responses",
+        "response-consumer",
+        "consumer",
+        "ppu-response-consumer",
+        "lookup_responses",
+        LookupResponded,
+        lambda s: functools.partial(handle_lookup_responses, max_skew_seconds=s.max_clock_skew_seconds),
+    ),
+    Worker(
+        "commands",
+        "command-consumer",
+        "consumer",
+        "ppu-command-consumer",
+        "operator_commands",
+        ConfirmSupportRequested,
+        lambda s: functools.partial(
+            handle_confirm_support, signing_key=k.get_secret_value() if (k := s.command_signing_key) else None
+        ),
+    ),
+    Worker("sweeper", "deadline-sweeper", "loop"),
+    Worker("outbox-relay", "outbox-relay", "loop"),
+)
+BY_NAME = {w.name: w for w in WORKERS}
+ALL = tuple(BY_NAME)
+CONSUMERS = tuple(w.name for w in WORKERS if w.kind == "consumer")
+
+
+@dataclass(frozen=True)
+class ConsumerFlow:
+    """A consumer worker as the runtime runs it: its group (with the prefix), topic, model and bound handler."""
+
+    worker: str
+    group_id: str
+    topic_key: str
+    model: type[Envelope[Any]]
+    handler: Handler
 
 
 def consumer_flow(name: str, settings: Settings) -> ConsumerFlow:
-    p = settings.topic_prefix
-    if name == "lookup":
-        handler = functools.partial(handle_purchase_attempts, deadline_seconds=settings.round_deadline_seconds)
-        return ConsumerFlow("lookup", p + "ppu-lookup-worker", "purchase_attempts", PurchaseAttempted, handler)
-    if name == "responses":
-        return ConsumerFlow(
-            "responses",
-            p + "ppu-response-consumer",
-            "lookup_responses",
-            LookupResponded,
-            functools.partial(handle_lookup_responses, max_skew_seconds=settings.max_clock_skew_seconds),
-        )
-    if name == "commands":
-        return ConsumerFlow(
-            "commands",
-            p + "ppu-command-consumer",
-            "operator_commands",
-            ConfirmSupportRequested,
-            functools.partial(
-                handle_confirm_support,
-                signing_key=key.get_secret_value() if (key := settings.command_signing_key) else None,
-            ),
-        )
-    raise KeyError(name)
+    w = BY_NAME[name]
+    assert w.group and w.topic_key and w.model and w.handler, f"{name} is not a consumer"
+    return ConsumerFlow(name, settings.topic_prefix + w.group, w.topic_key, w.model, w.handler(settings))

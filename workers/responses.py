@@ -1,33 +1,32 @@
-"""Response consumer: provider lookup responses in; support recorded, flags cleared, meters unblocked/assigned.
-
-A response must match a lookup we sent to that provider for that meter, or it is dead-lettered. A response
-never overwrites a newer one for the same (meter, provider). What it says is shared knowledge; an institution
-that reset the provider to Unconfirmed (Confirm support) keeps seeing Unconfirmed until the provider answers a
-lookup sent after that reset.
+"""Response consumer: provider answers in; the rules of domain/answers.py applied: support recorded, resets and
+rebroadcast marks cleared, meters unblocked and assigned, waiting attempts decided.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
 
+from domain import answers as rules
+from domain.answers import Change, Recorded, SentLookup
 from kernel.dbconn import Db
+from messaging.inbound import Inbound
 from schemas.lookup import LookupResponded
 from schemas.meter_events import MeterUnblocked, MeterUnblockedData, SupportChanged, SupportChangedData
-from workers.inbound import Inbound
-from workers.outbox import Outbox
 from workers.rounds import decide_waiting
+from workers.unit_of_work import UnitOfWork
 
 SOURCE = "ppu/responses"
 log = structlog.get_logger()
+Matched = tuple[Inbound[LookupResponded], SentLookup]
 
 
 async def handle_lookup_responses(
-    batch: list[Inbound[LookupResponded]], conn: Db, out: Outbox, max_skew_seconds: float = 30.0
+    batch: list[Inbound[LookupResponded]], work: UnitOfWork, max_skew_seconds: float = 30.0
 ) -> None:
+    conn, out = work.conn, work
     now: datetime = await conn.fetchval("SELECT now()")
     batch = [_bounded(m, now, max_skew_seconds) for m in batch]
     meters = sorted({m.event.data.meter_number for m in batch})
@@ -39,8 +38,8 @@ async def handle_lookup_responses(
             meters,
         )
     }
-    lookups = {
-        r["lookup_id"]: r
+    sent = {
+        r["lookup_id"]: SentLookup(**r)
         for r in await conn.fetch(
             """SELECT l.lookup_id, l.provider_id, l.meter_number, l.sent_at, l.round_id, r.reason, r.opened_at,
                   r.institution_id
@@ -48,20 +47,15 @@ async def handle_lookup_responses(
             [m.event.data.lookup_id for m in batch],
         )
     }
-    valid: list[tuple[Inbound[LookupResponded], Any]] = []
+    valid: list[Matched] = []
     for i, m in enumerate(batch):
-        d = m.event.data
-        row = lookups.get(d.lookup_id)
-        if row is None:
-            out.reject(i, f"unknown lookup id {d.lookup_id}")
-        elif (row["provider_id"], row["meter_number"]) != (d.provider_id, d.meter_number):
-            out.reject(
-                i,
-                f"lookup {d.lookup_id} was sent to {row['provider_id']} for meter {row['meter_number']}, "
-                f"not to {d.provider_id} for {d.meter_number}",
-            )
+        lookup = sent.get(m.event.data.lookup_id)
+        why = rules.mismatch(m.event.data, lookup)
+        if why is not None:
+            out.reject(i, why)
         else:
-            valid.append((m, row))
+            assert lookup is not None
+            valid.append((m, lookup))
     if not valid:
         return
     await conn.execute(
@@ -72,50 +66,39 @@ async def handle_lookup_responses(
         [m.event.data.responded_at for m, _ in valid],
         [m.event.data.status for m, _ in valid],
     )
-    # A DOWN provider that answers is back (see providers/health.py); routing may choose it again.
+    # A DOWN provider that answers is back (domain/health.py); routing may choose it again.
     await conn.execute(
         """UPDATE providers SET health = 'DEGRADED', health_changed_at = now()
            WHERE provider_id = ANY($1::text[]) AND health = 'DOWN'""",
         sorted({m.event.data.provider_id for m, _ in valid}),
     )
-    changed = await _record_support(conn, out, valid)
+    changes = await _record_support(conn, out, valid)
     await _clear_resets(conn, valid)
     await _clear_rebroadcast_marks(conn, valid)
-    await _unblock(conn, out, locked, changed)
-    await _assign_utilities(conn, locked, valid)
-    rounds = sorted({row["round_id"] for _, row in valid}, key=str)
+    await _unblock(conn, out, rules.to_unblock(changes, {m for m, r in locked.items() if r["blocked"]}))
+    unassigned = {m for m, r in locked.items() if r["utility_id"] is None}
+    await _assign_utilities(conn, rules.utilities_named([m.event.data for m, _ in valid], unassigned))
+    rounds = sorted({lookup.round_id for _, lookup in valid}, key=str)
     await decide_waiting(conn, out, rounds, expired=False, causation_id=str(valid[-1][0].event.id))
 
 
 def _bounded(m: Inbound[LookupResponded], now: datetime, max_skew_seconds: float) -> Inbound[LookupResponded]:
-    """A provider's `responded_at` is information from its clock: dated further ahead than the allowed skew, it
-    is clamped to the time we received it (the database's). It never orders answers (see _record_support)."""
     d = m.event.data
-    if d.responded_at <= now + timedelta(seconds=max_skew_seconds):
+    at = rules.clamped(d.responded_at, now, max_skew_seconds)
+    if at == d.responded_at:
         return m
     log.warning("answer dated in the future; clamped", provider=d.provider_id, responded_at=d.responded_at.isoformat())
-    event = m.event.model_copy(update={"data": d.model_copy(update={"responded_at": now})})
+    event = m.event.model_copy(update={"data": d.model_copy(update={"responded_at": at})})
     return Inbound(event, m.topic, m.partition, m.offset)
 
 
-async def _record_support(
-    conn: Db, out: Outbox, valid: list[tuple[Inbound[LookupResponded], Any]]
-) -> dict[tuple[str, str], str]:
-    """Applies the newest answer per (meter, provider) unless a newer one is recorded; returns new statuses.
-
-    Newest means: to the lookup sent last (the database's clock), then, among answers to the same lookup, the
-    one received last. The provider's clock orders nothing: a late answer to an older round never overwrites the
-    answer to a re-check, and an answer dated in the future cannot freeze a status.
-    """
-    newest: dict[tuple[str, str], tuple[Inbound[LookupResponded], Any]] = {}
-    for m, row in valid:  # in the order received: a later one for the same lookup replaces an earlier one
-        key = (m.event.data.meter_number, m.event.data.provider_id)
-        if key not in newest or newest[key][1]["sent_at"] <= row["sent_at"]:
-            newest[key] = (m, row)
+async def _record_support(conn: Db, out: UnitOfWork, valid: list[Matched]) -> list[Change]:
+    """Applies the newest answer per (meter, provider) unless it is stale; returns the changes."""
+    newest = rules.newest([(m, m.event.data, lookup) for m, lookup in valid])
     current = {
-        (r["meter_number"], r["provider_id"]): r
+        (r["meter_number"], r["provider_id"]): Recorded(r["status"], r["answered_sent_at"])
         for r in await conn.fetch(
-            """SELECT meter_number, provider_id, status, last_response_at, answered_sent_at FROM meter_support
+            """SELECT meter_number, provider_id, status, answered_sent_at FROM meter_support
            WHERE (meter_number, provider_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
            ORDER BY meter_number, provider_id FOR UPDATE""",
             [k[0] for k in newest],
@@ -123,30 +106,31 @@ async def _record_support(
         )
     }
     apply: list[tuple[str, str, str, datetime, dict[str, Any] | None, datetime]] = []
-    changed: dict[tuple[str, str], str] = {}
-    for key, (m, row) in newest.items():
-        d, cur = m.event.data, current.get(key)
-        if cur is not None and cur["answered_sent_at"] is not None and cur["answered_sent_at"] > row["sent_at"]:
-            continue  # stale: the answer to a later lookup is recorded
-        apply.append((key[0], key[1], d.status, d.responded_at, _details(m.event), row["sent_at"]))
-        previous = cur["status"] if cur is not None else "unconfirmed"
-        if previous != d.status:
-            changed[key] = d.status
-            out.emit(
-                "meter_events",
-                SupportChanged.new(
-                    SupportChangedData(
-                        meter_number=key[0],
-                        provider_id=key[1],
-                        previous_status=previous,
-                        status=d.status,
-                        last_response_at=d.responded_at,
-                    ),
-                    source=SOURCE,
-                    correlationid=m.event.correlationid,
-                    causationid=str(m.event.id),
+    changes: list[Change] = []
+    for key, (m, lookup) in newest.items():
+        d = m.event.data
+        if rules.is_stale(lookup, current.get(key)):
+            continue
+        apply.append((key[0], key[1], d.status, d.responded_at, _details(m.event), lookup.sent_at))
+        c = rules.change(key, d.status, current.get(key))
+        if c is None:
+            continue
+        changes.append(c)
+        out.emit(
+            "meter_events",
+            SupportChanged.new(
+                SupportChangedData(
+                    meter_number=c.meter_number,
+                    provider_id=c.provider_id,
+                    previous_status=c.previous,
+                    status=c.status,
+                    last_response_at=d.responded_at,
                 ),
-            )
+                source=SOURCE,
+                correlationid=m.event.correlationid,
+                causationid=str(m.event.id),
+            ),
+        )
     await conn.execute(
         """INSERT INTO meter_support (meter_number, provider_id, status, last_response_at, details, answered_sent_at)
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::jsonb[], $6::timestamptz[])
@@ -155,7 +139,7 @@ async def _record_support(
                answered_sent_at = excluded.answered_sent_at""",
         *[[a[i] for a in apply] for i in range(6)],
     )
-    return changed
+    return changes
 
 
 def _details(event: LookupResponded) -> dict[str, Any] | None:
@@ -174,41 +158,35 @@ def _details(event: LookupResponded) -> dict[str, Any] | None:
     return found or None
 
 
-async def _clear_resets(conn: Db, valid: list[tuple[Inbound[LookupResponded], Any]]) -> None:
+async def _clear_resets(conn: Db, valid: list[Matched]) -> None:
     """An answer to a lookup sent after an institution's reset ends that reset: the institution sees it."""
     await conn.execute(
         """DELETE FROM support_resets s USING unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(m, p, sent)
            WHERE s.meter_number = u.m AND s.provider_id = u.p AND u.sent >= s.since""",
-        [row["meter_number"] for _, row in valid],
-        [row["provider_id"] for _, row in valid],
-        [row["sent_at"] for _, row in valid],
+        [lookup.meter_number for _, lookup in valid],
+        [lookup.provider_id for _, lookup in valid],
+        [lookup.sent_at for _, lookup in valid],
     )
 
 
-async def _clear_rebroadcast_marks(conn: Db, valid: list[tuple[Inbound[LookupResponded], Any]]) -> None:
+async def _clear_rebroadcast_marks(conn: Db, valid: list[Matched]) -> None:
     """The first answer to a rebroadcast round that an institution's attempt opened after the institution marked
     the meter clears that institution's mark."""
-    rounds = [row for _, row in valid if row["reason"] == "rebroadcast" and row["institution_id"] is not None]
+    rounds = [lookup for _, lookup in valid if lookup.reason == "rebroadcast" and lookup.institution_id is not None]
     await conn.execute(
         """DELETE FROM rebroadcast_marks k USING unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(m, i, opened)
            WHERE k.meter_number = u.m AND k.institution_id = u.i AND u.opened >= k.marked_at""",
-        [r["meter_number"] for r in rounds],
-        [r["institution_id"] for r in rounds],
-        [r["opened_at"] for r in rounds],
+        [r.meter_number for r in rounds],
+        [r.institution_id for r in rounds],
+        [r.opened_at for r in rounds],
     )
 
 
-async def _unblock(conn: Db, out: Outbox, locked: dict[str, Any], changed: dict[tuple[str, str], str]) -> None:
-    supporter = {meter: pid for (meter, pid), status in sorted(changed.items()) if status == "supported"}
-    unblocked = [
-        r["meter_number"]
-        for r in await conn.fetch(
-            """UPDATE meters SET blocked = false, updated_at = now()
-           WHERE meter_number = ANY($1::text[]) AND blocked RETURNING meter_number""",
-            sorted(supporter),
-        )
-    ]
-    for meter in sorted(unblocked):
+async def _unblock(conn: Db, out: UnitOfWork, supporter: dict[str, str]) -> None:
+    await conn.execute(
+        "UPDATE meters SET blocked = false, updated_at = now() WHERE meter_number = ANY($1::text[])", sorted(supporter)
+    )
+    for meter in sorted(supporter):
         out.emit(
             "meter_events",
             MeterUnblocked.new(
@@ -219,26 +197,14 @@ async def _unblock(conn: Db, out: Outbox, locked: dict[str, Any], changed: dict[
         )
 
 
-def _utility_id(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "utility"
-
-
-async def _assign_utilities(
-    conn: Db, locked: dict[str, Any], valid: list[tuple[Inbound[LookupResponded], Any]]
-) -> None:
-    """A provider that names the utility of an Unassigned meter assigns the meter to it."""
-    named = {
-        m.event.data.meter_number: m.event.data.utility.name
-        for m, _ in valid
-        if m.event.data.utility is not None and locked[m.event.data.meter_number]["utility_id"] is None
-    }
+async def _assign_utilities(conn: Db, named: dict[str, str]) -> None:
     if not named:
         return
     names = sorted(set(named.values()))
     await conn.execute(
         """INSERT INTO utilities (utility_id, name) SELECT * FROM unnest($1::text[], $2::text[])
                           ON CONFLICT DO NOTHING""",
-        [_utility_id(n) for n in names],
+        [rules.utility_id(n) for n in names],
         names,
     )
     await conn.execute(

@@ -3,48 +3,28 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
-from domain.routing import decide, settled
+from domain.attempts import LookupPlan
+from domain.rounds import WaitingAttempt, settle
 from kernel.dbconn import Db
-from schemas.lookup import LookupReason, LookupRequested, LookupRequestedData, RoundExpired, RoundExpiredData
-from workers.outbox import Outbox
-from workers.routing_context import Decided, load_context, record_decisions
+from schemas.lookup import LookupRequested, LookupRequestedData, RoundExpired, RoundExpiredData
+from workers.routing_context import load_context, record_decisions
+from workers.unit_of_work import UnitOfWork
 
 SOURCE = "ppu/lookup"
 
 
-@dataclass(frozen=True)
-class RoundToOpen:
-    meter_number: str
-    reason: LookupReason
-    providers: list[str]
-    institution_id: str
-    correlation_id: str
-    causation_id: str | None
-    round_id: uuid.UUID | None = None  # set once opened
-
-
-async def open_rounds(conn: Db, out: Outbox, rounds: list[RoundToOpen], deadline_seconds: float) -> list[RoundToOpen]:
-    """Inserts rounds and their lookups and queues one request per provider; returns them with their ids.
+async def open_rounds(
+    conn: Db, out: UnitOfWork, plans: list[LookupPlan], deadline_seconds: float
+) -> list[tuple[LookupPlan, uuid.UUID]]:
+    """Inserts rounds and their lookups and queues one request per provider; returns the plans with round ids.
 
     A routine round is closed at birth: it asks the chosen provider, but no attempt waits on it.
     """
-    if not rounds:
+    if not plans:
         return []
-    opened = [
-        RoundToOpen(
-            r.meter_number,
-            r.reason,
-            r.providers,
-            r.institution_id,
-            r.correlation_id,
-            r.causation_id,
-            uuid.uuid4(),
-        )
-        for r in rounds
-    ]
+    opened = [(r, uuid.uuid4()) for r in plans]
     # The database's clock for every time we record; the rounds' insert returns it, saving a round trip.
     first = await conn.fetchrow(
         """WITH opened AS (
@@ -55,27 +35,27 @@ async def open_rounds(conn: Db, out: Outbox, rounds: list[RoundToOpen], deadline
                FROM unnest($1::uuid[], $2::text[], $3::text[], $5::text[], $6::text[]) AS u(r, m, why, p, i)
                RETURNING opened_at, deadline)
            SELECT opened_at, deadline FROM opened LIMIT 1""",
-        [r.round_id for r in opened],
-        [r.meter_number for r in opened],
-        [r.reason for r in opened],
+        [rid for _, rid in opened],
+        [r.meter_number for r, _ in opened],
+        [r.reason for r, _ in opened],
         deadline_seconds,
-        [",".join(r.providers) for r in opened],
-        [r.institution_id for r in opened],
+        [",".join(r.providers) for r, _ in opened],
+        [r.institution_id for r, _ in opened],
     )
     assert first is not None  # rounds is not empty
     now: datetime = first["opened_at"]
     deadline: datetime = first["deadline"]
-    lookups = [(uuid.uuid4(), r, pid) for r in opened for pid in r.providers]
+    lookups = [(uuid.uuid4(), r, rid, pid) for r, rid in opened for pid in r.providers]
     await conn.execute(
         """INSERT INTO lookups (lookup_id, round_id, meter_number, provider_id, sent_at)
            SELECT l, r, m, p, $5 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(l, r, m, p)""",
-        [lk for lk, _, _ in lookups],
-        [r.round_id for _, r, _ in lookups],
-        [r.meter_number for _, r, _ in lookups],
-        [p for _, _, p in lookups],
+        [lk for lk, _, _, _ in lookups],
+        [rid for _, _, rid, _ in lookups],
+        [r.meter_number for _, r, _, _ in lookups],
+        [p for _, _, _, p in lookups],
         now,
     )
-    broadcast = [(r.meter_number, pid) for _, r, pid in lookups if r.reason != "routine"]
+    broadcast = [(r.meter_number, pid) for _, r, _, pid in lookups if r.reason != "routine"]
     # "Awaiting confirmation" compares the last response with the last broadcast, so routine lookups don't count.
     await conn.execute(
         """INSERT INTO meter_support (meter_number, provider_id, last_lookup_sent_at)
@@ -85,13 +65,13 @@ async def open_rounds(conn: Db, out: Outbox, rounds: list[RoundToOpen], deadline
         [p for _, p in broadcast],
         now,
     )
-    for lookup_id, r, pid in lookups:
+    for lookup_id, r, round_id, pid in lookups:
         out.emit(
             "lookup_requests",
             LookupRequested.new(
                 LookupRequestedData(
                     lookup_id=lookup_id,
-                    round_id=r.round_id,
+                    round_id=round_id,
                     meter_number=r.meter_number,
                     provider_id=pid,
                     reason=r.reason,
@@ -109,7 +89,7 @@ async def open_rounds(conn: Db, out: Outbox, rounds: list[RoundToOpen], deadline
 
 async def decide_waiting(
     conn: Db,
-    out: Outbox,
+    out: UnitOfWork,
     round_ids: list[uuid.UUID],
     expired: bool,
     causation_id: str | None = None,
@@ -135,16 +115,10 @@ async def decide_waiting(
         conn, sorted({r["meter_number"] for r in rounds}), sorted({w["institution_id"] for w in waiting})
     )
     unanswered = {r["round_id"]: set(r["unanswered"]) for r in rounds}
-    decided = []
-    for w in waiting:
-        meter = ctx.meters[w["meter_number"]]
-        inst = w["institution_id"]
-        args = (w["attempt_id"], ctx.candidates(meter, inst), ctx.prefs(meter, inst), meter.preferred.get(inst))
-        decision = decide(*args) if expired else settled(*args, unanswered=unanswered[w["round_id"]])
-        if decision is not None:
-            decided.append(Decided(w["attempt_id"], w["meter_number"], decision, causation_id))
+    waits = [WaitingAttempt(w["attempt_id"], w["meter_number"], w["institution_id"], w["round_id"]) for w in waiting]
+    decided, closing_ids = settle(unanswered, waits, ctx, expired, causation_id)
+    closing = [r for r in rounds if r["round_id"] in set(closing_ids)]
     await record_decisions(conn, out, decided)
-    closing = [r for r in rounds if expired or not unanswered[r["round_id"]]]
     await conn.execute(
         "UPDATE lookup_rounds SET closed_at = now() WHERE round_id = ANY($1::uuid[])",
         [r["round_id"] for r in closing],

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import uuid
-from dataclasses import dataclass, field
 
-from domain.routing import Candidate, Decision, Preference
+from domain.attempts import Decided
+from domain.meters import Meter, RoutingContext
+from domain.routing import Decision, Preference
 from kernel.dbconn import Db
 from schemas.meter_events import MeterBlocked, MeterBlockedData
 from schemas.purchase import (
@@ -16,52 +16,9 @@ from schemas.purchase import (
     PurchaseRoutedData,
     SkippedProvider,
 )
-from workers.outbox import Outbox
+from workers.unit_of_work import UnitOfWork
 
 SOURCE = "ppu/lookup"
-
-
-@dataclass
-class Meter:
-    """A meter as routing sees it: the shared facts (utility, each provider's last answer), and per institution
-    what that institution decided (its rebroadcast mark, its resets to Unconfirmed, its meter preference)."""
-
-    meter_number: str
-    utility_id: str | None
-    blocked: bool
-    support: dict[str, str] = field(default_factory=dict)  # provider → its last answer (shared)
-    marked_by: set[str] = field(default_factory=set)  # institutions that asked for a re-check
-    resets: dict[str, set[str]] = field(default_factory=dict)  # institution → providers it reset to Unconfirmed
-    preferred: dict[str, str] = field(default_factory=dict)  # institution → meter-level preferred provider
-
-    def status_for(self, institution_id: str, provider_id: str) -> str:
-        if provider_id in self.resets.get(institution_id, set()):
-            return "unconfirmed"
-        return self.support.get(provider_id, "unconfirmed")
-
-
-@dataclass
-class RoutingContext:
-    meters: dict[str, Meter]
-    providers: dict[str, tuple[bool, str]]  # provider id → (enabled, health)
-    institution_providers: dict[str, set[str]]
-    preferences: dict[tuple[str, str], list[Preference]]  # (institution, utility) → preferences
-
-    def candidates(self, meter: Meter, institution_id: str) -> list[Candidate]:
-        """Only the institution's own providers: a decision never names another institution's."""
-        allowed = self.institution_providers.get(institution_id, set())
-        return [
-            Candidate(pid, enabled, True, health, meter.status_for(institution_id, pid))
-            for pid, (enabled, health) in sorted(self.providers.items())
-            if pid in allowed
-        ]
-
-    def prefs(self, meter: Meter, institution_id: str) -> list[Preference]:
-        return self.preferences.get((institution_id, meter.utility_id or ""), [])
-
-    def enabled_for(self, institution_id: str) -> list[str]:
-        allowed = self.institution_providers.get(institution_id, set())
-        return sorted(pid for pid, (on, _) in self.providers.items() if on and pid in allowed)
 
 
 async def load_context(
@@ -122,15 +79,7 @@ async def load_context(
     return RoutingContext(meters, providers, inst, prefs)
 
 
-@dataclass(frozen=True)
-class Decided:
-    attempt_id: uuid.UUID
-    meter_number: str
-    decision: Decision
-    causation_id: str | None
-
-
-async def record_decisions(conn: Db, out: Outbox, decided: list[Decided]) -> None:
+async def record_decisions(conn: Db, out: UnitOfWork, decided: list[Decided]) -> None:
     """Stores each decision once (attempt id is the key), publishes it, and blocks meters nobody can serve."""
     if not decided:
         return

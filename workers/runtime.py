@@ -1,10 +1,9 @@
-"""The worker runtime every consumer uses: Kafka in, one PostgreSQL transaction per batch, outbox out.
+"""The consume loop every consumer flow uses, and its rebalance logic.
 
-Per batch (one `getmany`): decode and validate each record; dead-letter what fails (and wait for the ack);
-then in ONE transaction: fence the partitions (only the member that last claimed a partition may store its
-offset), drop records at or below the stored offset and message ids already in the inbox, run the handler,
-dead-letter what it rejects, write the outbox, store the next offsets. Kafka's own commit follows, as a hint.
-A batch that fails is retried message by message, so one poison message cannot stall its partition.
+Per batch (one `getmany`): decode and validate each record, then apply the batch as one unit of work
+(workers/unit_of_work.py). Kafka's own commit follows, as a hint. A batch that fails is retried message by
+message, so one poison message cannot stall its partition; a partition whose record can be neither applied nor
+dead-lettered is set aside and the others flow on. Partitions are claimed in the database on assignment.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import asyncio
 import functools
 import time
 import uuid
-from typing import Any
 
 import asyncpg
 import structlog
@@ -21,16 +19,16 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from kernel.dbconn import Db
 from kernel.settings import Settings
 from kernel.topics import topic
-from workers import metrics
-from workers.dead_letters import DeadLetterer, DeadLetterFailed, Failure
+from messaging import metrics
+from messaging.dead_letters import DeadLetterer, DeadLetterFailed, Failure
+from messaging.inbound import Item, decode
+from messaging.retrying import MESSAGE_FAULTS, BatchTooSlow, patiently, retry_until_stopped
 from workers.failpoints import Failpoints
 from workers.group_progress import NEVER, GroupProgress
-from workers.inbound import ConsumerFlow, Decoded, Inbound, Item, decode
-from workers.outbox import Outbox
-from workers.retrying import MESSAGE_FAULTS, BatchTooSlow, patiently, retry_until_stopped
+from workers.registry import ConsumerFlow
+from workers.unit_of_work import BatchTransactions
 
 log = structlog.get_logger()
 SET_ASIDE_SECONDS = 5.0  # how long a partition that cannot dead-letter waits before it is tried again
@@ -74,8 +72,16 @@ class ConsumerRuntime:
         self.dead_letters = DeadLetterer(bootstrap, flow.group_id)
         self.failpoints = Failpoints(settings.failpoints)
         self.applied = 0  # messages handed to the handler and committed (for tests and metrics)
-        self.dead_lettered: set[tuple[str, int, int]] = set()  # acknowledged, in a batch not yet committed
-        self.starts: dict[TopicPartition, int] = {}  # where a partition never stored begins (at our claim)
+        self.transactions = BatchTransactions(
+            pool,
+            self.progress,
+            flow.handler,
+            settings.topic_prefix,
+            self._dead_letter,
+            self._log_starts,
+            settings.max_poll_interval_ms / 3000,
+            self.failpoints,
+        )
         self.set_aside: dict[TopicPartition, float] = {}  # paused partitions → when to try them again
 
     async def claim(self, partitions: list[TopicPartition]) -> None:
@@ -245,8 +251,20 @@ class ConsumerRuntime:
         if never_stored:  # to the log's start, as a concrete offset: `_apply` checks the first record against it
             starts = await self.consumer.beginning_offsets(never_stored)
             for tp, start in starts.items():
-                self.starts[tp] = start
+                self.transactions.starts[tp] = start
                 self.consumer.seek(tp, start)
+
+    async def _log_starts(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        assert self.consumer is not None
+        starts: dict[TopicPartition, int] = await self.consumer.beginning_offsets(partitions)
+        return starts
+
+    async def _apply(self, items: dict[TopicPartition, list[Item]]) -> dict[TopicPartition, int]:
+        nexts, applied, rejected = await self.transactions.apply(items)
+        self.applied += applied + rejected
+        for outcome, n in (("applied", applied), ("rejected", rejected)):
+            metrics.MESSAGES.labels(self.flow.worker, self.topic_name, outcome).inc(n)
+        return nexts
 
     async def _dead_letter(self, rec: ConsumerRecord[bytes, bytes], failure: Failure) -> None:
         """The one place a dead-letter write is made; a write that fails sets the record's partition aside."""
@@ -254,12 +272,6 @@ class ConsumerRuntime:
             await self.dead_letters.send(self.dlq_name, rec, failure)
         except DeadLetterFailed as e:
             raise PartitionStuck(TopicPartition(rec.topic, rec.partition), str(e)) from e
-
-    async def _dead_letter_once(self, rec: ConsumerRecord[bytes, bytes], failure: Failure) -> None:
-        """Within a batch's transaction; a retried transaction does not write the same record again."""
-        if (rec.topic, rec.partition, rec.offset) not in self.dead_lettered:
-            await self._dead_letter(rec, failure)
-            self.dead_lettered.add((rec.topic, rec.partition, rec.offset))
 
     async def _apply_one(self, tp: TopicPartition, item: Item, stop: asyncio.Event) -> dict[TopicPartition, int]:
         try:
@@ -269,107 +281,3 @@ class ConsumerRuntime:
             rec = item[0]
             await self._dead_letter(rec, Failure("apply", type(e).__name__, str(e) or repr(e)))
             return await retry_until_stopped(stop, lambda: self._apply({tp: [(rec, None)]}))
-
-    async def _apply(self, items: dict[TopicPartition, list[Item]]) -> dict[TopicPartition, int]:
-        """One transaction; returns the next offset stored per partition (fenced partitions are absent)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            owned = await self._fence(conn, list(items))
-            await self._refuse_gaps(items, owned)
-            fresh: list[Decoded] = []
-            failed: list[tuple[ConsumerRecord[bytes, bytes], Failure]] = []
-            for tp, tp_items in items.items():
-                for rec, ev in tp_items if tp in owned else []:
-                    if rec.offset < owned[tp] or ev is None:
-                        continue  # applied before, or dead-lettered already
-                    if isinstance(ev, Failure):
-                        failed.append((rec, ev))
-                    else:
-                        fresh.append((tp, (rec, ev)))
-            # Inside the transaction, after the fence: a record of a partition we lost, or one we will read again
-            # after a re-seek, is not dead-lettered twice. The writes go out now and are awaited just before the
-            # offsets are stored (their round trip overlaps the handler's work): the offset moves on only if every
-            # write was acknowledged, else the transaction rolls back and the retry skips the acknowledged ones.
-            # Marked in the inbox too (an id made from the record's place in the log): a record delivered again
-            # after this transaction committed is never dead-lettered twice, whichever member reads it.
-            marks = {_letter_id(rec): (rec, failure) for rec, failure in failed}
-            unmarked = await self.progress.first_seen(conn, list(marks))
-            letters = [self._letter(rec, failure) for mark, (rec, failure) in marks.items() if mark in unmarked]
-            try:
-                fresh = await self._not_seen(conn, fresh)
-                batch = [Inbound(ev, rec.topic, rec.partition, rec.offset) for _, (rec, ev) in fresh]
-                out = Outbox(self.settings.topic_prefix)
-                await self._handle(batch, conn, out)
-                for rejection in out.rejected:  # batch[i] was made from fresh[i]
-                    rejected = fresh[rejection.index][1][0]
-                    letters.append(self._letter(rejected, Failure("apply", "Rejected", rejection.reason)))
-                await out.flush(conn)
-                await _acknowledged(letters)
-            finally:
-                if letters:  # none left in flight past this transaction (a retry would write it twice)
-                    await asyncio.wait(letters)
-            nexts = {tp: tp_items[-1][0].offset + 1 for tp, tp_items in items.items() if tp in owned}
-            await self.progress.store(conn, nexts)
-            self.failpoints.hit("mid_transaction")
-        self.applied += len(batch)
-        self.dead_lettered = {k for k in self.dead_lettered if TopicPartition(k[0], k[1]) not in nexts}
-        for outcome, n in (("applied", len(batch) - len(out.rejected)), ("rejected", len(out.rejected))):
-            metrics.MESSAGES.labels(self.flow.worker, self.topic_name, outcome).inc(n)
-        return nexts
-
-    async def _refuse_gaps(self, items: dict[TopicPartition, list[Item]], owned: dict[TopicPartition, int]) -> None:
-        """A batch that starts after the next offset we expect means the consumer's position ran ahead of what
-        we stored (a position reset racing our claim): its partition is left out and read again from the stored
-        offset. Unless retention removed the records in between: then there is nothing left to read."""
-        expected = {tp: stored if stored != NEVER else self.starts.get(tp, 0) for tp, stored in owned.items()}
-        gaps = [tp for tp in owned if items[tp][0][0].offset > expected[tp]]
-        if not gaps:
-            return
-        assert self.consumer is not None
-        log_starts = await self.consumer.beginning_offsets(gaps)
-        for tp in gaps:
-            first = items[tp][0][0].offset
-            if log_starts[tp] > expected[tp]:
-                log.error("records removed by retention before they were applied", partition=str(tp), first=first)
-            else:
-                log.warning("gap before the batch; reading again", partition=str(tp), expected=expected[tp])
-                del owned[tp]
-
-    def _letter(self, rec: ConsumerRecord[bytes, bytes], failure: Failure) -> asyncio.Task[None]:
-        return asyncio.ensure_future(self._dead_letter_once(rec, failure))
-
-    async def _handle(self, batch: list[Inbound[Any]], conn: Db, out: Outbox) -> None:
-        if batch:
-            try:
-                async with asyncio.timeout(self.settings.max_poll_interval_ms / 3000):
-                    await self.flow.handler(batch, conn, out)
-            except TimeoutError:
-                raise BatchTooSlow(f"{len(batch)} messages took over a third of the poll interval") from None
-
-    async def _fence(self, conn: Db, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        owned = await self.progress.fence(conn, partitions)
-        if len(owned) < len(partitions):
-            lost = [str(tp) for tp in partitions if tp not in owned]
-            log.warning("fenced: partitions lost to another member", worker=self.flow.worker, lost=lost)
-        return owned
-
-    async def _not_seen(self, conn: Db, fresh: list[Decoded]) -> list[Decoded]:
-        """Keeps the messages whose ids this group never handled (a duplicate inside the batch counts once)."""
-        new = await self.progress.first_seen(conn, [ev.id for _, (_, ev) in fresh])
-        kept: list[Decoded] = []
-        for tp, (rec, ev) in fresh:
-            if ev.id in new:
-                new.discard(ev.id)
-                kept.append((tp, (rec, ev)))
-        return kept
-
-
-async def _acknowledged(letters: list[asyncio.Task[None]]) -> None:
-    """Waits for every dead-letter write; the first that failed fails the batch."""
-    for sent in await asyncio.gather(*letters, return_exceptions=True):
-        if isinstance(sent, BaseException):
-            raise sent
-
-
-def _letter_id(rec: ConsumerRecord[bytes, bytes]) -> uuid.UUID:
-    """A poison record has no message id of its own: its place in the log stands in for one."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{rec.topic}/{rec.partition}/{rec.offset}")

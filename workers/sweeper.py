@@ -16,10 +16,10 @@ import structlog
 
 from db.provider_health import refresh_states
 from kernel.dbconn import Db
-from workers import metrics
-from workers.outbox import Outbox
-from workers.retrying import TRANSIENT
+from messaging import metrics
+from messaging.retrying import TRANSIENT
 from workers.rounds import decide_waiting
+from workers.unit_of_work import UnitOfWork
 
 LEASE = "deadline-sweeper"
 HEALTH_EVERY_SECONDS = 5.0
@@ -61,9 +61,9 @@ async def sweep_once(conn: Db, holder: str, topic_prefix: str, limit: int = 200)
             "SELECT 1 FROM meters WHERE meter_number = ANY($1::text[]) ORDER BY meter_number FOR UPDATE",
             sorted({r["meter_number"] for r in expired}),
         )
-        out = Outbox(topic_prefix)
-        decided = await decide_waiting(conn, out, [r["round_id"] for r in expired], expired=True)
-        await out.flush(conn)
+        work = UnitOfWork(conn, topic_prefix)
+        decided = await decide_waiting(conn, work, [r["round_id"] for r in expired], expired=True)
+        await work.outbox.flush(conn)
         return decided
 
 

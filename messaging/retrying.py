@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from kernel.errors import PpuError
-from workers.dead_letters import DeadLetterUnavailable
+from messaging.dead_letters import DeadLetterUnavailable
 
 T = TypeVar("T")
 

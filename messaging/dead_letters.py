@@ -17,8 +17,8 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from kernel.connections import producer
+from messaging import metrics
 from schemas.dead_letter import DeadLetterHeaders
-from workers import metrics
 
 log = structlog.get_logger()
 

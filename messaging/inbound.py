@@ -1,10 +1,9 @@
-"""What a consumer flow is and what it receives: the flow's definition, a decoded message with its place in
-the log, and the decoding that turns a record into a message or a reason to dead-letter it."""
+"""What a consumer receives: a decoded message with its place in the log, and the decoding that turns a record
+into a message or a reason to dead-letter it."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Generic, TypeVar
@@ -13,11 +12,9 @@ import jsonschema_rs
 from aiokafka import ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
-from kernel.dbconn import Db
+from messaging.dead_letters import Failure
 from schemas.envelope import Envelope, describe
 from schemas.export import schema_of
-from workers.dead_letters import Failure
-from workers.outbox import Outbox
 
 M = TypeVar("M", bound=Envelope[Any])
 
@@ -28,18 +25,6 @@ class Inbound(Generic[M]):
     topic: str
     partition: int
     offset: int
-
-
-Handler = Callable[[list[Inbound[Any]], Db, Outbox], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class ConsumerFlow:
-    worker: str  # process-facing name, e.g. "lookup"
-    group_id: str
-    topic_key: str  # the consumed topic's key in topics.yaml
-    model: type[Envelope[Any]]
-    handler: Handler
 
 
 # A record with its decoded message; a Failure (not decodable or valid: dead-letter it, once we know the partition

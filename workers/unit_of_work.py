@@ -1,0 +1,172 @@
+"""The unit of work: one batch applied in one PostgreSQL transaction, or not at all.
+
+Inside it, in order: fence the partitions (only the member that last claimed a partition may store its offset),
+refuse a batch that starts past the stored offset, drop records applied before and message ids already in the
+inbox, run the handler, dead-letter what failed to decode and what the handler rejects (each write acknowledged
+before the offsets move), write the outbox, store the next offsets. A handler sees only `UnitOfWork`: its
+connection, `emit` and `reject`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias
+
+import asyncpg
+import structlog
+from aiokafka import ConsumerRecord, TopicPartition
+
+from kernel.dbconn import Db
+from messaging.dead_letters import Failure
+from messaging.inbound import Decoded, Inbound, Item
+from messaging.retrying import BatchTooSlow
+from schemas.envelope import Envelope
+from workers.failpoints import Failpoints
+from workers.group_progress import NEVER, GroupProgress
+from workers.outbox import Outbox
+
+log = structlog.get_logger()
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+
+
+class UnitOfWork:
+    """What a handler receives: the transaction's connection and the outbox its events and refusals go to."""
+
+    def __init__(self, conn: Db, topic_prefix: str) -> None:
+        self.conn = conn
+        self.outbox = Outbox(topic_prefix)
+
+    def emit(self, topic_key: str, event: Envelope[Any], **params: str) -> None:
+        self.outbox.emit(topic_key, event, **params)
+
+    def reject(self, index: int, reason: str) -> None:
+        self.outbox.reject(index, reason)
+
+
+Handler = Callable[[list[Inbound[Any]], UnitOfWork], Awaitable[None]]
+
+
+class BatchTransactions:
+    """Applies batches of one consumer flow, each as one unit of work."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        progress: GroupProgress,
+        handler: Handler,
+        topic_prefix: str,
+        dead_letter: Callable[[Record, Failure], Awaitable[None]],
+        log_starts: Callable[[list[TopicPartition]], Awaitable[dict[TopicPartition, int]]],
+        handler_timeout_s: float,
+        failpoints: Failpoints,
+    ) -> None:
+        self.pool, self.progress, self.handler, self.topic_prefix = pool, progress, handler, topic_prefix
+        self.dead_letter, self.log_starts = dead_letter, log_starts
+        self.handler_timeout_s, self.failpoints = handler_timeout_s, failpoints
+        self.dead_lettered: set[tuple[str, int, int]] = set()  # acknowledged, in a batch not yet committed
+        self.starts: dict[TopicPartition, int] = {}  # where a partition never stored begins (at our claim)
+
+    async def apply(self, items: dict[TopicPartition, list[Item]]) -> tuple[dict[TopicPartition, int], int, int]:
+        """One transaction; returns the next offset stored per partition (fenced partitions are absent), and how
+        many messages were applied and rejected."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            owned = await self.progress.fence(conn, list(items))
+            if len(owned) < len(items):
+                lost = [str(tp) for tp in items if tp not in owned]
+                log.warning("fenced: partitions lost to another member", group=self.progress.group_id, lost=lost)
+            await self._refuse_gaps(items, owned)
+            fresh: list[Decoded] = []
+            failed: list[tuple[Record, Failure]] = []
+            for tp, tp_items in items.items():
+                for rec, ev in tp_items if tp in owned else []:
+                    if rec.offset < owned[tp] or ev is None:
+                        continue  # applied before, or dead-lettered already
+                    if isinstance(ev, Failure):
+                        failed.append((rec, ev))
+                    else:
+                        fresh.append((tp, (rec, ev)))
+            # After the fence: a record of a partition we lost, or one we read again after a re-seek, is not
+            # dead-lettered twice. The writes go out now and are awaited just before the offsets are stored (their
+            # round trip overlaps the handler's work); if one fails the transaction rolls back and the retry skips
+            # the acknowledged ones. Marked in the inbox too (an id from the record's place in the log): a record
+            # delivered again after this transaction committed is never dead-lettered twice, by any member.
+            marks = {_letter_id(rec): (rec, failure) for rec, failure in failed}
+            unmarked = await self.progress.first_seen(conn, list(marks))
+            letters = [self._letter(rec, failure) for mark, (rec, failure) in marks.items() if mark in unmarked]
+            try:
+                fresh = await self._not_seen(conn, fresh)
+                batch = [Inbound(ev, rec.topic, rec.partition, rec.offset) for _, (rec, ev) in fresh]
+                work = UnitOfWork(conn, self.topic_prefix)
+                await self._handle(batch, work)
+                for rejection in work.outbox.rejected:  # batch[i] was made from fresh[i]
+                    _, (rejected, _) = fresh[rejection.index]
+                    letters.append(self._letter(rejected, Failure("apply", "Rejected", rejection.reason)))
+                await work.outbox.flush(conn)
+                await _acknowledged(letters)
+            finally:
+                if letters:  # none left in flight past this transaction (a retry would write it twice)
+                    await asyncio.wait(letters)
+            nexts = {tp: tp_items[-1][0].offset + 1 for tp, tp_items in items.items() if tp in owned}
+            await self.progress.store(conn, nexts)
+            self.failpoints.hit("mid_transaction")
+        self.dead_lettered = {k for k in self.dead_lettered if TopicPartition(k[0], k[1]) not in nexts}
+        rejected = len(work.outbox.rejected)
+        return nexts, len(batch) - rejected, rejected
+
+    async def _refuse_gaps(self, items: dict[TopicPartition, list[Item]], owned: dict[TopicPartition, int]) -> None:
+        """A batch that starts after the next offset we expect means the consumer's position ran ahead of what
+        we stored (a position reset racing our claim): its partition is left out and read again from the stored
+        offset. Unless retention removed the records in between: then there is nothing left to read."""
+        expected = {tp: stored if stored != NEVER else self.starts.get(tp, 0) for tp, stored in owned.items()}
+        gaps = [tp for tp in owned if items[tp][0][0].offset > expected[tp]]
+        if not gaps:
+            return
+        log_starts = await self.log_starts(gaps)
+        for tp in gaps:
+            first = items[tp][0][0].offset
+            if log_starts[tp] > expected[tp]:
+                log.error("records removed by retention before they were applied", partition=str(tp), first=first)
+            else:
+                log.warning("gap before the batch; reading again", partition=str(tp), expected=expected[tp])
+                del owned[tp]
+
+    def _letter(self, rec: Record, failure: Failure) -> asyncio.Task[None]:
+        return asyncio.ensure_future(self._dead_letter_once(rec, failure))
+
+    async def _dead_letter_once(self, rec: Record, failure: Failure) -> None:
+        """A retried transaction does not write the same record again."""
+        if (rec.topic, rec.partition, rec.offset) not in self.dead_lettered:
+            await self.dead_letter(rec, failure)
+            self.dead_lettered.add((rec.topic, rec.partition, rec.offset))
+
+    async def _handle(self, batch: list[Inbound[Any]], work: UnitOfWork) -> None:
+        if batch:
+            try:
+                async with asyncio.timeout(self.handler_timeout_s):
+                    await self.handler(batch, work)
+            except TimeoutError:
+                raise BatchTooSlow(f"{len(batch)} messages took over a third of the poll interval") from None
+
+    async def _not_seen(self, conn: Db, fresh: list[Decoded]) -> list[Decoded]:
+        """Keeps the messages whose ids this group never handled (a duplicate inside the batch counts once)."""
+        new = await self.progress.first_seen(conn, [ev.id for _, (_, ev) in fresh])
+        kept: list[Decoded] = []
+        for tp, (rec, ev) in fresh:
+            if ev.id in new:
+                new.discard(ev.id)
+                kept.append((tp, (rec, ev)))
+        return kept
+
+
+async def _acknowledged(letters: list[asyncio.Task[None]]) -> None:
+    """Waits for every dead-letter write; the first that failed fails the batch."""
+    for sent in await asyncio.gather(*letters, return_exceptions=True):
+        if isinstance(sent, BaseException):
+            raise sent
+
+
+def _letter_id(rec: Record) -> uuid.UUID:
+    """A poison record has no message id of its own: its place in the log stands in for one."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{rec.topic}/{rec.partition}/{rec.offset}")
