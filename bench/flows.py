@@ -155,7 +155,11 @@ async def response_flow(env: BenchEnv, n: int, meters: int) -> tuple[float, RssS
 
 
 async def lookup_latency(env: BenchEnv, rate: float, seconds: float, meters: int) -> dict[str, float]:
-    """From each attempt's send to its lookup request being readable on the provider's topic."""
+    """From each attempt's send to its lookup request being readable on the provider's topic.
+
+    Reported apart: the first second (cold start: first sends to topics never written, first plans), the steady
+    state after a warm-up of WARM_UP_S, and the median per second at the start and at the end of the steady state
+    (a backlog that grows shows as a rising median, which percentiles over the whole run hide)."""
     procs = start_workers(env, "lookup", "outbox-relay")
     received: dict[str, float] = {}
 
@@ -164,11 +168,18 @@ async def lookup_latency(env: BenchEnv, rate: float, seconds: float, meters: int
 
     try:
         await asyncio.sleep(8)  # members join their groups before the clock starts
+        joined = asyncio.Event()
         reader = asyncio.ensure_future(
             read_until(
-                env.bootstrap, request_topics(env), int(rate * seconds), "latency: requests out", on_record=record
+                env.bootstrap,
+                request_topics(env),
+                int(rate * seconds),
+                "latency: requests out",
+                on_record=record,
+                ready=joined,
             )
         )
+        await asyncio.wait_for(joined.wait(), 60)  # and so does the reader
 
         def make() -> tuple[bytes, bytes, str]:
             meter = f"06{random.randrange(meters):08d}"
@@ -182,7 +193,27 @@ async def lookup_latency(env: BenchEnv, rate: float, seconds: float, meters: int
         await reader
     finally:
         stop(procs)
-    return {k: v * 1000 for k, v in percentiles([received[c] - t for c, t in sent.items() if c in received]).items()}
+    return latency_figures(sent, received)
+
+
+WARM_UP_S = 3.0
+
+
+def latency_figures(sent: dict[str, float], received: dict[str, float]) -> dict[str, float]:
+    """ms figures from send and receive times (epoch seconds) keyed by correlation id."""
+    start = min(sent.values())
+    by_second: dict[int, list[float]] = {}
+    for corr, at in sent.items():
+        if corr in received:
+            by_second.setdefault(int(at - start), []).append(received[corr] - at)
+    steady = [v for second, values in by_second.items() if second >= WARM_UP_S for v in values]
+    seconds = sorted(s for s in by_second if s >= WARM_UP_S)
+    figures = {f"{k}": v * 1000 for k, v in percentiles(steady).items()}
+    figures["cold_p99"] = percentiles(by_second.get(0, []))["p99"] * 1000
+    figures["p50_first_steady_s"] = percentiles(by_second[seconds[0]])["p50"] * 1000 if seconds else float("nan")
+    figures["p50_last_s"] = percentiles(by_second[seconds[-1]])["p50"] * 1000 if seconds else float("nan")
+    figures["lost"] = float(len(sent) - sum(len(v) for v in by_second.values()))
+    return figures
 
 
 async def response_latency(env: BenchEnv, rate: float, seconds: float, meters: int) -> dict[str, float]:

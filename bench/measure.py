@@ -57,6 +57,7 @@ async def read_until(
     label: str,
     within: float = 600,
     on_record: Callable[[bytes, float], None] | None = None,
+    ready: asyncio.Event | None = None,
 ) -> list[int]:
     """Reads `total` records from the start of `topics`; returns their producer timestamps (ms)."""
     consumer = AIOKafkaConsumer(
@@ -73,6 +74,8 @@ async def read_until(
             async with asyncio.timeout(within):
                 while len(stamps) < total:
                     batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+                    if ready is not None and consumer.assignment():
+                        ready.set()  # joined its group: a latency clock started now does not count the join
                     now = time.time()
                     for records in batch.values():
                         for r in records:

@@ -12,18 +12,21 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-TARGETS = {
-    "lookup_flow_ratio_to_floor": (">=", 0.5),
+TARGETS = {  # issue #17's table where it names a figure
+    "lookup_flow_ratio_to_floor": (">=", 0.3),
     "response_flow_ratio_to_floor": (">=", 0.5),
-    "lookup_flow_ratio_to_faust": (">=", 5.0),
-    "lookup_p99_ms_at_1000": ("<", 50.0),
+    "lookup_flow_ratio_to_faust": (">=", 3.0),
+    "lookup_p99_ms_at_1000": ("<", 50.0),  # steady state, after the warm-up
+    "lookup_cold_p99_ms_at_1000": ("report", 0.0),  # the first second, apart
+    "lookup_p50_first_steady_s_ms_at_1000": ("report", 0.0),  # with the last: does a backlog grow?
+    "lookup_p50_last_s_ms_at_1000": ("report", 0.0),
     "response_p99_ms_at_1000": ("<", 50.0),
-    "lookup_1m_vs_10k_ratio": (">=", 0.8),
+    "lookup_1m_vs_10k_ratio": (">=", 0.9),
     "poison_1pct_vs_clean_ratio": (">=", 0.9),  # good messages' throughput unaffected by poison among them
     "worker_rss_mb_peak": ("<", 200.0),
     "soak_rss_growth_mb": ("<", 20.0),
     "search_p99_ms_1m": ("<", 20.0),
-    "scale_out_2_vs_1_ratio": ("report", 0.0),
+    "scale_out_2_vs_1_ratio": (">=", 1.0),
 }
 
 
@@ -36,7 +39,8 @@ def verdict(key: str, value: float) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = ["| figure | value | target |", "|---|---:|---|"]
+    lines = [f"Commit measured: `{results.get('commit', 'unknown')}`", ""]
+    lines += ["| figure | value | target |", "|---|---:|---|"]
     lines += [f"| `{k}` | {results[k]:.3f} | {verdict(k, results[k])} |" for k in TARGETS if k in results]
     lines += ["", "| raw rate | per second |", "|---|---:|"]
     lines += [f"| `{k}` | {v:,.0f} |" for k, v in results.items() if k.endswith("_per_s")]
@@ -52,22 +56,16 @@ def plot(results: dict[str, Any], path: Path) -> None:
     left.barh(list(rates), list(rates.values()), color="#3a6fd8")
     left.set_xlabel("messages per second (same broker, same run)")
     left.set_title("Throughput")
+    suffix = f"_ms_at_{results.get('offered_rate_per_s_for_latency', 1000):.0f}"
     lat = {
-        k: results[k]
-        for k in (
-            "lookup_p50_ms_at_1000",
-            "lookup_p95_ms_at_1000",
-            "lookup_p99_ms_at_1000",
-            "response_p50_ms_at_1000",
-            "response_p95_ms_at_1000",
-            "response_p99_ms_at_1000",
-        )
+        k.removesuffix(suffix): results[k]
+        for k in (f"{flow}_{p}{suffix}" for flow in ("lookup", "response") for p in ("p50", "p95", "p99"))
         if k in results
     }
-    right.bar([k.replace("_ms_at_1000", "") for k in lat], list(lat.values()), color="#d8a300")
+    right.bar(list(lat), list(lat.values()), color="#d8a300")
     right.axhline(50, color="#b3261e", linestyle="--", label="p99 target 50 ms")
     right.set_ylabel("ms")
-    right.set_title("Latency at 1,000 per second")
+    right.set_title(f"Steady-state latency at {results.get('offered_rate_per_s_for_latency', 1000):,.0f} per second")
     right.tick_params(axis="x", rotation=30)
     right.legend()
     fig.tight_layout()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: float) -> dict[str, Any]:
     tag = f"b{int(time.time())}"
-    r: dict[str, Any] = {"messages": n, "soak_seconds": soak_seconds, "offered_rate_per_s_for_latency": rate}
+    r: dict[str, Any] = {
+        "commit": _commit(),
+        "messages": n,
+        "soak_seconds": soak_seconds,
+        "offered_rate_per_s_for_latency": rate,
+        "latency_seconds": latency_seconds,
+    }
 
     def step(label: str) -> None:
         click.echo(f"• {label}", err=True)
@@ -51,9 +58,9 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     timed = await prepare(f"{tag}l")  # fresh topics: the reader counts from their start
     await flows.preload_meters(timed, 10_000)
     lat = await flows.lookup_latency(timed, rate, latency_seconds, 10_000)
-    r.update({f"lookup_{k}_ms_at_1000": v for k, v in lat.items()})
+    r.update({f"lookup_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()})
     lat = await flows.response_latency(timed, rate, latency_seconds, 10_000)
-    r.update({f"response_{k}_ms_at_1000": v for k, v in lat.items()})
+    r.update({f"response_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()})
 
     step("scale-out: two lookup workers in one group")
     pair = await prepare(f"{tag}p")
@@ -84,6 +91,17 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     return r
 
 
+def _commit() -> str:
+    """The commit measured, marked when the working tree differs from it."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+
+
 @click.command()
 @click.option("--messages", type=click.IntRange(1000, 10_000_000), default=20_000, show_default=True)
 @click.option(
@@ -96,7 +114,7 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     show_default=True,
     help="offered load for the latency figures",
 )
-@click.option("--latency-seconds", type=click.FloatRange(1, 600), default=10, show_default=True)
+@click.option("--latency-seconds", type=click.FloatRange(1, 600), default=30, show_default=True)
 def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: float) -> None:
     """Measure throughput, latency, memory, search and scale-out; write bench/results/<timestamp>.*"""
     import asyncio

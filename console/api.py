@@ -53,6 +53,15 @@ class ProviderSupport(BaseModel):
     )
 
 
+class OpenRoundOut(BaseModel):
+    reason: str
+    opened_at: datetime
+    deadline: datetime
+    answered: list[str] = Field(description="the institution's providers that answered this round")
+    pending: list[str] = Field(description="the institution's providers still to answer")
+    waiting_attempts: int = Field(description="the institution's purchases waiting on the round")
+
+
 class MeterOut(BaseModel):
     meter_number: str
     utility: str
@@ -61,6 +70,7 @@ class MeterOut(BaseModel):
     preferred_provider_id: str | None
     providers: list[ProviderSupport]
     decisions: list[dict[str, Any]]
+    open_round: OpenRoundOut | None = None
 
 
 class CommandOut(BaseModel):
@@ -169,6 +179,7 @@ async def meter(request: Request, user: CurrentUser, meter_number: MeterNumber) 
             for p in view.providers
         ],
         decisions=[{k: (str(v) if k == "attempt_id" else v) for k, v in dict(d).items()} for d in view.decisions],
+        open_round=OpenRoundOut(**vars(view.open_round)) if view.open_round else None,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,16 @@ class Settings(BaseSettings):
     kafka_version: str = Field(default="4.4.0", alias="PPU_KAFKA_VERSION")
 
     round_deadline_seconds: float = Field(default=60.0, gt=0, alias="PPU_ROUND_DEADLINE_SECONDS")
+    # An attempt waiting on a round is decided by then with the best Supported answer so far (domain/rounds.py);
+    # the purchase service's own timeout is the reference.
+    decision_budget_seconds: float = Field(default=2.0, gt=0, alias="PPU_DECISION_BUDGET_SECONDS")
+    # The workers' database sessions live for days, but PostgreSQL keeps a statement's generic plan once chosen:
+    # made while a table was nearly empty (a new install), the foreign-key checks and the outbox read stay
+    # sequential scans as the tables grow. Custom plans are made for each execution's values and current
+    # statistics (bench/results: the latency figures with and without).
+    db_plan_cache_mode: Literal["auto", "force_custom_plan"] = Field(
+        default="force_custom_plan", alias="PPU_DB_PLAN_CACHE_MODE"
+    )
     batch_max_records: int = Field(default=500, gt=0, alias="PPU_BATCH_MAX_RECORDS")
     batch_timeout_ms: int = Field(default=200, gt=0, alias="PPU_BATCH_TIMEOUT_MS")
     max_poll_interval_ms: int = Field(default=60000, ge=3000, alias="PPU_MAX_POLL_INTERVAL_MS")

@@ -53,6 +53,24 @@ def since(at: datetime, now: datetime | None = None) -> str:
 
 
 @dataclass(frozen=True)
+class OpenRound:
+    """A round still collecting answers, over the viewing institution's own providers only."""
+
+    reason: str
+    opened_at: datetime
+    deadline: datetime
+    answered: list[str]
+    pending: list[str]
+    waiting_attempts: int  # the institution's purchases not decided yet
+
+    def text(self) -> str:
+        return (
+            f"{self.reason} round opened {since(self.opened_at)} ago: answered {', '.join(self.answered) or 'none'}; "
+            f"pending {', '.join(self.pending) or 'none'}; {self.waiting_attempts} purchase(s) waiting"
+        )
+
+
+@dataclass(frozen=True)
 class MeterView:
     meter_number: str
     utility: str  # the utility's name, or "Unassigned"
@@ -63,6 +81,7 @@ class MeterView:
     preferred_provider_id: str | None  # its meter-level preference
     providers: list[ProviderRow]
     decisions: list[asyncpg.Record]
+    open_round: OpenRound | None = None
 
 
 def render_text(v: MeterView) -> str:
@@ -71,6 +90,7 @@ def render_text(v: MeterView) -> str:
         f"utility   {v.utility}",
         f"blocked   {'yes' if v.blocked else 'no'}",
         f"rebroadcast {'marked by ' + str(v.marked_by) if v.marked_for_rebroadcast else 'not marked'}",
+        f"open round {v.open_round.text() if v.open_round else 'none'}",
         "",
         f"{'Provider ID':14}{'Provider':24}{'Last response':24}Support status",
     ]

@@ -13,7 +13,7 @@ from db.provider_health import provider_health
 from domain.health import Health
 from kernel.dbconn import Db
 from kernel.errors import PpuError
-from operations.meter_view import MeterView, ProviderRow
+from operations.meter_view import MeterView, OpenRound, ProviderRow
 
 UNUSABLE = ("DOWN", "MISCONFIGURED")
 
@@ -90,6 +90,33 @@ class Tenant:
             meter_number,
             self.institution_id,
         )
+        opened = await conn.fetchrow(
+            """SELECT r.reason, r.opened_at, r.deadline,
+                      coalesce(array_agg(l.provider_id ORDER BY l.provider_id)
+                               FILTER (WHERE l.responded_at IS NOT NULL), '{}') AS answered,
+                      coalesce(array_agg(l.provider_id ORDER BY l.provider_id)
+                               FILTER (WHERE l.responded_at IS NULL), '{}') AS pending,
+                      (SELECT count(*) FROM purchase_attempts a WHERE a.round_id = r.round_id
+                          AND a.decided_at IS NULL AND a.institution_id = $2) AS waiting
+               FROM lookup_rounds r JOIN lookups l USING (round_id)
+               JOIN institution_providers ip ON ip.provider_id = l.provider_id AND ip.institution_id = $2
+               WHERE r.meter_number = $1 AND r.closed_at IS NULL
+               GROUP BY r.round_id ORDER BY r.opened_at DESC LIMIT 1""",
+            meter_number,
+            self.institution_id,
+        )
+        open_round = (
+            OpenRound(
+                opened["reason"],
+                opened["opened_at"],
+                opened["deadline"],
+                list(opened["answered"]),
+                list(opened["pending"]),
+                opened["waiting"],
+            )
+            if opened is not None
+            else None
+        )
         serving = any(r["status"] == "supported" and r["enabled"] and r["health"] not in UNUSABLE for r in rows)
         return MeterView(
             m["meter_number"],
@@ -113,6 +140,7 @@ class Tenant:
                 for r in rows
             ],
             list(decisions),
+            open_round,
         )
 
     async def utilities(self, conn: Db) -> list[dict[str, Any]]:

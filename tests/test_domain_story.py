@@ -202,3 +202,16 @@ def test_health_states_follow_the_documented_thresholds() -> None:
     assert health(10, 1, last=True).state == "DEGRADED"  # its latest due lookup was answered: it is back
     assert health(4, 0, stored="DEGRADED").state == "DEGRADED"  # too few to judge
     assert health(10, 10, stored="MISCONFIGURED").state == "MISCONFIGURED"
+
+
+# 9. The decision budget: a waiting purchase takes the best Supported answer so far once it has waited long enough.
+def test_past_the_budget_the_best_supported_answer_so_far_decides() -> None:
+    ctx = context(meter({"p2": "supported"}), prefs=[Preference("p1", "ranked", 1), Preference("p2", "ranked", 2)])
+    waits = [waiting(1), waiting(2)]
+    (d,) = settle({ROUND: {"p1"}}, waits, ctx, expired=False, over_budget=frozenset({uuid.UUID(int=2)})).decided
+    assert d.attempt_id == uuid.UUID(int=2) and d.decision.provider_id == "p2"
+    assert "purchase-time budget, 1 provider(s) yet to answer" in d.decision.reason
+    nobody = context(meter({"p2": "not_supported"}), prefs=[Preference("p1", "ranked", 1)])
+    assert (
+        settle({ROUND: {"p1"}}, waits, nobody, expired=False, over_budget=frozenset({uuid.UUID(int=1)})).decided == []
+    )

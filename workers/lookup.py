@@ -12,7 +12,7 @@ from workers.unit_of_work import UnitOfWork
 
 
 async def handle_purchase_attempts(
-    batch: list[Inbound[PurchaseAttempted]], work: UnitOfWork, deadline_seconds: float
+    batch: list[Inbound[PurchaseAttempted]], work: UnitOfWork, deadline_seconds: float, budget_seconds: float
 ) -> None:
     conn, out = work.conn, work
     events = [m.event for m in batch]
@@ -58,8 +58,8 @@ async def handle_purchase_attempts(
             open_round[r.meter_number] = round_id
     if joiners:
         await conn.execute(
-            """UPDATE purchase_attempts p SET round_id = u.r FROM unnest($1::uuid[], $2::uuid[]) AS u(a, r)
-               WHERE p.attempt_id = u.a""",
+            """UPDATE purchase_attempts p SET round_id = u.r, joined_at = now()
+               FROM unnest($1::uuid[], $2::uuid[]) AS u(a, r) WHERE p.attempt_id = u.a""",
             [a for a, _ in joiners],
             [open_round[m] for _, m in joiners],
         )
@@ -67,4 +67,4 @@ async def handle_purchase_attempts(
     # Joining a round that already has answers may be decidable right away.
     joined_existing = sorted({open_round[m] for _, m in joiners if m not in to_open}, key=str)
     if joined_existing:
-        await decide_waiting(conn, out, joined_existing, expired=False)
+        await decide_waiting(conn, out, joined_existing, expired=False, budget_seconds=budget_seconds)

@@ -39,7 +39,10 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
         stop = stop_on_signals()
     where = endpoints(settings)
     metrics.serve(settings.metrics_port)
-    pool = await patiently(lambda: create_pool(where.database_url, min_size=1, max_size=4 + 2 * len(names)))
+    plans: dict[str, str] = {"plan_cache_mode": settings.db_plan_cache_mode}
+    pool = await patiently(
+        lambda: create_pool(where.database_url, min_size=1, max_size=4 + 2 * len(names), server_settings=plans)
+    )
     try:
         async with contextlib.AsyncExitStack() as stack:
             # A broker restarting as we start is waited for; a failed try leaves nothing open in the stack.
@@ -52,7 +55,8 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
                     )
                     jobs.append(runtime.run(stop))
                 elif name == "sweeper":
-                    jobs.append(run_sweeper(pool, settings.topic_prefix, stop))
+                    budget = settings.decision_budget_seconds
+                    jobs.append(run_sweeper(pool, settings.topic_prefix, stop, budget_seconds=budget))
                 elif name == "outbox-relay":
                     jobs.append(
                         run_relay(pool, shared, stop, where.database_url, failpoints=Failpoints(settings.failpoints))

@@ -45,7 +45,11 @@ WORKERS = (
         "ppu-lookup-worker",
         "purchase_attempts",
         PurchaseAttempted,
-        lambda s: functools.partial(handle_purchase_attempts, deadline_seconds=s.round_deadline_seconds),
+        lambda s: functools.partial(
+            handle_purchase_attempts,
+            deadline_seconds=s.round_deadline_seconds,
+            budget_seconds=s.decision_budget_seconds,
+        ),
     ),
     Worker(
         "responses",
@@ -54,7 +58,11 @@ WORKERS = (
         "ppu-response-consumer",
         "lookup_responses",
         LookupResponded,
-        lambda s: functools.partial(handle_lookup_responses, max_skew_seconds=s.max_clock_skew_seconds),
+        lambda s: functools.partial(
+            handle_lookup_responses,
+            max_skew_seconds=s.max_clock_skew_seconds,
+            budget_seconds=s.decision_budget_seconds,
+        ),
     ),
     Worker(
         "commands",

@@ -24,7 +24,10 @@ Matched = tuple[Inbound[LookupResponded], SentLookup]
 
 
 async def handle_lookup_responses(
-    batch: list[Inbound[LookupResponded]], work: UnitOfWork, max_skew_seconds: float = 30.0
+    batch: list[Inbound[LookupResponded]],
+    work: UnitOfWork,
+    max_skew_seconds: float = 30.0,
+    budget_seconds: float | None = None,
 ) -> None:
     conn, out = work.conn, work
     now: datetime = await conn.fetchval("SELECT now()")
@@ -79,7 +82,8 @@ async def handle_lookup_responses(
     unassigned = {m for m, r in locked.items() if r["utility_id"] is None}
     await _assign_utilities(conn, rules.utilities_named([m.event.data for m, _ in valid], unassigned))
     rounds = sorted({lookup.round_id for _, lookup in valid}, key=str)
-    await decide_waiting(conn, out, rounds, expired=False, causation_id=str(valid[-1][0].event.id))
+    causation = str(valid[-1][0].event.id)
+    await decide_waiting(conn, out, rounds, expired=False, causation_id=causation, budget_seconds=budget_seconds)
 
 
 def _bounded(m: Inbound[LookupResponded], now: datetime, max_skew_seconds: float) -> Inbound[LookupResponded]:

@@ -93,9 +93,11 @@ async def decide_waiting(
     round_ids: list[uuid.UUID],
     expired: bool,
     causation_id: str | None = None,
+    budget_seconds: float | None = None,
 ) -> int:
-    """Decides the attempts waiting on these rounds that waiting can no longer change (all of them when
-    `expired`); closes rounds whose providers all answered, or that expired. Returns attempts decided."""
+    """Decides the attempts waiting on these rounds that waiting can no longer change, or that waited the decision
+    budget and have a Supported provider (all of them when `expired`); closes rounds whose providers all answered,
+    or that expired. Returns attempts decided."""
     rounds = await conn.fetch(
         """SELECT r.round_id, r.meter_number, r.reason, r.opened_at, r.providers_asked,
                   coalesce(array_agg(l.provider_id) FILTER (WHERE l.responded_at IS NULL), '{}') AS unanswered
@@ -107,16 +109,20 @@ async def decide_waiting(
     if not rounds:
         return 0
     waiting = await conn.fetch(
-        """SELECT attempt_id, meter_number, institution_id, round_id FROM purchase_attempts
-           WHERE round_id = ANY($1::uuid[]) AND decided_at IS NULL ORDER BY received_at""",
+        """SELECT attempt_id, meter_number, institution_id, round_id,
+                  coalesce($2::float8 IS NOT NULL AND joined_at <= now() - make_interval(secs => $2), false)
+                      AS over_budget
+           FROM purchase_attempts WHERE round_id = ANY($1::uuid[]) AND decided_at IS NULL ORDER BY received_at""",
         [r["round_id"] for r in rounds],
+        budget_seconds,
     )
     ctx = await load_context(
         conn, sorted({r["meter_number"] for r in rounds}), sorted({w["institution_id"] for w in waiting})
     )
     unanswered = {r["round_id"]: set(r["unanswered"]) for r in rounds}
     waits = [WaitingAttempt(w["attempt_id"], w["meter_number"], w["institution_id"], w["round_id"]) for w in waiting]
-    decided, closing_ids = settle(unanswered, waits, ctx, expired, causation_id)
+    over_budget = frozenset(w["attempt_id"] for w in waiting if w["over_budget"])
+    decided, closing_ids = settle(unanswered, waits, ctx, expired, causation_id, over_budget)
     closing = [r for r in rounds if r["round_id"] in set(closing_ids)]
     await record_decisions(conn, out, decided)
     await conn.execute(

@@ -1,4 +1,5 @@
-"""Deadline sweeper: closes expired rounds and decides the attempts still waiting on them.
+"""Deadline sweeper: closes expired rounds and decides the attempts still waiting on them; decides the attempts
+whose wait crossed the purchase-time decision budget (domain/rounds.py) when a provider supports the meter.
 
 Exactly one sweeper is active across processes: it holds a lease row that it renews; another process takes
 the lease only when it has lapsed. The sweep itself re-checks the lease inside its transaction.
@@ -10,6 +11,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from datetime import datetime
 
 import asyncpg
 import structlog
@@ -23,6 +25,7 @@ from workers.unit_of_work import UnitOfWork
 
 LEASE = "deadline-sweeper"
 HEALTH_EVERY_SECONDS = 5.0
+INBOX_PURGE_EVERY_SECONDS = 60.0
 log = structlog.get_logger()
 
 
@@ -67,29 +70,76 @@ async def sweep_once(conn: Db, holder: str, topic_prefix: str, limit: int = 200)
         return decided
 
 
+async def sweep_budget(
+    conn: Db, holder: str, topic_prefix: str, budget_seconds: float, since: datetime | None
+) -> datetime | None:
+    """Decides the waits that crossed the budget after `since` (the database time the last sweep reached; None:
+    every wait still open) where a Supported provider exists. An attempt with none waits for the next answer
+    (the response consumer decides it then) or the deadline. Returns the time this sweep reached."""
+    async with conn.transaction():
+        found = await conn.fetchrow(
+            """WITH held AS (SELECT 1 FROM leases WHERE name = $1 AND holder = $2 AND expires_at > now() FOR SHARE)
+               SELECT now() - make_interval(secs => $3) AS reached,
+                      array(SELECT DISTINCT p.round_id FROM purchase_attempts p
+                            WHERE p.decided_at IS NULL AND p.round_id IS NOT NULL
+                              AND p.joined_at <= now() - make_interval(secs => $3)
+                              AND ($4::timestamptz IS NULL OR p.joined_at > $4)) AS rounds,
+                      EXISTS (SELECT 1 FROM held) AS still_mine""",
+            LEASE,
+            holder,
+            budget_seconds,
+            since,
+        )
+        assert found is not None
+        if not found["still_mine"]:
+            return since
+        if found["rounds"]:
+            meters = await conn.fetch(
+                """SELECT DISTINCT meter_number FROM lookup_rounds WHERE round_id = ANY($1::uuid[])""", found["rounds"]
+            )
+            await conn.execute(  # meters first, in a fixed order, as every other writer does
+                "SELECT 1 FROM meters WHERE meter_number = ANY($1::text[]) ORDER BY meter_number FOR UPDATE",
+                sorted(r["meter_number"] for r in meters),
+            )
+            work = UnitOfWork(conn, topic_prefix)
+            await decide_waiting(conn, work, found["rounds"], expired=False, budget_seconds=budget_seconds)
+            await work.outbox.flush(conn)
+        reached: datetime = found["reached"]
+        return reached
+
+
 async def run_sweeper(
     pool: asyncpg.Pool,
     topic_prefix: str,
     stop: asyncio.Event,
-    interval: float = 0.5,
+    interval: float = 0.1,
     ttl_seconds: float = 10.0,
+    budget_seconds: float = 2.0,
 ) -> None:
+    """Every `interval`: the budget and the deadlines (so a decision comes at most `interval` after its budget);
+    every few seconds the provider health; every minute the inbox retention."""
     holder = f"sweeper-{uuid.uuid4().hex[:8]}"
-    refreshed = 0.0
+    refreshed = purged = 0.0
+    reached: datetime | None = None
     while not stop.is_set():
         try:
             async with pool.acquire() as conn:
                 if await take_lease(conn, holder, ttl_seconds):
+                    reached = await sweep_budget(conn, holder, topic_prefix, budget_seconds, reached)
                     decided = await sweep_once(conn, holder, topic_prefix)
                     if decided:
                         log.info("expired rounds swept", attempts_decided=decided)
-                    await conn.execute("DELETE FROM inbox WHERE received_at < now() - interval '7 days'")
+                    if time.monotonic() - purged > INBOX_PURGE_EVERY_SECONDS:
+                        purged = time.monotonic()
+                        await conn.execute("DELETE FROM inbox WHERE received_at < now() - interval '7 days'")
                     if time.monotonic() - refreshed > HEALTH_EVERY_SECONDS:
                         refreshed = time.monotonic()
                         figures, changes = await refresh_states(conn)
                         metrics.export_health(figures)
                         for provider, (before, after) in changes.items():
                             log.warning("provider health changed", provider=provider, before=before, after=after)
+                else:
+                    reached = None  # another holder swept meanwhile: look at every open wait when ours again
             metrics.LAST_PROGRESS.labels("sweeper").set_to_current_time()
         except TRANSIENT as e:
             log.warning("sweeper cannot reach the database", error=str(e))
