@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -15,6 +16,21 @@ from bench.floors import faust_peer, relay_floor, upsert_floor
 from bench.report import markdown, write
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
+    """`--only latency`: the paced lookup latency alone, e.g. to compare PPU_DB_PLAN_CACHE_MODE values."""
+    r: dict[str, Any] = {
+        "commit": _commit(),
+        "offered_rate_per_s_for_latency": rate,
+        "latency_seconds": latency_seconds,
+        "db_plan_cache_mode": os.environ.get("PPU_DB_PLAN_CACHE_MODE", "force_custom_plan"),
+    }
+    timed = await prepare(f"b{int(time.time())}l")
+    await flows.preload_meters(timed, 10_000)
+    lat = await flows.lookup_latency(timed, rate, latency_seconds, 10_000)
+    r.update({f"lookup_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()})
+    return r
 
 
 async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: float) -> dict[str, Any]:
@@ -115,12 +131,16 @@ def _commit() -> str:
     help="offered load for the latency figures",
 )
 @click.option("--latency-seconds", type=click.FloatRange(1, 600), default=30, show_default=True)
-def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: float) -> None:
+@click.option("--only", type=click.Choice(["latency"]), default=None, help="one figure alone")
+def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: float, only: str | None) -> None:
     """Measure throughput, latency, memory, search and scale-out; write bench/results/<timestamp>.*"""
     import asyncio
 
-    results = asyncio.run(run_all(messages, soak_seconds, rate, latency_seconds))
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    if only == "latency":
+        results = asyncio.run(latency_only(rate, latency_seconds))
+    else:
+        results = asyncio.run(run_all(messages, soak_seconds, rate, latency_seconds))
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + (f"-{only}" if only else "")
     for path in write(results, RESULTS, stamp):
         click.echo(f"wrote {path}")
     click.echo(markdown(results))
