@@ -18,6 +18,7 @@ from console.queries import search_meters
 from kernel.topics import topic
 from schemas.lookup import LookupResponded, LookupRespondedData
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
+from workers.registry import ALL
 
 
 async def preload_meters(env: BenchEnv, meters: int) -> None:
@@ -272,7 +273,7 @@ async def soak(env: BenchEnv, rate: float, seconds: float, meters: int) -> RssSa
 
     from providers.kafka_simulator import Coverage, run_simulator
 
-    procs = start_workers(env, "lookup", "responses", "commands", "sweeper", "outbox-relay")
+    procs = start_workers(env, *ALL)
     sampler, done = RssSampler([p.pid for p in procs], every=1.0), asyncio.Event()
     sims = [
         asyncio.ensure_future(
@@ -295,3 +296,52 @@ async def soak(env: BenchEnv, rate: float, seconds: float, meters: int) -> RssSa
         await asyncio.gather(sampling, *sims)
         stop(procs)
     return sampler
+
+
+async def first_seen_decisions(env: BenchEnv, rate: float, seconds: float) -> dict[str, float]:
+    """A purchase on a meter never seen before: five providers asked, four answer within 20-200 ms, one stays
+    silent. From the attempt's send to its decision being readable on the routing-decisions topic: the decision
+    budget, not the round's deadline (60 s), bounds it."""
+    import re
+
+    from providers.kafka_simulator import Coverage, run_simulator
+
+    procs = start_workers(env, *ALL)
+    done = asyncio.Event()
+    coverages = {p: Coverage(re.compile(r"\d+"), latency_ms=(20, 200)) for p in PROVIDERS[:-1]}
+    coverages[PROVIDERS[-1]] = Coverage(re.compile(r"\d+"), silent=True)
+    sims = [
+        asyncio.ensure_future(run_simulator(env.bootstrap, env.settings.topic_prefix, p, c, done))
+        for p, c in coverages.items()
+    ]
+    decided: dict[str, float] = {}
+
+    def record(value: bytes, at: float) -> None:
+        decided[json.loads(value)["correlationid"]] = at
+
+    try:
+        await asyncio.sleep(8)  # workers and simulators join their groups
+        joined = asyncio.Event()
+        total = int(rate * seconds)
+        decisions = topic("routing_decisions").name(env.settings.topic_prefix)
+        reader = asyncio.ensure_future(
+            read_until(env.bootstrap, [decisions], total, "first-seen decisions", on_record=record, ready=joined)
+        )
+        await asyncio.wait_for(joined.wait(), 60)
+        counter = iter(range(total))
+
+        def make() -> tuple[bytes, bytes, str]:
+            meter = f"09{next(counter):08d}"  # never seen: a first-seen round each
+            data = PurchaseAttemptedData(attempt_id=uuid.uuid4(), meter_number=meter, institution_id=INSTITUTION)
+            event = PurchaseAttempted.new(data, source="bench", correlationid=str(data.attempt_id))
+            return meter.encode(), event.encode(), event.correlationid
+
+        sent = await paced(
+            env.bootstrap, topic("purchase_attempts").name(env.settings.topic_prefix), make, rate, seconds
+        )
+        await reader
+    finally:
+        done.set()
+        await asyncio.gather(*sims)
+        stop(procs)
+    return {k: v * 1000 for k, v in percentiles([decided[c] - t for c, t in sent.items() if c in decided]).items()}

@@ -33,6 +33,13 @@ async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
     return r
 
 
+async def first_seen_only() -> dict[str, Any]:
+    """`--only first-seen`: purchase decisions on new meters with one silent provider of five."""
+    env = await prepare(f"b{int(time.time())}d")
+    decisions = await flows.first_seen_decisions(env, 20, 15)
+    return {"commit": _commit(), **{f"first_seen_decision_{k}_ms": v for k, v in decisions.items()}}
+
+
 async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: float) -> dict[str, Any]:
     tag = f"b{int(time.time())}"
     r: dict[str, Any] = {
@@ -77,6 +84,11 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     r.update({f"lookup_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()})
     lat = await flows.response_latency(timed, rate, latency_seconds, 10_000)
     r.update({f"response_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()})
+
+    step("first-seen decisions with one silent provider of five")
+    first = await prepare(f"{tag}d")
+    decisions = await flows.first_seen_decisions(first, 20, 15)
+    r.update({f"first_seen_decision_{k}_ms": v for k, v in decisions.items()})
 
     step("scale-out: two lookup workers in one group")
     pair = await prepare(f"{tag}p")
@@ -131,13 +143,15 @@ def _commit() -> str:
     help="offered load for the latency figures",
 )
 @click.option("--latency-seconds", type=click.FloatRange(1, 600), default=30, show_default=True)
-@click.option("--only", type=click.Choice(["latency"]), default=None, help="one figure alone")
+@click.option("--only", type=click.Choice(["latency", "first-seen"]), default=None, help="one figure alone")
 def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: float, only: str | None) -> None:
     """Measure throughput, latency, memory, search and scale-out; write bench/results/<timestamp>.*"""
     import asyncio
 
     if only == "latency":
         results = asyncio.run(latency_only(rate, latency_seconds))
+    elif only == "first-seen":
+        results = asyncio.run(first_seen_only())
     else:
         results = asyncio.run(run_all(messages, soak_seconds, rate, latency_seconds))
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + (f"-{only}" if only else "")
