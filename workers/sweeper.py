@@ -72,10 +72,11 @@ async def sweep_once(conn: Db, holder: str, topic_prefix: str, limit: int = 200)
 
 async def sweep_budget(
     conn: Db, holder: str, topic_prefix: str, budget_seconds: float, since: datetime | None
-) -> datetime | None:
+) -> tuple[datetime | None, float | None]:
     """Decides the waits that crossed the budget after `since` (the database time the last sweep reached; None:
     every wait still open) where a Supported provider exists. An attempt with none waits for the next answer
-    (the response consumer decides it then) or the deadline. Returns the time this sweep reached."""
+    (the response consumer decides it then) or the deadline. Returns the time this sweep reached, and in how many
+    seconds the next wait crosses the budget (None: no wait open)."""
     async with conn.transaction():
         found = await conn.fetchrow(
             """WITH held AS (SELECT 1 FROM leases WHERE name = $1 AND holder = $2 AND expires_at > now() FOR SHARE)
@@ -84,7 +85,10 @@ async def sweep_budget(
                             WHERE p.decided_at IS NULL AND p.round_id IS NOT NULL
                               AND p.joined_at <= now() - make_interval(secs => $3)
                               AND ($4::timestamptz IS NULL OR p.joined_at > $4)) AS rounds,
-                      EXISTS (SELECT 1 FROM held) AS still_mine""",
+                      EXISTS (SELECT 1 FROM held) AS still_mine,
+                      (SELECT extract(epoch FROM min(p.joined_at) + make_interval(secs => $3) - now())
+                       FROM purchase_attempts p WHERE p.decided_at IS NULL AND p.round_id IS NOT NULL
+                         AND p.joined_at > now() - make_interval(secs => $3))::float8 AS next_due_s""",
             LEASE,
             holder,
             budget_seconds,
@@ -92,7 +96,7 @@ async def sweep_budget(
         )
         assert found is not None
         if not found["still_mine"]:
-            return since
+            return since, None
         if found["rounds"]:
             meters = await conn.fetch(
                 """SELECT DISTINCT meter_number FROM lookup_rounds WHERE round_id = ANY($1::uuid[])""", found["rounds"]
@@ -105,27 +109,28 @@ async def sweep_budget(
             await decide_waiting(conn, work, found["rounds"], expired=False, budget_seconds=budget_seconds)
             await work.outbox.flush(conn)
         reached: datetime = found["reached"]
-        return reached
+        return reached, found["next_due_s"]
 
 
 async def run_sweeper(
     pool: asyncpg.Pool,
     topic_prefix: str,
     stop: asyncio.Event,
-    interval: float = 0.1,
+    interval: float = 0.5,
     ttl_seconds: float = 10.0,
     budget_seconds: float = 2.0,
 ) -> None:
-    """Every `interval`: the budget and the deadlines (so a decision comes at most `interval` after its budget);
-    every few seconds the provider health; every minute the inbox retention."""
+    """The budget when the next wait crosses it (read from the database), the deadlines at least every `interval`,
+    the provider health every few seconds, the inbox retention every minute."""
     holder = f"sweeper-{uuid.uuid4().hex[:8]}"
     refreshed = purged = 0.0
     reached: datetime | None = None
     while not stop.is_set():
+        next_due: float | None = None
         try:
             async with pool.acquire() as conn:
                 if await take_lease(conn, holder, ttl_seconds):
-                    reached = await sweep_budget(conn, holder, topic_prefix, budget_seconds, reached)
+                    reached, next_due = await sweep_budget(conn, holder, topic_prefix, budget_seconds, reached)
                     decided = await sweep_once(conn, holder, topic_prefix)
                     if decided:
                         log.info("expired rounds swept", attempts_decided=decided)
@@ -143,5 +148,6 @@ async def run_sweeper(
             metrics.LAST_PROGRESS.labels("sweeper").set_to_current_time()
         except TRANSIENT as e:
             log.warning("sweeper cannot reach the database", error=str(e))
+        pause = interval if next_due is None else min(interval, max(next_due, 0.005))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
+            await asyncio.wait_for(stop.wait(), pause)
