@@ -28,18 +28,10 @@ from messaging.retrying import MESSAGE_FAULTS, BatchTooSlow, patiently, retry_un
 from workers.failpoints import Failpoints
 from workers.group_progress import NEVER, GroupProgress
 from workers.registry import ConsumerFlow
+from workers.set_aside import PartitionStuck, SetAside
 from workers.unit_of_work import BatchTransactions
 
 log = structlog.get_logger()
-SET_ASIDE_SECONDS = 5.0  # how long a partition that cannot dead-letter waits before it is tried again
-
-
-class PartitionStuck(Exception):
-    """A record of this partition can be neither applied nor dead-lettered: the partition is set aside."""
-
-    def __init__(self, tp: TopicPartition, reason: str) -> None:
-        super().__init__(reason)
-        self.tp, self.reason = tp, reason
 
 
 class _Fence(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -50,8 +42,8 @@ class _Fence(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self.runtime.progress.release(list(revoked))
-        for tp in revoked:  # its new owner tries it again; this member reports it no longer
-            self.runtime.set_aside.pop(tp, None)
+        for tp in revoked:
+            self.runtime.set_aside.forget(tp)
             metrics.partition_moving(self.runtime.flow.worker, tp)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -82,7 +74,7 @@ class ConsumerRuntime:
             settings.max_poll_interval_ms / 3000,
             self.failpoints,
         )
-        self.set_aside: dict[TopicPartition, float] = {}  # paused partitions → when to try them again
+        self.set_aside = SetAside(flow.worker)
 
     async def claim(self, partitions: list[TopicPartition]) -> None:
         # A claim whose connection is cut is tried again: a partition assigned but never claimed would drop
@@ -121,7 +113,7 @@ class ConsumerRuntime:
             self.consumer = consumer = await patiently(self._start_consumer)
             consumer.subscribe([self.topic_name], listener=_Fence(self))
             while not stop.is_set():
-                self._try_set_aside_again()
+                self.set_aside.resume_due(consumer)
                 records = await consumer.getmany(timeout_ms=s.batch_timeout_ms, max_records=s.batch_max_records)
                 if records:
                     work = asyncio.ensure_future(self._process(records, stop))
@@ -192,7 +184,7 @@ class ConsumerRuntime:
             try:
                 return await retry_until_stopped(stop, functools.partial(self._apply, items))
             except PartitionStuck as e:
-                self._set_aside(e.tp, e.reason)
+                self._set_aside(e)
                 items = {tp: tp_items for tp, tp_items in items.items() if tp != e.tp}
             except MESSAGE_FAULTS as e:  # find the message(s) at fault, one at a time
                 log.warning("batch failed, applying one by one", worker=self.flow.worker, error=repr(e))
@@ -201,7 +193,7 @@ class ConsumerRuntime:
                         try:
                             applied = await self._apply_one(tp, item, stop)
                         except PartitionStuck as stuck:
-                            self._set_aside(stuck.tp, stuck.reason)
+                            self._set_aside(stuck)
                             applied = {}
                         if tp not in applied:
                             stored.pop(tp, None)
@@ -210,28 +202,9 @@ class ConsumerRuntime:
                 return stored
         return stored
 
-    def _set_aside(self, tp: TopicPartition, reason: str) -> None:
+    def _set_aside(self, stuck: PartitionStuck) -> None:
         assert self.consumer is not None
-        if tp in self.consumer.assignment():
-            self.consumer.pause(tp)
-        self.set_aside[tp] = time.monotonic() + SET_ASIDE_SECONDS
-        metrics.partition_stopped(self.flow.worker, tp, reason)
-        log.error(
-            "partition stopped: a record can be neither applied nor dead-lettered; the others flow on",
-            worker=self.flow.worker,
-            partition=str(tp),
-            reason=reason[:300],
-            retry_in_s=SET_ASIDE_SECONDS,
-        )
-
-    def _try_set_aside_again(self) -> None:
-        """Resumes set-aside partitions whose time has come (they were sought back to their stored offset)."""
-        assert self.consumer is not None
-        due = [tp for tp, at in self.set_aside.items() if at <= time.monotonic()]
-        for tp in due:
-            del self.set_aside[tp]
-            if tp in self.consumer.assignment():
-                self.consumer.resume(tp)
+        self.set_aside.pause(self.consumer, stuck.tp, stuck.reason)
 
     async def _reseek(self, fenced: list[TopicPartition]) -> None:
         """Records of a fenced partition were dropped unapplied. If the partition is (again) ours, go back to
