@@ -8,7 +8,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from bench.env import INSTITUTION, PROVIDERS, BenchEnv, RssSampler, cpu_seconds, start_workers, stop
@@ -155,6 +155,18 @@ async def response_flow(env: BenchEnv, n: int, meters: int) -> tuple[float, RssS
     return n * 0.9 / (marks[95] - marks[5]), sampler
 
 
+async def paced_attempts(env: BenchEnv, meter: Callable[[], str], rate: float, seconds: float) -> dict[str, float]:
+    """Purchase attempts at `rate` per second for `seconds`, on the meters `meter()` names; correlation id → sent."""
+
+    def make() -> tuple[bytes, bytes, str]:
+        number = meter()
+        data = PurchaseAttemptedData(attempt_id=uuid.uuid4(), meter_number=number, institution_id=INSTITUTION)
+        event = PurchaseAttempted.new(data, source="bench", correlationid=str(data.attempt_id))
+        return number.encode(), event.encode(), event.correlationid
+
+    return await paced(env.bootstrap, topic("purchase_attempts").name(env.settings.topic_prefix), make, rate, seconds)
+
+
 async def lookup_latency(env: BenchEnv, rate: float, seconds: float, meters: int) -> dict[str, float]:
     """From each attempt's send to its lookup request being readable on the provider's topic.
 
@@ -182,15 +194,7 @@ async def lookup_latency(env: BenchEnv, rate: float, seconds: float, meters: int
         )
         await asyncio.wait_for(joined.wait(), 60)  # and so does the reader
 
-        def make() -> tuple[bytes, bytes, str]:
-            meter = f"06{random.randrange(meters):08d}"
-            data = PurchaseAttemptedData(attempt_id=uuid.uuid4(), meter_number=meter, institution_id=INSTITUTION)
-            event = PurchaseAttempted.new(data, source="bench", correlationid=str(data.attempt_id))
-            return meter.encode(), event.encode(), event.correlationid
-
-        sent = await paced(
-            env.bootstrap, topic("purchase_attempts").name(env.settings.topic_prefix), make, rate, seconds
-        )
+        sent = await paced_attempts(env, lambda: f"06{random.randrange(meters):08d}", rate, seconds)
         await reader
     finally:
         stop(procs)
@@ -283,14 +287,8 @@ async def soak(env: BenchEnv, rate: float, seconds: float, meters: int) -> RssSa
     ]
     sampling = asyncio.ensure_future(sampler.run(done))
     try:
-
-        def make() -> tuple[bytes, bytes, str]:
-            meter = f"06{random.randrange(meters * 2):08d}"  # half known, half new (first-seen rounds)
-            data = PurchaseAttemptedData(attempt_id=uuid.uuid4(), meter_number=meter, institution_id=INSTITUTION)
-            event = PurchaseAttempted.new(data, source="bench", correlationid=str(data.attempt_id))
-            return meter.encode(), event.encode(), event.correlationid
-
-        await paced(env.bootstrap, topic("purchase_attempts").name(env.settings.topic_prefix), make, rate, seconds)
+        # Half known meters, half new ones (first-seen rounds).
+        await paced_attempts(env, lambda: f"06{random.randrange(meters * 2):08d}", rate, seconds)
     finally:
         done.set()
         await asyncio.gather(sampling, *sims)
@@ -329,16 +327,7 @@ async def first_seen_decisions(env: BenchEnv, rate: float, seconds: float) -> di
         )
         await asyncio.wait_for(joined.wait(), 60)
         counter = iter(range(total))
-
-        def make() -> tuple[bytes, bytes, str]:
-            meter = f"09{next(counter):08d}"  # never seen: a first-seen round each
-            data = PurchaseAttemptedData(attempt_id=uuid.uuid4(), meter_number=meter, institution_id=INSTITUTION)
-            event = PurchaseAttempted.new(data, source="bench", correlationid=str(data.attempt_id))
-            return meter.encode(), event.encode(), event.correlationid
-
-        sent = await paced(
-            env.bootstrap, topic("purchase_attempts").name(env.settings.topic_prefix), make, rate, seconds
-        )
+        sent = await paced_attempts(env, lambda: f"09{next(counter):08d}", rate, seconds)  # never seen: first-seen
         await reader
     finally:
         done.set()
