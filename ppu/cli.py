@@ -27,6 +27,7 @@ LAZY = {
     "providers": "ppu.cli_providers:providers",
     "institutions": "ppu.cli_institutions:institutions",
     "utilities": "ppu.cli_institutions:utilities",
+    "dlq": "ppu.cli_dlq:dlq",
     "bench": "bench.run:bench",
     "faults": "faults.run:faults",
 }
