@@ -80,20 +80,22 @@ class DeadLetterer:
         self.group_id = group_id
         # A dead-letter topic that is gone shows as a metadata wait: bounded at 10 s, so that the batch holding
         # the record sets its partition aside soon and the others flow on.
-        self.producer: AIOKafkaProducer = producer(bootstrap, request_timeout_ms=10000)
-        self.started = False
+        self.bootstrap = bootstrap
+        self.producer: AIOKafkaProducer | None = None  # made at start: one never started is never left unclosed
 
     async def start(self) -> None:
+        self.producer = producer(self.bootstrap, request_timeout_ms=10000)
         try:
             await self.producer.start()
         except BaseException:
             await self.producer.stop()  # a failed start leaves connections open otherwise
+            self.producer = None
             raise
-        self.started = True
 
     async def stop(self) -> None:
-        if self.started:
+        if self.producer is not None:
             await self.producer.stop()
+            self.producer = None
 
     async def send(self, dlq_topic: str, record: ConsumerRecord[bytes, bytes], failure: Failure) -> None:
         headers = DeadLetterHeaders(
@@ -108,6 +110,8 @@ class DeadLetterer:
             provider_error=failure.provider_error[:16000] if failure.provider_error else None,
         )
         value, all_headers = fitted(record, headers.to_headers())
+        if self.producer is None:
+            raise DeadLetterUnavailable(f"dead-letter write to {dlq_topic}: the producer is not started", record)
         try:
             await self.producer.send_and_wait(dlq_topic, value=value, key=record.key, headers=all_headers)
         except (KafkaConnectionError, KafkaTimeoutError) as e:
