@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from console import actions, queries
@@ -180,6 +180,38 @@ async def meter(request: Request, user: CurrentUser, meter_number: MeterNumber) 
         ],
         decisions=[{k: (str(v) if k == "attempt_id" else v) for k, v in dict(d).items()} for d in view.decisions],
         open_round=OpenRoundOut(**vars(view.open_round)) if view.open_round else None,
+    )
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    kind: Literal["round", "answer", "decision", "command"]
+    what: str
+    who: str | None
+    detail: str | None
+
+
+class TimelineOut(BaseModel):
+    entries: list[TimelineEntry] = Field(description="newest first")
+    older: datetime | None = Field(description="pass as `before` for the next page; null on the last page")
+
+
+@router.get("/meters/{meter_number}/timeline")
+async def timeline(
+    request: Request,
+    user: CurrentUser,
+    meter_number: MeterNumber,
+    before: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> TimelineOut:
+    """The meter's rounds, answers, decisions and commands as this institution may see them, newest first."""
+    async with request.app.state.pool.acquire() as conn:
+        if not await conn.fetchval("SELECT true FROM meters WHERE meter_number = $1", meter_number):
+            raise HTTPException(404, "unknown meter")
+        entries = await tenant(user).timeline(conn, meter_number, before, limit)
+    return TimelineOut(
+        entries=[TimelineEntry(**vars(e)) for e in entries],
+        older=entries[-1].at if len(entries) == limit else None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -93,6 +94,8 @@ async def meter(request: Request, user: CurrentUser, meter_number: str) -> HTMLR
             raise HTTPException(404, "unknown meter")
         health = await tenant(user).health(conn, 15)
         own = await tenant(user).providers(conn)
+        before = _time_or_none(request.query_params.get("before"))
+        history = await tenant(user).timeline(conn, view.meter_number, before, HISTORY_PAGE)
     # Health carries both the state the window shows and the one routing uses now (stored); warn on either.
     unhealthy = [h for h in health if not h.enabled or h.state != "HEALTHY" or h.stored != "HEALTHY"]
     return page(
@@ -103,7 +106,21 @@ async def meter(request: Request, user: CurrentUser, meter_number: str) -> HTMLR
         unhealthy=unhealthy,
         own=own,
         confirmed=request.query_params.get("confirmed") == "1",
+        history=history,
+        older=history[-1].at.isoformat() if len(history) == HISTORY_PAGE else None,
     )
+
+
+HISTORY_PAGE = 20
+
+
+def _time_or_none(value: str | None) -> datetime | None:
+    """The history's paging cursor; anything but an ISO time with its offset is the first page."""
+    try:
+        at = datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+    return at if at is not None and at.tzinfo is not None else None
 
 
 @router.post("/ppu/meters/{meter_number}/confirm-support")

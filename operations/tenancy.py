@@ -6,6 +6,7 @@ preferences, purchase attempts and decisions, commands, users and the audit log 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from db.audit import AuditRow, write_audit
@@ -14,6 +15,7 @@ from domain.health import Health
 from kernel.dbconn import Db
 from kernel.errors import PpuError
 from operations.meter_view import MeterView, OpenRound, ProviderRow
+from operations.timeline import Entry, meter_timeline
 
 UNUSABLE = ("DOWN", "MISCONFIGURED")
 
@@ -142,6 +144,12 @@ class Tenant:
             list(decisions),
             open_round,
         )
+
+    async def timeline(
+        self, conn: Db, meter_number: str, before: datetime | None = None, limit: int = 50
+    ) -> list[Entry]:
+        """The meter's history as this institution may see it (operations/timeline.py), newest first."""
+        return await meter_timeline(conn, self.institution_id, meter_number, before, limit)
 
     async def utilities(self, conn: Db) -> list[dict[str, Any]]:
         """Utilities are shared; the preferences listed are this institution's."""

@@ -129,3 +129,22 @@ def meter_show(meter_number: str, institution: str) -> None:
         return render_text(view)
 
     click.echo(asyncio.run(show()))
+
+
+@meter.command("history")
+@click.argument("meter_number")
+@click.option("--institution", required=True, help="whose view: shared answers, its own rounds, decisions, commands")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+def meter_history(meter_number: str, institution: str, limit: int) -> None:
+    """The meter's rounds, answers, decisions and commands as the institution sees them, newest first."""
+
+    async def history() -> list[str]:
+        async with connection(Settings()) as conn:
+            tenant = await Tenant.known(conn, institution)
+            number = _meter(meter_number)
+            if not await conn.fetchval("SELECT true FROM meters WHERE meter_number = $1", number):
+                raise PpuError(f"unknown meter {meter_number}")
+            entries = await tenant.timeline(conn, number, limit=limit)
+        return [f"{e.at:%Y-%m-%d %H:%M:%S%z} {e.kind:9}{e.what:26}{e.who or '-':24}{e.detail or ''}" for e in entries]
+
+    click.echo("\n".join(asyncio.run(history())) or "nothing recorded yet")
