@@ -9,6 +9,7 @@ dead-lettered is set aside and the others flow on. Partitions are claimed in the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 import uuid
@@ -111,6 +112,7 @@ class ConsumerRuntime:
         await patiently(self._start_dead_letters)  # a broker restarting as we start is waited for
         try:
             self.consumer = consumer = await patiently(self._start_consumer)
+            await self._topic_known(consumer, stop)
             consumer.subscribe([self.topic_name], listener=_Fence(self))
             while not stop.is_set():
                 self.set_aside.resume_due(consumer)
@@ -122,6 +124,15 @@ class ConsumerRuntime:
                 self._report_progress(records)
         finally:
             await self._stop()
+
+    async def _topic_known(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        """Waits until the broker's metadata lists the topic. A member that joins its group before then is assigned
+        nothing and, until its metadata next expires (5 min), consumes nothing (a fault run's first scenario,
+        started right after its topics were created, stalled so)."""
+        while not stop.is_set() and self.topic_name not in await consumer.topics():
+            log.warning("topic not in the cluster's metadata yet; waiting", topic=self.topic_name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
 
     async def _stop(self) -> None:
         # aiokafka's stop() can hang when the brokers are gone: bound it.
