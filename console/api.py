@@ -206,9 +206,9 @@ async def timeline(
 ) -> TimelineOut:
     """The meter's rounds, answers, decisions and commands as this institution may see them, newest first."""
     async with request.app.state.pool.acquire() as conn:
-        if not await conn.fetchval("SELECT true FROM meters WHERE meter_number = $1", meter_number):
-            raise HTTPException(404, "unknown meter")
         entries = await tenant(user).timeline(conn, meter_number, before, limit)
+    if entries is None:
+        raise HTTPException(404, "unknown meter")
     return TimelineOut(
         entries=[TimelineEntry(**vars(e)) for e in entries],
         older=entries[-1].at if len(entries) == limit else None,

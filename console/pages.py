@@ -95,7 +95,7 @@ async def meter(request: Request, user: CurrentUser, meter_number: str) -> HTMLR
         health = await tenant(user).health(conn, 15)
         own = await tenant(user).providers(conn)
         before = _time_or_none(request.query_params.get("before"))
-        history = await tenant(user).timeline(conn, view.meter_number, before, HISTORY_PAGE)
+        history = await tenant(user).timeline(conn, view.meter_number, before, HISTORY_PAGE) or []
     # Health carries both the state the window shows and the one routing uses now (stored); warn on either.
     unhealthy = [h for h in health if not h.enabled or h.state != "HEALTHY" or h.stored != "HEALTHY"]
     return page(

@@ -147,8 +147,11 @@ class Tenant:
 
     async def timeline(
         self, conn: Db, meter_number: str, before: datetime | None = None, limit: int = 50
-    ) -> list[Entry]:
-        """The meter's history as this institution may see it (operations/timeline.py), newest first."""
+    ) -> list[Entry] | None:
+        """The meter's history as this institution may see it (operations/timeline.py), newest first; None for an
+        unknown meter."""
+        if not await conn.fetchval("SELECT true FROM meters WHERE meter_number = $1", meter_number):
+            return None
         return await meter_timeline(conn, self.institution_id, meter_number, before, limit)
 
     async def utilities(self, conn: Db) -> list[dict[str, Any]]:

@@ -141,10 +141,9 @@ def meter_history(meter_number: str, institution: str, limit: int) -> None:
     async def history() -> list[str]:
         async with connection(Settings()) as conn:
             tenant = await Tenant.known(conn, institution)
-            number = _meter(meter_number)
-            if not await conn.fetchval("SELECT true FROM meters WHERE meter_number = $1", number):
-                raise PpuError(f"unknown meter {meter_number}")
-            entries = await tenant.timeline(conn, number, limit=limit)
+            entries = await tenant.timeline(conn, _meter(meter_number), limit=limit)
+        if entries is None:
+            raise PpuError(f"unknown meter {meter_number}")
         return [f"{e.at:%Y-%m-%d %H:%M:%S%z} {e.kind:9}{e.what:26}{e.who or '-':24}{e.detail or ''}" for e in entries]
 
     click.echo("\n".join(asyncio.run(history())) or "nothing recorded yet")

@@ -41,6 +41,7 @@ async def test_the_story_of_a_meter_newest_first_for_each_institution_its_own(
     await eventually(lambda: db.fetchval("SELECT count(*) = 2 FROM routing_decisions"), what="both purchases decided")
 
     mine = await Tenant("i1").timeline(db, METER)
+    assert mine is not None
     assert [e.at for e in mine] == sorted((e.at for e in mine), reverse=True), "newest first"
     seen = {(e.kind, e.what) for e in mine}
     assert {("round", "first_seen"), ("round", "rebroadcast"), ("decision", "blocked"), ("decision", "routed")} <= seen
@@ -50,6 +51,7 @@ async def test_the_story_of_a_meter_newest_first_for_each_institution_its_own(
     assert str(first.data.attempt_id) not in repr(mine), "what a decision says, not internal ids"
 
     theirs = await Tenant("i2").timeline(db, METER)  # i2 has p1 only, and made no purchase or command here
+    assert theirs is not None
     assert {e.kind for e in theirs} == {"round", "answer"}
     assert {e.what for e in theirs if e.kind == "round"} == {"first_seen"}, "not i1's rebroadcast round"
     assert {e.who for e in theirs} == {"p1"}, "only its own provider, asked and answering"
@@ -57,6 +59,7 @@ async def test_the_story_of_a_meter_newest_first_for_each_institution_its_own(
     pages, before = [], None
     while True:  # two at a time, by the time cursor: the same entries, in the same order
         page = await Tenant("i1").timeline(db, METER, before, limit=2)
+        assert page is not None
         pages += page
         if len(page) < 2:
             break
