@@ -77,13 +77,12 @@ def fitted(
 
 class DeadLetterer:
     def __init__(self, bootstrap: str, group_id: str) -> None:
-        self.group_id = group_id
-        # A dead-letter topic that is gone shows as a metadata wait: bounded at 10 s, so that the batch holding
-        # the record sets its partition aside soon and the others flow on.
-        self.bootstrap = bootstrap
+        self.group_id, self.bootstrap = group_id, bootstrap
         self.producer: AIOKafkaProducer | None = None  # made at start: one never started is never left unclosed
 
     async def start(self) -> None:
+        # A dead-letter topic that is gone shows as a metadata wait: bounded at 10 s, so that the batch holding
+        # the record sets its partition aside soon and the others flow on.
         self.producer = producer(self.bootstrap, request_timeout_ms=10000)
         try:
             await self.producer.start()
@@ -98,6 +97,8 @@ class DeadLetterer:
             self.producer = None
 
     async def send(self, dlq_topic: str, record: ConsumerRecord[bytes, bytes], failure: Failure) -> None:
+        if self.producer is None:
+            raise DeadLetterUnavailable(f"dead-letter write to {dlq_topic}: the producer is not started", record)
         headers = DeadLetterHeaders(
             original_topic=record.topic,
             original_partition=record.partition,
@@ -110,8 +111,6 @@ class DeadLetterer:
             provider_error=failure.provider_error[:16000] if failure.provider_error else None,
         )
         value, all_headers = fitted(record, headers.to_headers())
-        if self.producer is None:
-            raise DeadLetterUnavailable(f"dead-letter write to {dlq_topic}: the producer is not started", record)
         try:
             await self.producer.send_and_wait(dlq_topic, value=value, key=record.key, headers=all_headers)
         except (KafkaConnectionError, KafkaTimeoutError) as e:

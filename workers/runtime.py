@@ -103,13 +103,9 @@ class ConsumerRuntime:
             raise
         return consumer
 
-    async def _start_dead_letters(self) -> None:
-        self.dead_letters = DeadLetterer(self.bootstrap, self.flow.group_id)
-        await self.dead_letters.start()
-
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        await patiently(self._start_dead_letters)  # a broker restarting as we start is waited for
+        await patiently(self.dead_letters.start)  # a broker restarting as we start is waited for
         try:
             self.consumer = consumer = await patiently(self._start_consumer)
             await self._topic_known(consumer, stop)
