@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import structlog
@@ -45,29 +47,14 @@ async def take_lease(conn: Db, holder: str, ttl_seconds: float) -> bool:
 async def sweep_once(conn: Db, holder: str, topic_prefix: str, limit: int = 200) -> int:
     """Decides what waits on expired rounds; returns how many attempts it decided."""
     async with conn.transaction():
-        still_mine = await conn.fetchval(
-            "SELECT true FROM leases WHERE name = $1 AND holder = $2 AND expires_at > now() FOR SHARE",
-            LEASE,
-            holder,
-        )
-        if not still_mine:
+        if not await _still_mine(conn, holder):
             return 0
         expired = await conn.fetch(
             """SELECT round_id, meter_number FROM lookup_rounds WHERE closed_at IS NULL AND deadline <= now()
                ORDER BY deadline LIMIT $1""",
             limit,
         )
-        if not expired:
-            return 0
-        # Meters first, in a fixed order, as every other writer does: no deadlocks with the consumers.
-        await conn.execute(
-            "SELECT 1 FROM meters WHERE meter_number = ANY($1::text[]) ORDER BY meter_number FOR UPDATE",
-            sorted({r["meter_number"] for r in expired}),
-        )
-        work = UnitOfWork(conn, topic_prefix)
-        decided = await decide_waiting(conn, work, [r["round_id"] for r in expired], expired=True)
-        await work.outbox.flush(conn)
-        return decided
+        return await _decide(conn, topic_prefix, expired, expired=True)
 
 
 async def sweep_budget(
@@ -78,38 +65,51 @@ async def sweep_budget(
     (the response consumer decides it then) or the deadline. Returns the time this sweep reached, and in how many
     seconds the next wait crosses the budget (None: no wait open)."""
     async with conn.transaction():
+        if not await _still_mine(conn, holder):
+            return since, None
         found = await conn.fetchrow(
-            """WITH held AS (SELECT 1 FROM leases WHERE name = $1 AND holder = $2 AND expires_at > now() FOR SHARE)
-               SELECT now() - make_interval(secs => $3) AS reached,
-                      array(SELECT DISTINCT p.round_id FROM purchase_attempts p
-                            WHERE p.decided_at IS NULL AND p.round_id IS NOT NULL
-                              AND p.joined_at <= now() - make_interval(secs => $3)
-                              AND ($4::timestamptz IS NULL OR p.joined_at > $4)) AS rounds,
-                      EXISTS (SELECT 1 FROM held) AS still_mine,
-                      (SELECT extract(epoch FROM min(p.joined_at) + make_interval(secs => $3) - now())
-                       FROM purchase_attempts p WHERE p.decided_at IS NULL AND p.round_id IS NOT NULL
-                         AND p.joined_at > now() - make_interval(secs => $3))::float8 AS next_due_s""",
-            LEASE,
-            holder,
+            """WITH waits AS (
+                   SELECT round_id, meter_number, joined_at FROM purchase_attempts
+                   WHERE decided_at IS NULL AND round_id IS NOT NULL AND ($2::timestamptz IS NULL OR joined_at > $2))
+               SELECT now() - make_interval(secs => $1) AS reached,
+                      array(SELECT DISTINCT (round_id, meter_number) FROM waits
+                            WHERE joined_at <= now() - make_interval(secs => $1)) AS due,
+                      (SELECT extract(epoch FROM min(joined_at) + make_interval(secs => $1) - now()) FROM waits
+                       WHERE joined_at > now() - make_interval(secs => $1))::float8 AS next_due_s""",
             budget_seconds,
             since,
         )
         assert found is not None
-        if not found["still_mine"]:
-            return since, None
-        if found["rounds"]:
-            meters = await conn.fetch(
-                """SELECT DISTINCT meter_number FROM lookup_rounds WHERE round_id = ANY($1::uuid[])""", found["rounds"]
-            )
-            await conn.execute(  # meters first, in a fixed order, as every other writer does
-                "SELECT 1 FROM meters WHERE meter_number = ANY($1::text[]) ORDER BY meter_number FOR UPDATE",
-                sorted(r["meter_number"] for r in meters),
-            )
-            work = UnitOfWork(conn, topic_prefix)
-            await decide_waiting(conn, work, found["rounds"], expired=False, budget_seconds=budget_seconds)
-            await work.outbox.flush(conn)
+        due = [{"round_id": r, "meter_number": m} for r, m in found["due"]]
+        await _decide(conn, topic_prefix, due, expired=False, budget_seconds=budget_seconds)
         reached: datetime = found["reached"]
         return reached, found["next_due_s"]
+
+
+async def _still_mine(conn: Db, holder: str) -> bool:
+    """Inside the sweep's transaction: a lapsed holder sweeps nothing (another may hold the lease now)."""
+    held = await conn.fetchval(
+        "SELECT true FROM leases WHERE name = $1 AND holder = $2 AND expires_at > now() FOR SHARE", LEASE, holder
+    )
+    return bool(held)
+
+
+async def _decide(
+    conn: Db, topic_prefix: str, rounds: Sequence[Mapping[str, Any]], expired: bool, budget_seconds: float | None = None
+) -> int:
+    """Decides what waits on these rounds ({round_id, meter_number}); returns how many attempts it decided."""
+    if not rounds:
+        return 0
+    # Meters first, in a fixed order, as every other writer does: no deadlocks with the consumers.
+    await conn.execute(
+        "SELECT 1 FROM meters WHERE meter_number = ANY($1::text[]) ORDER BY meter_number FOR UPDATE",
+        sorted({r["meter_number"] for r in rounds}),
+    )
+    work = UnitOfWork(conn, topic_prefix)
+    round_ids = sorted({r["round_id"] for r in rounds}, key=str)
+    decided = await decide_waiting(conn, work, round_ids, expired=expired, budget_seconds=budget_seconds)
+    await work.outbox.flush(conn)
+    return decided
 
 
 async def run_sweeper(
