@@ -27,9 +27,13 @@ async def test_a_dead_letter_replayed_after_the_fix_is_applied_once(
     # The cause: a size limit set too low. Every purchase attempt is larger than 200 bytes.
     async with running(settings.model_copy(update={"max_message_bytes": 200})) as system:
         attempt = await system.attempt("0401000077")
-        listed = await eventually(
-            lambda: ppu(settings, "dlq", "list", "--error-class", "MessageTooLarge"), what="the dead letter"
-        )
+
+        async def listed_once() -> str | None:
+            # The listing is text, always truthy: wait for the dead letter itself, not for any answer.
+            out = await ppu(settings, "dlq", "list", "--error-class", "MessageTooLarge")
+            return out if "1 dead letter(s)" in out else None
+
+        listed = await eventually(listed_once, what="the dead letter")
     assert "1 dead letter(s)" in listed and "decode/MessageTooLarge" in listed
     ref = re.search(r"^(\S+:\d+:\d+) ", listed, re.M)
     assert ref is not None, listed
