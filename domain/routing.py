@@ -113,10 +113,10 @@ def settled(
     meter_preference: str | None,
     unanswered: set[str],
 ) -> Decision | None:
-    """The decision if no answer still awaited could change it, else None (keep waiting)."""
+    """The decision if no answer still awaited could change it, else None (keep waiting). Only the awaited answers
+    of the institution's own usable providers could: another institution's provider, or one disabled or down, holds
+    nothing up."""
     now = decide(attempt_id, candidates, preferences, meter_preference)
-    if now.provider_id is None and unanswered:
-        return None
     hopeful = [
         Candidate(
             c.provider_id,

@@ -86,6 +86,15 @@ def test_nobody_supports_the_meter_so_the_attempt_is_blocked() -> None:
     assert dict(d.decision.skipped) == {"p1": "not supported", "p2": "not supported", "p3": "support unconfirmed"}
 
 
+def test_a_provider_the_institution_does_not_use_holds_up_none_of_its_purchases() -> None:
+    # bank-b sells through p1 and p2 only: once both say no, p3's silence cannot change its decision.
+    ctx = context(meter({"p1": "not_supported", "p2": "not_supported"}))
+    (d,) = settle({ROUND: {"p3"}}, [waiting(1, inst="bank-b")], ctx, expired=False).decided
+    assert d.decision.provider_id is None
+    # bank-a uses p3: its purchase waits for p3's answer (or the deadline).
+    assert settle({ROUND: {"p3"}}, [waiting(2)], ctx, expired=False).decided == []
+
+
 def test_a_known_meter_is_routed_at_once_and_its_provider_gets_a_routine_lookup() -> None:
     plan = plan_attempts([attempt(1)], context(meter({"p2": "supported"})), set(), set())
     assert [d.decision.provider_id for d in plan.decided] == ["p2"]
