@@ -145,17 +145,18 @@ def demo() -> None:
     """Demo data and traffic."""
 
 
-async def _seed() -> list[str]:
+async def _seed(delta_url: str) -> list[str]:
     from ppu.demo_seed import seed
 
     async with connection(Settings()) as conn:
-        logins = await seed(conn)
+        logins = await seed(conn, delta_url)
     return [f"{x.institution_id:14} {x.username:9} {x.role:9} {x.password}" for x in logins]
 
 
 @demo.command("seed")
-def demo_seed() -> None:
+@click.option("--delta-url", default="http://127.0.0.1:8090", show_default=True, help="the PPU v3 simulator's URL")
+def demo_seed(delta_url: str) -> None:
     """Demo institutions, users (random passwords, printed once), providers, utilities, preferences."""
-    lines = asyncio.run(_seed())
+    lines = asyncio.run(_seed(delta_url))
     click.echo("institution    user      role      password")
     click.echo("\n".join(lines))

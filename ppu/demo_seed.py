@@ -21,7 +21,9 @@ PROVIDERS = [
     ("prov-gamma", "Gamma Power", "30000203"),
 ]
 # Delta speaks the PPU v3 REST interface (through the HTTP bridge) to a simulator that `ppu run` starts.
-HTTP_PROVIDERS = [("prov-delta", "Delta Utilities", "30000204", "http://127.0.0.1:8090", "PPU_DEMO_DELTA_CREDENTIALS")]
+# Its URL is the simulator's, on a port `ppu run` picks (DELTA_URL when seeded alone).
+DELTA_URL = "http://127.0.0.1:8090"
+HTTP_PROVIDERS = [("prov-delta", "Delta Utilities", "30000204", "PPU_DEMO_DELTA_CREDENTIALS")]
 # demo-bank sells through all four providers, corner-wallet through two.
 ENABLED = {
     "demo-bank": ["prov-alpha", "prov-beta", "prov-gamma", "prov-delta"],
@@ -52,7 +54,7 @@ class DemoLogin:
     password: str
 
 
-async def seed(conn: Db) -> list[DemoLogin]:
+async def seed(conn: Db, delta_url: str = DELTA_URL) -> list[DemoLogin]:
     logins = []
     async with conn.transaction():
         await conn.executemany(
@@ -66,10 +68,11 @@ async def seed(conn: Db) -> list[DemoLogin]:
             PROVIDERS,
         )
         await conn.executemany(
-            """INSERT INTO providers (provider_id, name, electrum_id, integration_mode, base_url, credentials_ref)
+            """INSERT INTO providers (provider_id, name, electrum_id, integration_mode, credentials_ref, base_url)
                VALUES ($1, $2, $3, 'http', $4, $5)
-               ON CONFLICT (provider_id) DO UPDATE SET electrum_id = excluded.electrum_id""",
-            HTTP_PROVIDERS,
+               ON CONFLICT (provider_id)
+               DO UPDATE SET electrum_id = excluded.electrum_id, base_url = excluded.base_url""",
+            [(*p, delta_url) for p in HTTP_PROVIDERS],
         )
         await conn.executemany(
             "INSERT INTO institution_providers VALUES ($1, $2) ON CONFLICT DO NOTHING",

@@ -14,10 +14,10 @@ import uuid
 
 import click
 
-from infra.processes import stop_children
+from infra.processes import free_port, stop_children
 from kernel.connections import endpoints, started_producer
 from kernel.settings import Settings
-from ppu import demo_seed
+from ppu import demo_seed, demo_showcase
 from schemas.envelope import CONTENT_TYPE
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
 
@@ -33,13 +33,22 @@ DEMO_PROVIDERS = [
 @click.command("traffic")
 @click.option("--rate", type=click.FloatRange(min=0.01), default=2.0, show_default=True, help="attempts per second")
 @click.option("--meters", type=click.IntRange(min=1, max=10_000_000), default=200, show_default=True)
+@click.option(
+    "--first",
+    type=click.IntRange(min=0),
+    default=demo_showcase.TRAFFIC_FIRST,
+    show_default=True,
+    help="the lowest meter drawn (the ones below are ppu run's showcase, kept still)",
+)
 @click.option("--count", type=click.IntRange(min=0), default=0, help="stop after this many (0: until Ctrl-C)")
-def demo_traffic(rate: float, meters: int, count: int) -> None:
-    """Publish purchase attempts for demo meters (0401000000, 0401000001, …) at a steady rate."""
-    asyncio.run(_traffic(Settings(), rate, meters, count))
+def demo_traffic(rate: float, meters: int, first: int, count: int) -> None:
+    """Publish purchase attempts for demo meters (0401000010 … 0401000199 by default) at a steady rate."""
+    if first >= meters:
+        raise click.BadParameter(f"--first {first} leaves no meter below --meters {meters}", param_hint="--first")
+    asyncio.run(_traffic(Settings(), rate, range(first, meters), count))
 
 
-async def _traffic(settings: Settings, rate: float, meters: int, count: int) -> None:
+async def _traffic(settings: Settings, rate: float, meters: range, count: int) -> None:
     from kernel.topics import topic
 
     name = topic("purchase_attempts").name(settings.topic_prefix)
@@ -48,7 +57,7 @@ async def _traffic(settings: Settings, rate: float, meters: int, count: int) -> 
         while count == 0 or sent < count:
             data = PurchaseAttemptedData(
                 attempt_id=uuid.uuid4(),
-                meter_number=f"0401{random.randrange(meters):06d}",
+                meter_number=f"0401{random.choice(meters):06d}",
                 institution_id=random.choice(["demo-bank", "demo-bank", "corner-wallet"]),
             )
             event = PurchaseAttempted.new(data, source="ppu/demo-traffic", correlationid=str(data.attempt_id))
@@ -91,8 +100,19 @@ def run(rate: float) -> None:
         click.echo(f"kafka     {state.kafka_bootstrap_servers}\npostgres  {state.database_url.split('@', 1)[1]}")
     children: list[subprocess.Popen[bytes]] = []
     try:
+        # Free ports unless configured: a second copy on one machine (or anything on 8080) does not collide.
+        console_port = settings.console_port if "PPU_CONSOLE_PORT" in os.environ else free_port()
+        metrics_port = settings.metrics_port or free_port()
+        delta_port = free_port()
+        os.environ["PPU_CONSOLE_PORT"] = str(console_port)
+        console_url = f"http://{settings.console_host}:{console_port}"
         subprocess.run(_ppu("db", "migrate"), check=True)
-        seeded = subprocess.run(_ppu("demo", "seed"), check=True, capture_output=True, text=True).stdout
+        seeded = subprocess.run(
+            _ppu("demo", "seed", "--delta-url", f"http://127.0.0.1:{delta_port}"),
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         subprocess.run(_ppu("topics", "apply"), check=True, stdout=subprocess.DEVNULL)
         # A fresh session secret per run: nothing to leak from the code, old cookies stop working.
         os.environ.setdefault("PPU_CONSOLE_SECRET_KEY", secrets.token_urlsafe(32))
@@ -132,7 +152,7 @@ def run(rate: float) -> None:
                     "--mode",
                     "http",
                     "--port",
-                    "8090",
+                    str(delta_port),
                     "--supports",
                     r"04010001[0-4]\d",
                     "--utility",
@@ -145,16 +165,20 @@ def run(rate: float) -> None:
         procs.append(("bridge-delta", ["worker", "provider-bridge", "--provider", "prov-delta"]))
         procs.append(("traffic", ["demo", "traffic", "--rate", str(rate)]))
         procs.append(("console", ["console"]))
-        metrics_port = settings.metrics_port or 9464
         for name, args in procs:
             env = {**os.environ, "PPU_METRICS_PORT": str(metrics_port if name == "workers" else 0)}
             with (logs / f"{name}.log").open("ab") as log:
                 children.append(subprocess.Popen(_ppu(*args), stdout=log, stderr=subprocess.STDOUT, env=env))
             click.echo(f"{name:16}{' '.join(args)}  (log: {logs / (name + '.log')})")
         click.echo(f"{'metrics':16}http://127.0.0.1:{metrics_port}/metrics (workers)")
-        click.echo(f"\nconsole         http://{settings.console_host}:{settings.console_port}/  demo logins:")
-        click.echo(seeded.rstrip())
-        click.echo(f"{'try':16}.venv/bin/ppu meter show 0401000002 --institution demo-bank   (Ctrl-C stops everything)")
+        click.echo("\npreparing the showcase meters and waiting for the console …")
+        # The banner comes once the console answers and the meters it names show what it says they show.
+        missing = asyncio.run(demo_showcase.prepare(settings, console_url, click.echo))
+        if missing:
+            click.echo(f"not ready in time (see the logs): {', '.join(missing)}", err=True)
+        click.echo("\ndemo logins:\n" + seeded.rstrip() + "\n")
+        click.echo("\n".join(demo_showcase.banner(console_url)))
+        click.echo("ready           (Ctrl-C stops everything)", nl=True)
         while all(c.poll() is None for c in children):
             time.sleep(0.5)
         failed = [c.args for c in children if c.poll() is not None]
