@@ -24,7 +24,12 @@ def read_until_ready(proc: subprocess.Popen[str], seconds: float) -> str:
     """Its output up to the `ready` line (read by a thread: a selector misses lines already in the pipe's buffer)."""
     assert proc.stdout is not None
     stdout, lines = proc.stdout, queue.Queue[str]()
-    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     out, deadline = "", time.monotonic() + seconds
     while not re.search(r"^ready\s", out, re.M):
         assert time.monotonic() < deadline and proc.poll() is None, f"no banner:\n{out}"
