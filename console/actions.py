@@ -12,6 +12,7 @@ from fastapi import HTTPException
 from console.auth import User, require
 from domain.command_proof import sign
 from kernel.topics import topic
+from operations.bulk_confirm import MeterResult, TooMany, confirm_many, parse_meters
 from operations.tenancy import NotYours, Tenant, Unknown
 from schemas.commands import CommandResultData, ConfirmSupportRequested, ConfirmSupportRequestedData
 from schemas.envelope import CONTENT_TYPE
@@ -23,21 +24,48 @@ def tenant(user: User) -> Tenant:
     return Tenant(user.institution_id)
 
 
-async def confirm_support(state: Any, user: User, meter_number: str) -> tuple[uuid.UUID, CommandResultData | None]:
-    """Emits the signed command and waits (bounded) for its result event, holding no database connection."""
-    require(user, "operator")
+def _signing_key(state: Any) -> str:
     key = state.settings.command_signing_key
     if key is None:
         raise HTTPException(503, "commands cannot be signed: PPU_COMMAND_SIGNING_KEY is not set")
+    return str(key.get_secret_value())
+
+
+async def bulk_confirm_support(state: Any, user: User, meters: list[str] | str) -> list[MeterResult]:
+    """Bulk Confirm support: the single button's command, rules and audit, per meter of a bounded list."""
+    require(user, "operator")
+    try:
+        listed = parse_meters(meters) if isinstance(meters, str) else parse_meters("\n".join(meters))
+    except TooMany as e:
+        raise HTTPException(422, str(e)) from None
+    if not listed:
+        raise HTTPException(422, "no meter numbers given")
+    async with state.pool.acquire() as conn:
+        return await confirm_many(
+            conn,
+            state.producer,
+            state.results,
+            meters=listed,
+            operator=user.username,
+            institution_id=user.institution_id,
+            signing_key=_signing_key(state),
+            topic_prefix=state.settings.topic_prefix,
+            via="console",
+            wait_seconds=state.settings.console_command_wait_seconds,
+        )
+
+
+async def confirm_support(state: Any, user: User, meter_number: str) -> tuple[uuid.UUID, CommandResultData | None]:
+    """Emits the signed command and waits (bounded) for its result event, holding no database connection."""
+    require(user, "operator")
+    key = _signing_key(state)
     async with state.pool.acquire() as conn:
         if not await conn.fetchval("SELECT true FROM meters WHERE meter_number = $1", meter_number):
             raise HTTPException(404, f"unknown meter {meter_number}")
     data = ConfirmSupportRequestedData(
         meter_number=meter_number, operator=user.username, institution_id=user.institution_id
     )
-    command = sign(
-        ConfirmSupportRequested.new(data, source="ppu/console", correlationid=str(uuid.uuid4())), key.get_secret_value()
-    )
+    command = sign(ConfirmSupportRequested.new(data, source="ppu/console", correlationid=str(uuid.uuid4())), key)
     waiting = state.results.expect(command.id)
     await state.producer.send_and_wait(
         topic("operator_commands").name(state.settings.topic_prefix),

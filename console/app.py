@@ -11,9 +11,10 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
+from swagger_ui_bundle import swagger_ui_path
 
-from console import api, pages
-from console.auth import SESSION_HOURS, LoginRequired
+from console import api, bulk_confirm, pages
+from console.auth import SESSION_HOURS, LoginRequired, optional_user
 from console.limits import BodyLimit
 from kernel.connections import create_pool, endpoints, producer
 from kernel.errors import PpuError
@@ -22,7 +23,8 @@ from kernel.topics import topic
 from operations.command_results import CommandResults
 
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    # data: images for Swagger UI's icons, which its stylesheet inlines; nothing else leaves 'self'.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
@@ -58,7 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
         title="PPU meter lookup console API",
         version="1",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # served by pages.api_docs from bundled assets: FastAPI's own page loads them from a CDN
         openapi_url="/api/v1/openapi.json",
         redoc_url=None,
     )
@@ -85,7 +87,8 @@ def create_app(settings: Settings) -> FastAPI:
         message = "the request holds characters or values the console does not accept"
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": message}, status_code=422)
-        return pages.page(request, "error.html", status_code=422, user=None, message=message)
+        user = await optional_user(request)
+        return pages.page(request, "error.html", status_code=422, user=user, message=message)
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> Response:
@@ -97,9 +100,13 @@ def create_app(settings: Settings) -> FastAPI:
     async def http_error(request: Request, exc: HTTPException) -> Response:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
-        return pages.page(request, "error.html", status_code=exc.status_code, user=None, message=str(exc.detail))
+        user = await optional_user(request)
+        return pages.page(request, "error.html", status_code=exc.status_code, user=user, message=str(exc.detail))
 
     app.include_router(api.router)
+    app.include_router(bulk_confirm.api)
     app.include_router(pages.router)
+    app.include_router(bulk_confirm.pages)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.mount("/api/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
     return app

@@ -143,6 +143,14 @@ async def current_user(request: Request) -> User:
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
+async def optional_user(request: Request) -> User | None:
+    """The logged-in user, if any: error pages keep the sidebar and Log out for them."""
+    try:
+        return await current_user(request)
+    except LoginRequired:
+        return None
+
+
 def require(user: User, role: str) -> None:
     if not user.may(role):
         raise HTTPException(403, f"the {role} role is needed")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,7 +25,32 @@ from console.auth import (
 from operations.meter_view import STATUS_LABELS, since
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-templates.env.globals.update(status_labels=STATUS_LABELS, since=since)
+# The audit log's action names as an operator reads them (the raw name stays in the row's title).
+ACTION_LABELS = {
+    "login": "Logged in",
+    "logout": "Logged out",
+    "confirm_support": "Confirm support",
+    "confirm_support_requested": "Confirm support requested",
+    "bulk_confirm_support": "Bulk Confirm support",
+    "set_utility_preference": "Utility routing preference set",
+    "set_meter_preference": "Meter routing preference set",
+    "users_add": "User added",
+    "users_revoke": "User's sessions ended",
+    "providers_add": "Provider added",
+    "providers_update": "Provider changed",
+    "providers_enable": "Provider enabled",
+    "providers_disable": "Provider disabled",
+    "dlq_replay": "Dead letter replayed",
+    "dlq_purge": "Dead letters purged",
+    "auto_recheck": "Automatic re-check",
+}
+
+
+def action_label(action: str) -> str:
+    return ACTION_LABELS.get(action, action.replace("_", " ").capitalize())
+
+
+templates.env.globals.update(status_labels=STATUS_LABELS, since=since, action_label=action_label, utc=UTC)
 router = APIRouter(include_in_schema=False)
 FormStr = Annotated[str, Form()]
 
@@ -60,8 +85,16 @@ async def login(
         )
         if user is not None:
             await start_session(conn, request, user)
-    if user is None:
-        return page(request, "login.html", status_code=401, user=None, error=str(result))
+    if user is None:  # the user types the password again, not the institution and name
+        return page(
+            request,
+            "login.html",
+            status_code=401,
+            user=None,
+            error=str(result),
+            institution=institution,
+            username=username,
+        )
     return RedirectResponse("/ppu/meters", status_code=303)
 
 
@@ -77,6 +110,17 @@ async def logout(request: Request, user: CurrentUser, csrf_token: FormStr) -> Re
 @router.get("/")
 async def home() -> Response:
     return RedirectResponse("/ppu/meters", status_code=303)
+
+
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
+@router.get("/api/docs")
+async def api_docs(request: Request) -> HTMLResponse:
+    """Swagger UI from the swagger-ui-bundle package's assets, started by a script of ours: no CDN, no inline script."""
+    return page(request, "api_docs.html", user=None)
 
 
 @router.get("/ppu/meters")

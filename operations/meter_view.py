@@ -22,6 +22,7 @@ class ProviderRow:
     last_lookup_sent_at: datetime | None
     details: dict[str, Any] | None = None  # what its last answer said: utility, customer, purchase limits
     answered_sent_at: datetime | None = None  # when the lookup its last answer belongs to was sent
+    enabled: bool = True  # false: disabled for every institution (routing skips it)
 
     @property
     def shown_id(self) -> str:
@@ -95,7 +96,9 @@ def render_text(v: MeterView) -> str:
         f"{'Provider ID':14}{'Provider':24}{'Last response':24}Support status",
     ]
     lines += [
-        f"{p.shown_id:14}{_cut(p.name, 23):24}{p.last_response_text():24}{STATUS_LABELS[p.status]}" for p in v.providers
+        f"{p.shown_id:14}{_cut(p.name if p.enabled else p.name + ' (disabled)', 23):24}"
+        f"{p.last_response_text():24}{STATUS_LABELS[p.status]}"
+        for p in v.providers
     ]
     if v.decisions:
         lines += ["", "latest routing decisions:"]

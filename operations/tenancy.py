@@ -138,6 +138,7 @@ class Tenant:
                     r["last_lookup_sent_at"],
                     r["details"],
                     r["answered_sent_at"],
+                    r["enabled"],
                 )
                 for r in rows
             ],

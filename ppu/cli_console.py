@@ -86,7 +86,7 @@ def users_add(institution: str, username: str, role: str, password_stdin: bool) 
             await audit(conn, None, "users_add", username, role, actor="cli", institution_id=institution)
 
     asyncio.run(add())
-    click.echo(f"user {username} of {institution} is a {role}")
+    click.echo(f"user {username} of {institution} has the {role} role")
 
 
 @users.command("revoke")

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from pydantic import TypeAdapter, ValidationError
 
 from domain.command_proof import sign
 from kernel.connections import connection, endpoints, started_producer
+from kernel.dbconn import Db
 from kernel.errors import PpuError
 from kernel.settings import Settings
 from kernel.topics import topic
+from operations.bulk_confirm import OUTCOMES, MeterResult, TooMany, confirm_many, parse_meters
 from operations.command_results import CommandResults
 from operations.tenancy import Tenant
 from schemas.commands import ConfirmSupportRequested, ConfirmSupportRequestedData
@@ -61,6 +63,69 @@ def send_purchase_attempt(meter_number: str, institution: str) -> None:
     click.echo(f"attempt {data.attempt_id} sent")
 
 
+async def _check_admin(conn: Db, institution: str, admin: str) -> None:
+    await Tenant.known(conn, institution)
+    role = await conn.fetchval(
+        "SELECT role FROM console_users WHERE institution_id = $1 AND username = $2", institution, admin
+    )
+    if role != "admin":
+        raise PpuError(f"{admin} is not an admin of {institution}: the CLI signs only as a named local admin")
+
+
+def _signing_key(settings: Settings) -> str:
+    if settings.command_signing_key is None:
+        raise PpuError("set PPU_COMMAND_SIGNING_KEY (the deployment's command signing key) to sign the command")
+    return settings.command_signing_key.get_secret_value()
+
+
+@send.command("confirm-support-bulk")
+@click.argument("meters_file", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--admin", "admin", required=True, help="the local admin who signs the commands (a console admin)")
+@click.option("--institution", required=True)
+@click.option("--wait-seconds", type=click.FloatRange(0.1, 600), default=30.0, show_default=True)
+def send_confirm_support_bulk(meters_file: TextIO, admin: str, institution: str, wait_seconds: float) -> None:
+    """Confirm support for every meter in METERS_FILE (a CSV's first column, or numbers one per line; - reads
+    standard input), as the console's bulk page does; prints a result per meter; exits 1 if any was refused."""
+    settings = Settings()
+    key = _signing_key(settings)
+    try:
+        meters = parse_meters(meters_file.read())
+    except TooMany as e:
+        raise PpuError(str(e)) from None
+    if not meters:
+        raise PpuError("no meter numbers in the file")
+
+    async def run() -> list[MeterResult]:
+        where = endpoints(settings)
+        results = CommandResults(where.kafka_bootstrap_servers, topic("command_results").name(settings.topic_prefix))
+        async with connection(settings) as conn, started_producer(where.kafka_bootstrap_servers) as producer:
+            await _check_admin(conn, institution, admin)
+            await results.start()
+            try:
+                return await confirm_many(
+                    conn,
+                    producer,
+                    results,
+                    meters=meters,
+                    operator=admin,
+                    institution_id=institution,
+                    signing_key=key,
+                    topic_prefix=settings.topic_prefix,
+                    via="cli",
+                    wait_seconds=wait_seconds,
+                )
+            finally:
+                await results.stop()
+
+    done = asyncio.run(run())
+    for r in done:
+        click.echo(f"{r.meter_number:22}{r.outcome:16}{r.reason or ''}".rstrip())
+    counts = [f"{sum(r.outcome == o for r in done)} {o}" for o in OUTCOMES if any(r.outcome == o for r in done)]
+    click.echo(", ".join(counts))
+    if any(r.outcome == "refused" for r in done):
+        raise SystemExit(1)
+
+
 @send.command("confirm-support")
 @click.argument("meter_number")
 @click.option("--admin", "admin", required=True, help="the local admin who signs the command (a console admin)")
@@ -70,22 +135,16 @@ def send_purchase_attempt(meter_number: str, institution: str) -> None:
 def send_confirm_support(meter_number: str, admin: str, institution: str, no_wait: bool, wait_seconds: float) -> None:
     """Confirm support for METER_NUMBER, signed as a named admin of the institution; exits 1 when refused."""
     settings = Settings()
-    if settings.command_signing_key is None:
-        raise PpuError("set PPU_COMMAND_SIGNING_KEY (the deployment's command signing key) to sign the command")
+    key = _signing_key(settings)
     data = ConfirmSupportRequestedData(meter_number=_meter(meter_number), operator=admin, institution_id=institution)
     command = sign(
         ConfirmSupportRequested.new(data, source="ppu/cli", correlationid=str(uuid.uuid4())),
-        settings.command_signing_key.get_secret_value(),
+        key,
     )
 
     async def run() -> str:
         async with connection(settings) as conn:
-            await Tenant.known(conn, institution)
-            role = await conn.fetchval(
-                "SELECT role FROM console_users WHERE institution_id = $1 AND username = $2", institution, admin
-            )
-        if role != "admin":
-            raise PpuError(f"{admin} is not an admin of {institution}: the CLI signs only as a named local admin")
+            await _check_admin(conn, institution, admin)
         if no_wait:
             await _publish(settings, "operator_commands", command)
             return f"command {command.id} sent"

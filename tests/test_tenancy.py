@@ -239,6 +239,7 @@ WRITES: dict[str, Any] = {
     "/api/v1/meters/{meter_number}/confirm-support": ("post", None),
     "/api/v1/meters/{meter_number}/preference": ("put", {"provider_id": "{own}"}),
     "/api/v1/utilities/{utility_id}/preferences/{provider_id}": ("put", {"kind": "ranked", "rank": 1}),
+    "/api/v1/confirm-support/bulk": ("post", {"meter_numbers": METERS}),
 }
 
 
