@@ -42,7 +42,10 @@ ACTION_LABELS = {
     "providers_disable": "Provider disabled",
     "dlq_replay": "Dead letter replayed",
     "dlq_purge": "Dead letters purged",
-    "auto_recheck": "Automatic re-check",
+    "auto_recheck": "Automatic re-check (meter marked)",
+    "auto_recheck_set": "Automatic re-check set",
+    "institutions_add": "Institution registered",
+    "utilities_add": "Utility registered",
 }
 
 

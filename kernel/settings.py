@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     # An attempt waiting on a round is decided by then with the best Supported answer so far (domain/rounds.py);
     # the purchase service's own timeout is the reference.
     decision_budget_seconds: float = Field(default=2.0, gt=0, alias="PPU_DECISION_BUDGET_SECONDS")
+    # How often the sweeper runs the institutions' opt-in automatic re-checks (workers/auto_recheck.py).
+    auto_recheck_every_seconds: float = Field(default=60.0, gt=0, alias="PPU_AUTO_RECHECK_EVERY_SECONDS")
     # The workers' database sessions live for days, but PostgreSQL keeps a statement's generic plan once chosen:
     # made while a table was nearly empty (a new install), the foreign-key checks and the outbox read stay
     # sequential scans as the tables grow. Custom plans are made for each execution's values and current

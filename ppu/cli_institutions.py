@@ -39,6 +39,45 @@ institutions = _parties(
     "Client institutions (their users log in to the console).",
     "Register (or rename, renumber) a client institution.",
 )
+
+
+@institutions.command("auto-recheck")
+@click.argument("institution_id")
+@click.option("--after-minutes", type=click.IntRange(1, 525_600), help="mark meters whose provider is silent this long")
+@click.option("--max-per-hour", type=click.IntRange(1, 100_000), default=60, show_default=True)
+@click.option("--off", is_flag=True, help="turn the automatic re-check off (the default)")
+def auto_recheck(institution_id: str, after_minutes: int | None, max_per_hour: int, off: bool) -> None:
+    """Opt in (or out of) the automatic re-check: meters where one of the institution's providers has not answered a
+    lookup for AFTER_MINUTES are marked for rebroadcast by the system, at most MAX_PER_HOUR meters an hour."""
+    if off == (after_minutes is not None):
+        raise click.UsageError("give either --after-minutes N or --off")
+
+    async def apply() -> None:
+        async with connection(Settings()) as conn, conn.transaction():
+            if not await conn.fetchval("SELECT true FROM institutions WHERE institution_id = $1", institution_id):
+                raise PpuError(f"unknown institution {institution_id}")
+            if off:
+                await conn.execute("DELETE FROM auto_recheck WHERE institution_id = $1", institution_id)
+            else:
+                await conn.execute(
+                    """INSERT INTO auto_recheck (institution_id, after, max_per_hour, set_by)
+                       VALUES ($1, make_interval(mins => $2), $3, 'cli')
+                       ON CONFLICT (institution_id) DO UPDATE SET after = excluded.after,
+                           max_per_hour = excluded.max_per_hour, set_by = 'cli', set_at = now()""",
+                    institution_id,
+                    after_minutes,
+                    max_per_hour,
+                )
+            details = {"after_minutes": after_minutes, "max_per_hour": max_per_hour} if not off else {"off": True}
+            await audit_cli(conn, "auto_recheck_set", institution_id, "ok", details=details)
+
+    asyncio.run(apply())
+    if off:
+        click.echo(f"automatic re-check off for {institution_id}")
+    else:
+        click.echo(f"automatic re-check on for {institution_id}: after {after_minutes} min, {max_per_hour} meters/hour")
+
+
 utilities = _parties(
     "utility",
     "utilities",

@@ -4,6 +4,8 @@ and audit rows written. The command id is the envelope id, so the inbox makes a 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from db.audit import AuditRow, write_audit
 from domain.command_proof import verify
 from domain.confirm_support import judge
@@ -69,20 +71,32 @@ async def handle_confirm_support(
         )
         for j in judged
     ]
-    marks = [j.command for j in judged if j.verdict == "marked"]
-    await _mark(conn, out, marks)
+    marks = [
+        Mark(j.command.data.meter_number, j.command.data.operator, j.command.data.institution_id, str(j.command.id))
+        for j in judged
+        if j.verdict == "marked"
+    ]
+    await mark_for_rebroadcast(conn, out, marks, SOURCE)
     await write_audit(conn, audit)
 
 
-async def _mark(conn: Db, out: UnitOfWork, marks: list[ConfirmSupportRequested]) -> None:
+class Mark(NamedTuple):
+    meter_number: str
+    marked_by: str
+    institution_id: str
+    cause: str  # the command's id, or what else caused the mark: the correlation id of its event
+
+
+async def mark_for_rebroadcast(conn: Db, out: UnitOfWork, marks: list[Mark], source: str) -> None:
     """Marks the meters for the institutions; for each, every provider enabled for it that has not confirmed
-    support becomes Unconfirmed for it, from now (the database's clock) on."""
+    support becomes Unconfirmed for it, from now (the database's clock) on. Confirm support and the automatic
+    re-check (workers/auto_recheck.py) both mark through here."""
     if not marks:
         return
     meters, who, where = (
-        [c.data.meter_number for c in marks],
-        [c.data.operator for c in marks],
-        [c.data.institution_id for c in marks],
+        [m.meter_number for m in marks],
+        [m.marked_by for m in marks],
+        [m.institution_id for m in marks],
     )
     marked_at = await conn.fetchval(
         """WITH m AS (
@@ -105,18 +119,18 @@ async def _mark(conn: Db, out: UnitOfWork, marks: list[ConfirmSupportRequested])
         meters,
         where,
     )
-    for c in marks:
+    for m in marks:
         out.emit(
             "meter_events",
             MarkedForRebroadcast.new(
                 MarkedForRebroadcastData(
-                    meter_number=c.data.meter_number,
-                    marked_by=c.data.operator,
-                    institution_id=c.data.institution_id,
+                    meter_number=m.meter_number,
+                    marked_by=m.marked_by,
+                    institution_id=m.institution_id,
                     marked_at=marked_at,
                 ),
-                source=SOURCE,
-                correlationid=str(c.id),
-                causationid=str(c.id),
+                source=source,
+                correlationid=m.cause,
+                causationid=m.cause,
             ),
         )

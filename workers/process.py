@@ -55,8 +55,15 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
                     )
                     jobs.append(runtime.run(stop))
                 elif name == "sweeper":
-                    budget = settings.decision_budget_seconds
-                    jobs.append(run_sweeper(pool, settings.topic_prefix, stop, budget_seconds=budget))
+                    jobs.append(
+                        run_sweeper(
+                            pool,
+                            settings.topic_prefix,
+                            stop,
+                            budget_seconds=settings.decision_budget_seconds,
+                            recheck_every=settings.auto_recheck_every_seconds,
+                        )
+                    )
                 elif name == "outbox-relay":
                     jobs.append(
                         run_relay(pool, shared, stop, where.database_url, failpoints=Failpoints(settings.failpoints))

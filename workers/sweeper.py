@@ -22,6 +22,7 @@ from db.provider_health import refresh_states
 from kernel.dbconn import Db
 from messaging import metrics
 from messaging.retrying import TRANSIENT
+from workers.auto_recheck import recheck_due
 from workers.rounds import decide_waiting
 from workers.unit_of_work import UnitOfWork
 
@@ -86,6 +87,17 @@ async def sweep_budget(
         return reached, found["next_due_s"]
 
 
+async def recheck_once(conn: Db, holder: str, topic_prefix: str) -> int:
+    """The institutions' automatic re-checks (workers/auto_recheck.py), under the lease."""
+    async with conn.transaction():
+        if not await _still_mine(conn, holder):
+            return 0
+        work = UnitOfWork(conn, topic_prefix)
+        marked = await recheck_due(conn, work)
+        await work.outbox.flush(conn)
+        return marked
+
+
 async def _still_mine(conn: Db, holder: str) -> bool:
     """Inside the sweep's transaction: a lapsed holder sweeps nothing (another may hold the lease now)."""
     held = await conn.fetchval(
@@ -119,11 +131,13 @@ async def run_sweeper(
     interval: float = 0.5,
     ttl_seconds: float = 10.0,
     budget_seconds: float = 2.0,
+    recheck_every: float = 60.0,
 ) -> None:
     """The budget when the next wait crosses it (read from the database), the deadlines at least every `interval`,
-    the provider health every few seconds, the inbox retention every minute."""
+    the provider health every few seconds, the automatic re-check every `recheck_every` seconds, the inbox
+    retention every minute."""
     holder = f"sweeper-{uuid.uuid4().hex[:8]}"
-    refreshed = purged = 0.0
+    refreshed = purged = rechecked = 0.0
     reached: datetime | None = None
     while not stop.is_set():
         next_due: float | None = None
@@ -134,6 +148,11 @@ async def run_sweeper(
                     decided = await sweep_once(conn, holder, topic_prefix)
                     if decided:
                         log.info("expired rounds swept", attempts_decided=decided)
+                    if time.monotonic() - rechecked > recheck_every:
+                        rechecked = time.monotonic()
+                        marked = await recheck_once(conn, holder, topic_prefix)
+                        if marked:
+                            log.info("automatic re-check marked meters", meters=marked)
                     if time.monotonic() - purged > INBOX_PURGE_EVERY_SECONDS:
                         purged = time.monotonic()
                         await conn.execute("DELETE FROM inbox WHERE received_at < now() - interval '7 days'")
