@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint types pytest setup stack-prepare stack-up browser-prepare bench-extras bench-setup bench soak faults faults-prepare clean
+.PHONY: run test lint types pytest setup stack-prepare stack-up browser-prepare prometheus-prepare bench-extras bench-setup bench soak faults faults-prepare clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,7 +66,13 @@ browser-prepare:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  { echo "make test needs Debian's chromium package: apt-get install chromium"; exit 1; }
 
-pytest: stack-prepare browser-prepare
+# The dashboard test runs Debian's Prometheus server against the workers (Grafana cannot run on these machines).
+prometheus-prepare:
+	@command -v prometheus >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || \
+	  { echo "make test needs Debian's prometheus package: apt-get install prometheus"; exit 1; }
+
+pytest: stack-prepare browser-prepare prometheus-prepare
 	$(BIN)/pytest -q
 
 test: lint types pytest

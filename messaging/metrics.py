@@ -29,6 +29,12 @@ PROVIDER_LATENCY = Gauge(
 PROVIDER_TIMEOUTS = Gauge("ppu_provider_timeouts", "lookups unanswered at their deadline, last 5 minutes", ["provider"])
 STATES = {"HEALTHY": 0, "DEGRADED": 1, "DOWN": 2, "MISCONFIGURED": 3}
 PUBLISHED = Counter("ppu_outbox_published_total", "outbox rows published", ["topic"])
+DECISION_SECONDS = Histogram(
+    "ppu_decision_latency_seconds",
+    "purchase attempt received -> routing decision stored (the attempt's time to the database's)",
+    ["outcome"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 2.5, 5, 10, 30, 60, 120),
+)
 
 
 STOPPED_GAUGE = Gauge(
@@ -59,9 +65,9 @@ class _Quiet(WSGIRequestHandler):
         return None
 
 
-def serve(port: int) -> None:
-    """Metrics and /healthz on one loopback port, in a daemon thread (prometheus-client's own server knows no
-    other path, hence this small WSGI dispatcher)."""
+def serve(port: int, host: str = "127.0.0.1") -> None:
+    """Metrics and /healthz on one port (loopback by default), in a daemon thread (prometheus-client's own server
+    knows no other path, hence this small WSGI dispatcher)."""
     if not port:
         return
     metrics_app = make_wsgi_app()
@@ -76,7 +82,7 @@ def serve(port: int) -> None:
         result: Iterable[bytes] = metrics_app(environ, start_response)
         return result
 
-    server = make_server("127.0.0.1", port, app, handler_class=_Quiet)
+    server = make_server(host, port, app, handler_class=_Quiet)
     threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()
 
 

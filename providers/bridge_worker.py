@@ -243,7 +243,7 @@ class BridgeWorker:
 async def run_bridge(settings: Settings, provider_id: str, stop: asyncio.Event) -> None:
     if settings.switch_institution_id is None:
         raise PpuError("set PPU_SWITCH_INSTITUTION_ID to the switch's Electrum institution id (1-11 digits)")
-    worker_metrics.serve(settings.metrics_port)
+    worker_metrics.serve(settings.metrics_port, settings.metrics_host)
     pool = await create_pool(endpoints(settings).database_url, min_size=1, max_size=2)
     try:
         async with pool.acquire() as conn:

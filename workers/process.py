@@ -38,7 +38,7 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
     if stop is None:
         stop = stop_on_signals()
     where = endpoints(settings)
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_host)
     plans: dict[str, str] = {"plan_cache_mode": settings.db_plan_cache_mode}
     pool = await patiently(
         lambda: create_pool(where.database_url, min_size=1, max_size=4 + 2 * len(names), server_settings=plans)

@@ -8,6 +8,7 @@ from domain.attempts import Decided
 from domain.meters import Meter, RoutingContext
 from domain.routing import Decision, Preference
 from kernel.dbconn import Db
+from messaging import metrics
 from schemas.meter_events import MeterBlocked, MeterBlockedData
 from schemas.purchase import (
     PurchaseBlocked,
@@ -98,9 +99,14 @@ async def record_decisions(conn: Db, out: UnitOfWork, decided: list[Decided]) ->
             [_skipped_json(d.decision) for d in decided],
         )
     }
-    await conn.execute(
-        "UPDATE purchase_attempts SET decided_at = now() WHERE attempt_id = ANY($1::uuid[])", list(stored)
+    waited = await conn.fetch(
+        """UPDATE purchase_attempts SET decided_at = now() WHERE attempt_id = ANY($1::uuid[])
+           RETURNING attempt_id, greatest(extract(epoch FROM now() - received_at), 0)::float8 AS waited""",
+        list(stored),
     )
+    outcome = {d.attempt_id: "blocked" if d.decision.provider_id is None else "routed" for d in decided}
+    for w in waited:
+        metrics.DECISION_SECONDS.labels(outcome[w["attempt_id"]]).observe(w["waited"])
     blocked_meters = sorted(
         {d.meter_number for d in decided if d.attempt_id in stored and d.decision.provider_id is None}
     )
