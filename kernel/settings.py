@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, alias="PPU_METRICS_PORT")
     # Loopback unless a scraper elsewhere must reach it (compose sets 0.0.0.0 inside its private network).
     metrics_host: str = Field(default="127.0.0.1", min_length=1, alias="PPU_METRICS_HOST")
+    # Traces (kernel/tracing.py): off unless an OTLP endpoint is set, or the console exporter is asked for.
+    otel_endpoint: str | None = Field(default=None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    trace_console: bool = Field(default=False, alias="PPU_TRACE_CONSOLE")
     log_level: str = Field(default="INFO", alias="PPU_LOG_LEVEL")
     # Fault scenarios only (workers/failpoints.py): e.g. "after_db_commit:5". Empty in production.
     failpoints: str = Field(

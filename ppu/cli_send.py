@@ -7,9 +7,11 @@ import uuid
 from typing import Any, TextIO
 
 import click
+from opentelemetry.trace import SpanKind
 from pydantic import TypeAdapter, ValidationError
 
 from domain.command_proof import sign
+from kernel import tracing
 from kernel.connections import connection, endpoints, started_producer
 from kernel.dbconn import Db
 from kernel.errors import PpuError
@@ -36,13 +38,16 @@ def _meter(value: str) -> str:
 
 
 async def _publish(settings: Settings, topic_key: str, event: Envelope[Any]) -> None:
+    tracing.configure_from(settings, "ppu-cli")  # a trace starts here when tracing is on
+    name = topic(topic_key).name(settings.topic_prefix)
     async with started_producer(endpoints(settings).kafka_bootstrap_servers) as producer:
-        await producer.send_and_wait(
-            topic(topic_key).name(settings.topic_prefix),
-            value=event.encode(),
-            key=event.subject.encode(),
-            headers=[("content-type", CONTENT_TYPE)],
-        )
+        with tracing.span(f"send {name}", kind=SpanKind.PRODUCER, meter=event.subject, event_type=event.type):
+            await producer.send_and_wait(
+                name,
+                value=event.encode(),
+                key=event.subject.encode(),
+                headers=[("content-type", CONTENT_TYPE), *tracing.kafka_headers()],
+            )
 
 
 @send.command("purchase-attempt")

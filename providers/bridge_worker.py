@@ -19,7 +19,9 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
+from opentelemetry.trace import SpanKind
 
+from kernel import tracing
 from kernel.connections import create_pool, endpoints, started_producer
 from kernel.errors import PpuError
 from kernel.settings import Settings
@@ -140,7 +142,10 @@ class BridgeWorker:
             failure = decoded if isinstance(decoded, Failure) else Failure("validate", "WrongType", "not a lookup")
             await self._dead_letter(dead_letters, record, failure)
             return
-        outcome = await self.bridge.lookup(decoded)
+        parent = tracing.extract(record.headers) if tracing.enabled() else None
+        with tracing.span(f"PPU v3 lookup {self.pid}", parent, SpanKind.CLIENT, provider=self.pid):
+            outcome = await self.bridge.lookup(decoded)  # the call carries this span in its HTTP headers
+            trace = tracing.kafka_headers()  # and the answer carries it on
         metrics.OUTCOMES.labels(self.pid, outcome.kind).inc()
         await self.health.saw(outcome)
         if outcome.kind in ("supported", "not_supported"):
@@ -151,7 +156,7 @@ class BridgeWorker:
                     self.responses,
                     value=event.encode(),
                     key=event.subject.encode(),
-                    headers=[("content-type", CONTENT_TYPE)],
+                    headers=[("content-type", CONTENT_TYPE), *trace],
                 ),
             )
         elif outcome.kind in ("refused", "our_fault"):
@@ -244,6 +249,7 @@ async def run_bridge(settings: Settings, provider_id: str, stop: asyncio.Event) 
     if settings.switch_institution_id is None:
         raise PpuError("set PPU_SWITCH_INSTITUTION_ID to the switch's Electrum institution id (1-11 digits)")
     worker_metrics.serve(settings.metrics_port, settings.metrics_host)
+    tracing.configure_from(settings, f"ppu-bridge-{provider_id}")
     pool = await create_pool(endpoints(settings).database_url, min_size=1, max_size=2)
     try:
         async with pool.acquire() as conn:

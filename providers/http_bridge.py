@@ -22,6 +22,7 @@ from circuitbreaker import STATE_CLOSED, CircuitBreaker, CircuitBreakerError
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
+from kernel import tracing
 from kernel.settings import Settings
 from providers import bridge_metrics as metrics
 from providers import ppu_v3 as v3
@@ -151,7 +152,7 @@ class Bridge:
             r = await client.post(
                 v3.PATH.format(lookup_id=body.id),
                 content=body.model_dump_json(by_alias=True, exclude_none=True),
-                headers={"content-type": "application/json"},
+                headers={"content-type": "application/json", **(tracing.inject() if tracing.enabled() else {})},
                 timeout=seconds,
             )
         except httpx.HTTPError as e:  # connection refused, reset, timed out, TLS refused

@@ -42,6 +42,7 @@ class SimulatorConfig:
     seen: set[str] = field(default_factory=set)
     calls: int = 0  # requests that reached the simulator (tests count them)
     received: list[tuple[str, Any]] = field(default_factory=list)  # (path id, body) of each parsed request
+    traceparents: list[str | None] = field(default_factory=list)  # the W3C trace context each request carried
     strict: bool = True  # judge requests by Electrum's constraints (providers/electrum)
     delays: dict[str, float] = field(default_factory=dict)  # meter -> seconds it takes to answer about it
     gates: dict[str, asyncio.Event] = field(default_factory=dict)  # meter -> answered only once the event is set
@@ -105,6 +106,7 @@ def create_simulator(config: SimulatorConfig) -> FastAPI:
     @app.post(PATH.replace("{lookup_id}", "{lookup_id}"))
     async def meter_lookup(lookup_id: str, request: Request) -> Response:
         config.calls += 1
+        config.traceparents.append(request.headers.get("traceparent"))
         if not authorised(request):
             return Response(status_code=401, headers={"WWW-Authenticate": 'Basic realm="ppu"'})
         if config.down:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from kernel import tracing
 from kernel.connections import started_producer
 from kernel.topics import topic
 from schemas.envelope import CONTENT_TYPE
@@ -86,7 +87,7 @@ async def run_simulator(
     responses = topic("lookup_responses").name(prefix)
     pending: set[asyncio.Task[None]] = set()
 
-    async def deliver(producer: AIOKafkaProducer, request: LookupRequested) -> None:
+    async def deliver(producer: AIOKafkaProducer, request: LookupRequested, trace: list[tuple[str, bytes]]) -> None:
         await asyncio.sleep(random.uniform(*coverage.latency_ms) / 1000)
         answer = coverage.answer(request)  # stamped when it leaves: a late answer says so
         if answer is None:
@@ -98,7 +99,7 @@ async def run_simulator(
                 sent_garbage.append(value)
         for _ in range(coverage.copies):
             await producer.send_and_wait(
-                responses, value=value, key=answer.subject.encode(), headers=[("content-type", CONTENT_TYPE)]
+                responses, value=value, key=answer.subject.encode(), headers=[("content-type", CONTENT_TYPE), *trace]
             )
 
     await consumer.start()
@@ -113,7 +114,9 @@ async def run_simulator(
                         log.warning("unreadable lookup request", error=str(e)[:200])
                         continue
                     if not coverage.silent:
-                        task = asyncio.create_task(deliver(producer, request))
+                        # A provider answering on Kafka hands the request's trace context back with its answer.
+                        trace = [(k, v) for k, v in record.headers if k in tracing.TRACE_HEADERS]
+                        task = asyncio.create_task(deliver(producer, request, trace))
                         pending.add(task)
                         task.add_done_callback(pending.discard)
             # Answers already on their way are delivered (bounded), as a provider's in-flight replies would be.

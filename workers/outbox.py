@@ -7,6 +7,7 @@ meters it changed, so two transactions that touch one meter write their rows in 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from kernel.topics import topic
 from schemas.envelope import CONTENT_TYPE, Envelope
 
 HEADERS = [["content-type", CONTENT_TYPE.decode()]]
+Row = tuple[str, str, bytes, list[list[str]] | None]  # topic, key, value, headers other than the constant ones
 
 
 @dataclass
@@ -26,13 +28,18 @@ class Rejection:
 @dataclass
 class Outbox:
     topic_prefix: str
-    rows: list[tuple[str, str, bytes]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    # Tracing on: the W3C headers of the span that handled each inbound event, by event id. An event emitted
+    # because of one (its causation id) carries them on (kernel/tracing.py).
+    traced: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def emit(self, topic_key: str, event: Envelope[Any], **params: str) -> None:
         """Queue `event` for the topic named `topic_key` in topics.yaml, keyed by its meter number."""
         name = topic(topic_key).name(self.topic_prefix, **params)
-        self.rows.append((name, event.subject, event.encode()))
+        trace = self.traced.get(event.causationid or "") if self.traced else None
+        extra = [[k, v] for k, v in trace.items()] if trace else None
+        self.rows.append((name, event.subject, event.encode(), extra))
 
     def reject(self, index: int, reason: str) -> None:
         """The message at `index` cannot be applied; it goes to the dead-letter topic, stage `apply`."""
@@ -41,13 +48,25 @@ class Outbox:
     async def flush(self, conn: Db) -> None:
         if not self.rows:
             return
-        names, keys, values = zip(*self.rows, strict=True)
-        await conn.execute(
-            """INSERT INTO outbox (topic, key, value, headers)
-               SELECT t, k, v, $4::jsonb FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(t, k, v)""",
-            list(names),
-            list(keys),
-            list(values),
-            HEADERS,
-        )
+        names, keys, values, extras = zip(*self.rows, strict=True)
+        if not any(extras):  # the usual case: one constant header value for every row
+            await conn.execute(
+                """INSERT INTO outbox (topic, key, value, headers)
+                   SELECT t, k, v, $4::jsonb FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(t, k, v)""",
+                list(names),
+                list(keys),
+                list(values),
+                HEADERS,
+            )
+        else:
+            await conn.execute(
+                """INSERT INTO outbox (topic, key, value, headers)
+                   SELECT t, k, v, h::jsonb
+                   FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[]) AS u(t, k, v, h)""",
+                list(names),
+                list(keys),
+                list(values),
+                # As JSON text: a list of lists would be read as a second array dimension.
+                [json.dumps(HEADERS + (e or [])) for e in extras],
+            )
         self.rows.clear()

@@ -13,7 +13,9 @@ import contextlib
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import Span, SpanKind
 
+from kernel import tracing
 from kernel.dbconn import Db
 from messaging import metrics
 from messaging.retrying import TRANSIENT
@@ -37,16 +39,18 @@ async def relay_once(conn: Db, producer: AIOKafkaProducer, limit: int = 1000, fa
         )
         if not rows:
             return 0
+        spans, headers = _publish_spans(rows) if tracing.enabled() else ([], [r["headers"] for r in rows])
         pending = [
             await producer.send(
                 r["topic"],
                 value=r["value"],
                 key=r["key"].encode(),
-                headers=[(k, v.encode()) for k, v in r["headers"]],
+                headers=[(k, v.encode()) for k, v in h],
             )
-            for r in rows
+            for r, h in zip(rows, headers, strict=True)
         ]
         await asyncio.gather(*pending)  # every send acknowledged by all in-sync replicas
+        tracing.end_all(spans)
         failpoints.hit("after_publish")
         await conn.execute(
             "UPDATE outbox SET sent_at = now() WHERE outbox_id = ANY($1::bigint[])",
@@ -55,6 +59,23 @@ async def relay_once(conn: Db, producer: AIOKafkaProducer, limit: int = 1000, fa
     for r in rows:
         metrics.PUBLISHED.labels(r["topic"]).inc()
     return len(rows)
+
+
+def _publish_spans(rows: list[asyncpg.Record]) -> tuple[list[Span], list[list[list[str]]]]:
+    """Tracing on: a span per traced row, child of the span that wrote it; the record carries the new span."""
+    spans, headers = [], []
+    for r in rows:
+        carried = [(k, v.encode()) for k, v in r["headers"]]
+        if not any(k == "traceparent" for k, _ in carried):
+            headers.append(r["headers"])
+            continue
+        span = tracing.start(
+            f"publish {r['topic']}", tracing.extract(carried), SpanKind.PRODUCER, {"topic": r["topic"]}
+        )
+        spans.append(span)
+        kept = [[k, v] for k, v in r["headers"] if k not in tracing.TRACE_HEADERS]
+        headers.append(kept + [[k, v] for k, v in tracing.child_headers(span).items()])
+    return spans, headers
 
 
 async def run_relay(

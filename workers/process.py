@@ -10,6 +10,7 @@ from typing import Any
 
 import structlog
 
+from kernel import tracing
 from kernel.connections import create_pool, endpoints, started_producer
 from kernel.settings import Settings
 from messaging import metrics
@@ -39,6 +40,7 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
         stop = stop_on_signals()
     where = endpoints(settings)
     metrics.serve(settings.metrics_port, settings.metrics_host)
+    tracing.configure_from(settings, "ppu-workers")
     plans: dict[str, str] = {"plan_cache_mode": settings.db_plan_cache_mode}
     pool = await patiently(
         lambda: create_pool(where.database_url, min_size=1, max_size=4 + 2 * len(names), server_settings=plans)

@@ -17,7 +17,9 @@ from typing import Any, TypeAlias
 import asyncpg
 import structlog
 from aiokafka import ConsumerRecord, TopicPartition
+from opentelemetry.trace import Span, SpanKind
 
+from kernel import tracing
 from kernel.dbconn import Db
 from messaging.dead_letters import Failure
 from messaging.inbound import Decoded, Inbound, Item
@@ -71,6 +73,15 @@ class BatchTransactions:
     async def apply(self, items: dict[TopicPartition, list[Item]]) -> tuple[dict[TopicPartition, int], int, int]:
         """One transaction; returns the next offset stored per partition (fenced partitions are absent), and how
         many messages were applied and rejected."""
+        spans: list[Span] = []  # tracing on: one per message, ended when its batch is done
+        try:
+            return await self._apply(items, spans)
+        finally:
+            tracing.end_all(spans)
+
+    async def _apply(
+        self, items: dict[TopicPartition, list[Item]], spans: list[Span]
+    ) -> tuple[dict[TopicPartition, int], int, int]:
         async with self.pool.acquire() as conn, conn.transaction():
             owned = await self.progress.fence(conn, list(items))
             if len(owned) < len(items):
@@ -99,6 +110,8 @@ class BatchTransactions:
                 fresh = await self._not_seen(conn, fresh)
                 batch = [Inbound(ev, rec.topic, rec.partition, rec.offset) for _, (rec, ev) in fresh]
                 work = UnitOfWork(conn, self.topic_prefix)
+                if tracing.enabled():
+                    self._trace(fresh, work, spans)
                 await self._handle(batch, work)
                 for rejection in work.outbox.rejected:  # batch[i] was made from fresh[i]
                     _, (rejected, _) = fresh[rejection.index]
@@ -114,6 +127,21 @@ class BatchTransactions:
         self.dead_lettered = {k for k in self.dead_lettered if TopicPartition(k[0], k[1]) not in nexts}
         rejected = len(work.outbox.rejected)
         return nexts, len(batch) - rejected, rejected
+
+    def _trace(self, fresh: list[Decoded], work: UnitOfWork, spans: list[Span]) -> None:
+        """A span per message, child of the context its record carries; what the handler emits because of that
+        message carries this span's context on (the outbox's `traced`)."""
+        for _, (rec, ev) in fresh:
+            attrs = {
+                "messaging.destination": rec.topic,
+                "ppu.event_id": str(ev.id),
+                "ppu.correlation_id": ev.correlationid,
+            }
+            span = tracing.start(
+                f"{self.progress.group_id} process", tracing.extract(rec.headers), SpanKind.CONSUMER, attrs
+            )
+            spans.append(span)
+            work.outbox.traced[str(ev.id)] = tracing.child_headers(span)
 
     async def _refuse_gaps(self, items: dict[TopicPartition, list[Item]], owned: dict[TopicPartition, int]) -> None:
         """A batch that starts after the next offset we expect means the consumer's position ran ahead of what
