@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 from swagger_ui_bundle import swagger_ui_path
 
-from console import api, bulk_confirm, pages
+from console import api, bulk_confirm, dead_letters, pages
 from console.auth import SESSION_HOURS, LoginRequired, optional_user
 from console.limits import BodyLimit
 from kernel.connections import create_pool, endpoints, producer
@@ -107,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(bulk_confirm.api)
     app.include_router(pages.router)
     app.include_router(bulk_confirm.pages)
+    app.include_router(dead_letters.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.mount("/api/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
     return app

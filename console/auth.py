@@ -24,9 +24,15 @@ class User:
     institution_id: str
     username: str
     role: str
+    operates_deployment: bool = False  # its institution runs the deployment (institutions.operates_deployment)
 
     def may(self, role: str) -> bool:
         return ROLES[self.role] >= ROLES[role]
+
+    @property
+    def deployment_admin(self) -> bool:
+        """An admin of the institution that runs the deployment: works what belongs to no one institution."""
+        return self.operates_deployment and self.role == "admin"
 
 
 class LoginRequired(Exception):
@@ -128,8 +134,9 @@ async def current_user(request: Request) -> User:
         raise LoginRequired
     async with request.app.state.pool.acquire() as conn:
         row = await conn.fetchrow(
-            """SELECT u.user_id, u.institution_id, u.username, u.role
+            """SELECT u.user_id, u.institution_id, u.username, u.role, i.operates_deployment
                FROM console_sessions s JOIN console_users u USING (user_id)
+               JOIN institutions i ON i.institution_id = u.institution_id
                WHERE s.session_hash = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()""",
             _digest(session_id),
             uid,
@@ -137,7 +144,7 @@ async def current_user(request: Request) -> User:
     if row is None:  # revoked, expired, or the user is gone
         request.session.clear()
         raise LoginRequired
-    return User(row["user_id"], row["institution_id"], row["username"], row["role"])
+    return User(row["user_id"], row["institution_id"], row["username"], row["role"], row["operates_deployment"])
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

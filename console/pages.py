@@ -44,6 +44,7 @@ ACTION_LABELS = {
     "dlq_purge": "Dead letters purged",
     "auto_recheck": "Automatic re-check (meter marked)",
     "auto_recheck_set": "Automatic re-check set",
+    "institutions_operator": "Deployment operator set",
     "institutions_add": "Institution registered",
     "utilities_add": "Utility registered",
 }

@@ -106,6 +106,16 @@ def matching(letters: list[Letter], stage: str | None, error_class: str | None, 
     ]
 
 
+def hex_dump(value: bytes, limit: int = 4096) -> str:
+    """Offset, 16 bytes in hex, and the printable ones as text, per line (as `xxd` shows them)."""
+    lines = []
+    for at in range(0, min(len(value), limit), 16):
+        chunk = value[at : at + 16]
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{at:08x}  {chunk.hex(' '):47}  {text}")
+    return "\n".join(lines)
+
+
 def why_not_replayable(letter: Letter) -> str | None:
     if letter.about is None:
         return "it carries no dead-letter headers: where it came from is unknown"

@@ -70,7 +70,7 @@ def dlq_show(ref: str, as_hex: bool) -> None:
         click.echo(f"{name:12} {value}")
     click.echo(f"replayable   {dl.why_not_replayable(letter) or 'yes'}")
     click.echo("value:")
-    click.echo(letter.value.hex(" ", 16) if as_hex else letter.value.decode("utf-8", "replace"))
+    click.echo(dl.hex_dump(letter.value, len(letter.value)) if as_hex else letter.value.decode("utf-8", "replace"))
 
 
 def _one(ref: str) -> dl.Letter:

@@ -41,6 +41,26 @@ institutions = _parties(
 )
 
 
+@institutions.command("operator")
+@click.argument("institution_id")
+def operator(institution_id: str) -> None:
+    """Mark INSTITUTION_ID as the one that runs this deployment (the switch itself): its admins work dead letters
+    in the console. One institution at a time: the mark moves."""
+
+    async def apply() -> None:
+        async with connection(Settings()) as conn, conn.transaction():
+            if not await conn.fetchval("SELECT true FROM institutions WHERE institution_id = $1", institution_id):
+                raise PpuError(f"unknown institution {institution_id}")
+            await conn.execute("UPDATE institutions SET operates_deployment = false WHERE operates_deployment")
+            await conn.execute(
+                "UPDATE institutions SET operates_deployment = true WHERE institution_id = $1", institution_id
+            )
+            await audit_cli(conn, "institutions_operator", institution_id, "ok")
+
+    asyncio.run(apply())
+    click.echo(f"{institution_id} runs the deployment: its admins see dead letters in the console")
+
+
 @institutions.command("auto-recheck")
 @click.argument("institution_id")
 @click.option("--after-minutes", type=click.IntRange(1, 525_600), help="mark meters whose provider is silent this long")

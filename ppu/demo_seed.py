@@ -15,6 +15,8 @@ from kernel.passwords import hash_password
 # Electrum institution ids (1-11 digits) are made up for the demo; a real switch gets them from Electrum.
 SWITCH_ELECTRUM_ID = "10000001"
 INSTITUTIONS = [("demo-bank", "Demo Bank", "20000101"), ("corner-wallet", "Corner Wallet", "20000102")]
+# The switch itself, which runs the deployment: its admin works dead letters in the console. It sells nothing.
+OPERATOR = ("switch-ops", "Demo Switch operations", SWITCH_ELECTRUM_ID)
 PROVIDERS = [
     ("prov-alpha", "Alpha Vending", "30000201"),
     ("prov-beta", "Beta Prepaid", "30000202"),
@@ -43,6 +45,7 @@ USERS = [
     ("demo-bank", "operator", "operator"),
     ("demo-bank", "admin", "admin"),
     ("corner-wallet", "operator", "operator"),
+    ("switch-ops", "oncall", "admin"),
 ]
 
 
@@ -60,7 +63,12 @@ async def seed(conn: Db, delta_url: str = DELTA_URL) -> list[DemoLogin]:
         await conn.executemany(
             """INSERT INTO institutions (institution_id, name, electrum_id) VALUES ($1, $2, $3)
                ON CONFLICT (institution_id) DO UPDATE SET electrum_id = excluded.electrum_id""",
-            INSTITUTIONS,
+            [*INSTITUTIONS, OPERATOR],
+        )
+        await conn.execute(
+            """UPDATE institutions SET operates_deployment = (institution_id = $1)
+               WHERE operates_deployment OR institution_id = $1""",
+            OPERATOR[0],
         )
         await conn.executemany(
             """INSERT INTO providers (provider_id, name, electrum_id) VALUES ($1, $2, $3)

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
+from kernel.passwords import hash_password
 from kernel.settings import Settings
 from tests.conftest import ROOT
 from tests.console_server import serving
@@ -20,13 +21,19 @@ from tests.test_console_browser import CHROMIUM_FLAGS
 
 SHOTS = ROOT / ".local" / "screenshots" / "pages"
 METER = "0401000321"
-USERS = {"viewer": "vic", "operator": "olga", "admin": "ada"}
+USERS = {"viewer": "vic", "operator": "olga", "admin": "ada", "deployment-admin": "root"}
 
 
 @pytest.fixture
 async def console(settings: Settings, topics: list[str], db: asyncpg.Connection) -> AsyncIterator[str]:
     await seed_reference(db)
     await db.execute("INSERT INTO utilities (utility_id, name) VALUES ('u1', 'Utility One')")
+    # The institution that runs the deployment, whose admin works dead letters.
+    await db.execute("INSERT INTO institutions (institution_id, name, operates_deployment) VALUES ('ops', 'Ops', true)")
+    await db.execute(
+        "INSERT INTO console_users (institution_id, username, password_hash, role) VALUES ('ops', 'root', $1, 'admin')",
+        hash_password(PASSWORD),
+    )
     async with running(settings) as system, serving(settings) as (base, _):
         await system.attempt(METER)
         asked = {p: (await system.requests(p, 1))[0] for p in PROVIDERS}
@@ -35,6 +42,14 @@ async def console(settings: Settings, topics: list[str], db: asyncpg.Connection)
         await eventually(
             lambda: db.fetchval("SELECT count(*) = 1 FROM routing_decisions WHERE meter_number = $1", METER),
             what="the purchase decided",
+        )
+        await system.publish("purchase_attempts", b"\x00not json", METER)  # a dead letter to inspect
+        await eventually(
+            lambda: db.fetchval(
+                "SELECT sum(greatest(next_offset, 0)) = 2 FROM consumer_offsets WHERE group_id = $1",
+                settings.topic_prefix + "ppu-lookup-worker",
+            ),
+            what="the dead letter written",
         )
         yield base
 
@@ -74,7 +89,7 @@ async def log_in(browser: Browser, base: str, username: str) -> tuple[Page, Watc
     page = await browser.new_page()
     watched = Watched(page)
     await page.goto(f"{base}/login")
-    await page.fill("input[name=institution]", "i1")
+    await page.fill("input[name=institution]", "ops" if username == "root" else "i1")
     await page.fill("input[name=username]", username)
     await page.fill("input[name=password]", PASSWORD)
     await page.click("button[type=submit]")
@@ -120,6 +135,8 @@ async def test_every_page_for_every_role(console: str) -> None:
             }
             if role != "viewer":
                 pages["bulk-confirm"] = ("/ppu/bulk-confirm", "Bulk Confirm support")
+            if role == "deployment-admin":
+                pages["dead-letters"] = ("/ppu/dead-letters", "Dead letters")
             for name, (path, active) in pages.items():
                 await visit(page, watched, base, path, f"{role}-{name}")
                 await expect(page.locator(".sidebar a.active")).to_have_text(active)
@@ -127,6 +144,16 @@ async def test_every_page_for_every_role(console: str) -> None:
             await expect(page.locator(".sidebar a", has_text="Bulk Confirm support")).to_have_count(
                 0 if role == "viewer" else 1
             )
+            await expect(page.locator(".sidebar a", has_text="Dead letters")).to_have_count(
+                1 if role == "deployment-admin" else 0
+            )
+            if role == "deployment-admin":
+                await page.goto(f"{base}/ppu/dead-letters")
+                await page.locator("#dlq-letters a").first.click()
+                await page.wait_for_load_state("networkidle")
+                await expect(page.locator("#dlq-hex")).to_contain_text("00000000  00 6e 6f 74")
+                await page.screenshot(path=str(SHOTS / "deployment-admin-dead-letter.png"), full_page=True)
+                assert watched.problems == [], watched.problems
             # The audit log reads as words with its time zone, not raw action names.
             await visit(page, watched, base, "/ppu/audit", f"{role}-audit")
             await expect(page.locator("table tbody tr", has_text="Logged in").first).to_contain_text("UTC")

@@ -75,9 +75,9 @@ def test_the_banner_commands_answer_at_once(settings: Settings, topics: list[str
             assert "rebroadcast marked by admin" in marked, marked
             assert "first_seen" in history and "routed" in history, history
             demo_logins = re.findall(
-                r"^(demo-bank|corner-wallet)\s+(\w+)\s+(viewer|operator|admin)\s+\S+$", banner, re.M
+                r"^(demo-bank|corner-wallet|switch-ops)\s+(\w+)\s+(viewer|operator|admin)\s+\S+$", banner, re.M
             )
-            assert len(demo_logins) == 4, banner
+            assert len(demo_logins) == 5, banner
         finally:
             os.killpg(proc.pid, signal.SIGINT)
             proc.wait(60)
