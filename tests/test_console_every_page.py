@@ -94,6 +94,8 @@ async def log_in(browser: Browser, base: str, username: str) -> tuple[Page, Watc
     await page.fill("input[name=password]", PASSWORD)
     await page.click("button[type=submit]")
     await expect(page.locator("h1")).to_have_text("Meter Management")
+    # Settled before the next navigation: one started earlier aborts this page's requests still in flight.
+    await page.wait_for_load_state("networkidle")
     return page, watched
 
 
@@ -114,6 +116,7 @@ async def test_every_page_for_every_role(console: str) -> None:
         watched.allowed_status[f"{base}/login"] = 401
         await page.click("button[type=submit]")
         await expect(page.locator(".error")).to_be_visible()
+        await page.wait_for_load_state("networkidle")
         await expect(page.locator("input[name=institution]")).to_have_value("i1")
         await expect(page.locator("input[name=username]")).to_have_value("olga")
         await page.screenshot(path=str(SHOTS / "login-refused.png"))
@@ -149,6 +152,7 @@ async def test_every_page_for_every_role(console: str) -> None:
             )
             if role == "deployment-admin":
                 await page.goto(f"{base}/ppu/dead-letters")
+                await page.wait_for_load_state("networkidle")
                 await page.locator("#dlq-letters a").first.click()
                 await page.wait_for_load_state("networkidle")
                 await expect(page.locator("#dlq-hex")).to_contain_text("00000000  00 6e 6f 74")
@@ -165,13 +169,16 @@ async def test_every_page_for_every_role(console: str) -> None:
             if role == "admin":
                 labels = await page.goto(f"{base}/ppu/routing")
                 assert labels is not None
+                await page.wait_for_load_state("networkidle")
                 for field in ("Provider", "Kind", "Rank", "Weight"):
                     await expect(page.locator("form.preference label", has_text=field).first).to_be_visible()
             if role == "operator":
                 await page.goto(f"{base}/ppu/bulk-confirm")
+                await page.wait_for_load_state("networkidle")
                 await page.fill("#bulk-meters", f"{METER}\n0409999999")
                 await page.click("#bulk-submit")
                 await expect(page.locator(f"#bulk-results tr[data-meter='{METER}'] .outcome")).to_have_text("marked")
+                await page.wait_for_load_state("networkidle")
                 await expect(page.locator("#bulk-results tr[data-meter='0409999999'] .outcome")).to_have_text("unknown")
                 await page.screenshot(path=str(SHOTS / "operator-bulk-confirm-results.png"), full_page=True)
                 assert watched.problems == [], watched.problems
