@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=64 * 1024, gt=0, alias="PPU_MAX_MESSAGE_BYTES")
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0, alias="PPU_SHUTDOWN_TIMEOUT_SECONDS")
     metrics_port: int = Field(default=0, ge=0, alias="PPU_METRICS_PORT")
+    # topics.yaml's replication profile that `ppu topics apply|check` use: single (one broker) or cluster.
+    topics_profile: str = Field(default="single", min_length=1, alias="PPU_TOPICS_PROFILE")
     # Loopback unless a scraper elsewhere must reach it (compose sets 0.0.0.0 inside its private network).
     metrics_host: str = Field(default="127.0.0.1", min_length=1, alias="PPU_METRICS_HOST")
     # Traces (kernel/tracing.py): off unless an OTLP endpoint is set, or the console exporter is asked for.

@@ -20,7 +20,6 @@ class TopicSpec:
     name_or_template: str
     templated: bool
     partitions: int
-    replication_factor: int
     retention_ms: int
     cleanup_policy: str
     schemas: tuple[str, ...]
@@ -39,8 +38,28 @@ class TopicSpec:
                 raise PpuError(f"topic {self.key} needs {missing.args[0]}") from None
         return prefix + self.name_or_template
 
-    def kafka_configs(self) -> dict[str, str]:
-        return {"retention.ms": str(self.retention_ms), "cleanup.policy": self.cleanup_policy}
+    def kafka_configs(self, profile: Profile | None = None) -> dict[str, str]:
+        configs = {"retention.ms": str(self.retention_ms), "cleanup.policy": self.cleanup_policy}
+        if profile is not None:
+            configs["min.insync.replicas"] = str(profile.min_insync_replicas)
+        return configs
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How topics are replicated for one deployment shape (topics.yaml `profiles`)."""
+
+    name: str
+    replication_factor: int
+    min_insync_replicas: int
+
+
+def profile(name: str) -> Profile:
+    profiles = _raw().get("profiles", {})
+    if name not in profiles:
+        raise PpuError(f"no topics profile {name!r} in topics.yaml; these are: {', '.join(sorted(profiles))}")
+    p = profiles[name]
+    return Profile(name, int(p["replication_factor"]), int(p["min_insync_replicas"]))
 
 
 def _load_text() -> str:
@@ -48,8 +67,14 @@ def _load_text() -> str:
 
 
 @cache
-def registry() -> dict[str, TopicSpec]:
+def _raw() -> dict[str, Any]:
     raw: dict[str, Any] = yaml.safe_load(_load_text())
+    return raw
+
+
+@cache
+def registry() -> dict[str, TopicSpec]:
+    raw = _raw()
     defaults = raw.get("defaults", {})
     specs = {}
     for key, t in raw["topics"].items():
@@ -59,7 +84,6 @@ def registry() -> dict[str, TopicSpec]:
             name_or_template=t.get("template") or t["name"],
             templated="template" in t,
             partitions=int(t["partitions"]),
-            replication_factor=int(t.get("replication_factor", defaults.get("replication_factor", 1))),
             retention_ms=int(t["retention_ms"]),
             cleanup_policy=t.get("cleanup_policy", defaults.get("cleanup_policy", "delete")),
             schemas=tuple(schema if isinstance(schema, list) else [schema]),

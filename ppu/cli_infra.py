@@ -13,6 +13,7 @@ from kernel.connections import connection, endpoints
 from kernel.errors import PpuError
 from kernel.settings import Settings
 from kernel.stack_state import StackState
+from kernel.topics import profile
 
 provider_option = click.option(
     "--provider",
@@ -90,28 +91,36 @@ async def _provider_ids(explicit: tuple[str, ...], settings: Settings) -> list[s
         return [r["provider_id"] for r in await conn.fetch("SELECT provider_id FROM providers ORDER BY 1")]
 
 
-async def _topics(check: bool, providers: tuple[str, ...]) -> list[str]:
+async def _topics(check: bool, providers: tuple[str, ...], profile_name: str | None) -> list[str]:
     s = Settings()
+    shape = profile(profile_name or s.topics_profile)
     ids = await _provider_ids(providers, s)
     async with topic_admin.admin_client(endpoints(s).kafka_bootstrap_servers) as client:
         if check:
-            return await topic_admin.drift(client, s.topic_prefix, ids)
-        return await topic_admin.apply(client, s.topic_prefix, ids)
+            return await topic_admin.drift(client, s.topic_prefix, ids, shape)
+        return await topic_admin.apply(client, s.topic_prefix, ids, shape)
+
+
+profile_option = click.option(
+    "--profile", "profile_name", default=None, help="topics.yaml replication profile (default: PPU_TOPICS_PROFILE)"
+)
 
 
 @topics.command("apply")
 @provider_option
-def topics_apply(providers: tuple[str, ...]) -> None:
+@profile_option
+def topics_apply(providers: tuple[str, ...], profile_name: str | None) -> None:
     """Create or update every topic in topics.yaml (idempotent)."""
-    changes = asyncio.run(_topics(False, providers))
+    changes = asyncio.run(_topics(False, providers, profile_name))
     click.echo("\n".join(changes) if changes else "topics match topics.yaml")
 
 
 @topics.command("check")
 @provider_option
-def topics_check(providers: tuple[str, ...]) -> None:
+@profile_option
+def topics_check(providers: tuple[str, ...], profile_name: str | None) -> None:
     """List drift between the cluster and topics.yaml; exit 1 when there is any."""
-    problems = asyncio.run(_topics(True, providers))
+    problems = asyncio.run(_topics(True, providers, profile_name))
     if problems:
         click.echo("\n".join(problems))
         raise click.exceptions.Exit(1)

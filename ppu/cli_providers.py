@@ -13,6 +13,7 @@ from kernel.connections import connection, endpoints
 from kernel.dbconn import Db
 from kernel.errors import PpuError
 from kernel.settings import Settings
+from kernel.topics import profile
 
 
 @click.group()
@@ -107,7 +108,8 @@ def providers_add(
             )
             await audit_cli(conn, "providers_add", provider_id, "ok")
         async with topic_admin.admin_client(endpoints(settings).kafka_bootstrap_servers) as client:
-            return await topic_admin.apply(client, settings.topic_prefix, [provider_id])
+            shape = profile(settings.topics_profile)
+            return await topic_admin.apply(client, settings.topic_prefix, [provider_id], shape)
 
     changes = asyncio.run(add())
     click.echo(f"provider {provider_id} registered" + "".join(f"\n{c}" for c in changes if provider_id in c))

@@ -14,9 +14,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from infra.kafka_cluster import Cluster, start_cluster
-from infra.topic_admin import admin_client, apply
+from infra.topic_admin import admin_client, apply, drift
 from kernel.settings import Settings
-from kernel.topics import topic
+from kernel.topics import profile, topic
 from tests.conftest import ROOT
 from tests.harness import PROVIDERS, eventually, running, seed_reference, supported_meters
 
@@ -43,7 +43,11 @@ async def test_killing_the_partitions_leader_under_load_loses_nothing(
     await supported_meters(db, "08", 60)
     name = topic("purchase_attempts").name(settings.topic_prefix)
     async with admin_client(cluster.bootstrap) as admin:
-        await apply(admin, settings.topic_prefix, PROVIDERS, replication_factor=3)
+        await apply(admin, settings.topic_prefix, PROVIDERS, profile("cluster"))
+        assert await drift(admin, settings.topic_prefix, PROVIDERS, profile("cluster")) == []
+        single = await drift(admin, settings.topic_prefix, PROVIDERS, profile("single"))
+        assert f"{name}: replication factor 3, profile single says 1" in single
+        assert f"{name}: min.insync.replicas=2, topics.yaml says 1" in single
         # One answer for both: brokers' metadata caches catch up one by one, so a second ask may meet one that
         # does not know the topic yet (a fresh-clone run failed so).
         victim = (await eventually(lambda: _all_led(admin, name), what="every partition led"))[0]

@@ -115,3 +115,20 @@ def test_exported_contracts_pin_type_and_version(tmp_path: Path) -> None:
     assert schema["properties"]["type"]["const"] == "ppu.lookup.responded"
     assert schema["properties"]["schemaversion"]["const"] == 1
     assert "data" in schema["required"] and "id" in schema["required"]
+
+
+async def test_topics_check_honours_the_profile(settings: Settings, topics: list[str]) -> None:
+    """One broker, topics made under `single`: `check --profile cluster` names every topic's replication factor
+    and min.insync.replicas; an unknown profile is one readable line."""
+    from tests.conftest import run_ppu
+
+    providers = ["--provider", "p1", "--provider", "p2", "--provider", "p3"]
+    single = await asyncio.to_thread(run_ppu, settings, "topics", "check", *providers)
+    assert single.returncode == 0, single.stdout + single.stderr
+    cluster = await asyncio.to_thread(run_ppu, settings, "topics", "check", "--profile", "cluster", *providers)
+    name = topic("purchase_attempts").name(settings.topic_prefix)
+    assert cluster.returncode == 1
+    assert f"{name}: replication factor 1, profile cluster says 3" in cluster.stdout
+    assert f"{name}: min.insync.replicas=1, topics.yaml says 2" in cluster.stdout
+    bad = await asyncio.to_thread(run_ppu, settings, "topics", "check", "--profile", "galaxy", *providers)
+    assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and "no topics profile 'galaxy'" in bad.stderr
