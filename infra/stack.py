@@ -8,6 +8,9 @@ from pathlib import Path
 import asyncpg
 
 from infra import kafka_launcher, postgres_launcher
+from infra.kafka_cluster import start_cluster
+from infra.postgres_standby import failover as promote
+from infra.postgres_standby import multi_host_url, start_standby
 from infra.processes import pid_alive, port_accepts
 from kernel.errors import PpuError
 from kernel.stack_state import StackState
@@ -22,36 +25,62 @@ async def ensure_database(admin_url: str, name: str) -> None:
         await conn.close()
 
 
-def up(state_dir: Path, kafka_version: str, ephemeral: bool = False) -> StackState:
+def up(
+    state_dir: Path, kafka_version: str, ephemeral: bool = False, brokers: int = 1, standby: bool = False
+) -> StackState:
+    """One broker, or `brokers` KRaft nodes (broker and controller each); one PostgreSQL server, or a primary with
+    a synchronous standby (the database URL then names both, and follows the primary)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     current = StackState.load(state_dir)
-    if current is not None and pid_alive(current.kafka_pid) and _kafka_port_open(current):
-        kafka_pid, bootstrap = current.kafka_pid, current.kafka_bootstrap_servers
-    else:
+    pids = (current.kafka_pids or [current.kafka_pid]) if current is not None else []
+    if current is not None and len(pids) == brokers and all(map(pid_alive, pids)) and _kafka_port_open(current):
+        bootstrap = current.kafka_bootstrap_servers
+    elif brokers == 1:
         broker = kafka_launcher.start(state_dir / "kafka", kafka_version)
         assert broker.pid is not None
-        kafka_pid, bootstrap = broker.pid, broker.bootstrap
+        pids, bootstrap = [broker.pid], broker.bootstrap
+    else:
+        nodes = start_cluster(state_dir / "kafka-cluster", kafka_version, size=brokers)
+        pids, bootstrap = [n.proc.pid for n in nodes.nodes if n.proc is not None], nodes.bootstrap
     try:
         cluster = postgres_launcher.start(state_dir / "postgres", ephemeral=ephemeral)
         asyncio.run(ensure_database(cluster.url("postgres"), postgres_launcher.DB_NAME))
+        url, standby_dir = cluster.url(), None
+        if standby:
+            second = start_standby(cluster, state_dir / "postgres-standby")
+            url, standby_dir = multi_host_url(cluster, second), str(second.root)
     except BaseException:
-        kafka_launcher.stop(kafka_pid)
+        for pid in pids:
+            kafka_launcher.stop(pid)
         raise
-    state = StackState(bootstrap, cluster.url(), kafka_pid, str(state_dir / "kafka"), str(cluster.root))
+    kafka_dir = str(state_dir / ("kafka" if brokers == 1 else "kafka-cluster"))
+    state = StackState(bootstrap, url, pids[0], kafka_dir, str(cluster.root), pids, standby_dir)
     state.save(state_dir)
     return state
 
 
+def failover(state_dir: Path) -> StackState:
+    """`ppu stack failover`: the primary stopped as a crash would stop it, the standby promoted."""
+    state = require(state_dir)
+    if state.standby_dir is None:
+        raise PpuError("no standby: start the stack with `ppu stack up --standby`")
+    promote(Path(state.postgres_dir), Path(state.standby_dir))
+    return state
+
+
 def _kafka_port_open(state: StackState) -> bool:
-    return port_accepts(int(state.kafka_bootstrap_servers.rsplit(":", 1)[1]))
+    return all(port_accepts(int(a.rsplit(":", 1)[1])) for a in state.kafka_bootstrap_servers.split(","))
 
 
 def down(state_dir: Path) -> bool:
     state = StackState.load(state_dir)
     if state is None:
         return False
-    kafka_launcher.stop(state.kafka_pid)
+    for pid in state.kafka_pids or [state.kafka_pid]:
+        kafka_launcher.stop(pid)
     postgres_launcher.stop(Path(state.postgres_dir))
+    if state.standby_dir is not None:
+        postgres_launcher.stop(Path(state.standby_dir))
     StackState.path(state_dir).unlink()
     return True
 
@@ -60,10 +89,11 @@ def status(state_dir: Path) -> dict[str, str]:
     state = StackState.load(state_dir)
     if state is None:
         return {"kafka": "not started", "postgres": "not started"}
-    pg_port = int(state.database_url.rsplit(":", 1)[1].split("/")[0])
+    hosts = state.database_url.split("@", 1)[1].split("/", 1)[0].split(",")
+    ports = [int(h.rsplit(":", 1)[1]) for h in hosts]
     return {
         "kafka": f"{'up' if _kafka_port_open(state) else 'down'} at {state.kafka_bootstrap_servers}",
-        "postgres": f"{'up' if port_accepts(pg_port) else 'down'} at 127.0.0.1:{pg_port}",
+        "postgres": ", ".join(f"{'up' if port_accepts(p) else 'down'} at 127.0.0.1:{p}" for p in ports),
     }
 
 

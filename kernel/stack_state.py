@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -14,6 +14,8 @@ class StackState:
     kafka_pid: int
     kafka_dir: str
     postgres_dir: str
+    kafka_pids: list[int] = field(default_factory=list)  # every node of a multi-broker stack (--brokers N)
+    standby_dir: str | None = None  # the PostgreSQL standby (--standby)
 
     @staticmethod
     def path(state_dir: Path) -> Path:

@@ -29,13 +29,24 @@ def stack() -> None:
 
 
 @stack.command("up")
-def stack_up() -> None:
-    """Start (or reuse) the local broker and database; print their addresses."""
+@click.option("--brokers", type=click.Choice(["1", "3"]), default="1", show_default=True, help="Kafka nodes (KRaft)")
+@click.option("--standby", is_flag=True, help="add a synchronous PostgreSQL standby (`ppu stack failover`)")
+def stack_up(brokers: str, standby: bool) -> None:
+    """Start (or reuse) the local broker(s) and database; print their addresses. With three brokers use the
+    topics profile `cluster` (PPU_TOPICS_PROFILE=cluster)."""
     s = Settings()
-    state = local_stack.up(s.state_dir, s.kafka_version)
+    state = local_stack.up(s.state_dir, s.kafka_version, brokers=int(brokers), standby=standby)
     click.echo(f"kafka    {state.kafka_bootstrap_servers}")
     where = state.database_url.split("@", 1)[1]
     click.echo(f"postgres {where} (credentials in {StackState.path(s.state_dir)})")
+
+
+@stack.command("failover")
+def stack_failover() -> None:
+    """Stop the PostgreSQL primary as a crash would, and promote the standby; the workers follow (their
+    DATABASE_URL names both servers, target_session_attrs=read-write)."""
+    state = local_stack.failover(Settings().state_dir)
+    click.echo(f"standby promoted: {state.standby_dir}")
 
 
 @stack.command("prepare")
