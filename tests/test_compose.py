@@ -81,3 +81,27 @@ def test_compose_runs_the_kafka_version_the_launcher_and_testcontainers_run() ->
     """One version everywhere: the launcher and testcontainers read PPU_KAFKA_VERSION; compose cannot, so it is
     held to it here."""
     assert _compose()["kafka"]["image"] == f"apache/kafka:{Settings().kafka_version}"
+
+
+def test_the_cluster_override_adds_brokers_and_a_standby_with_real_settings() -> None:
+    from kernel.topics import profile
+
+    base = _compose()
+    cluster = yaml.safe_load((ROOT / "docker-compose.cluster.yml").read_text())["services"]
+    assert set(cluster) - set(base) == {"kafka-2", "kafka-3", "postgres-standby"}
+    assert {cluster[n]["image"] for n in ("kafka", "kafka-2", "kafka-3")} == {base["kafka"]["image"]}
+    assert cluster["postgres-standby"]["image"] == base["postgres"]["image"], "the standby runs the primary's version"
+    voters = cluster["kafka"]["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"]
+    assert voters.count("@") == 3 and {
+        cluster[n]["environment"]["KAFKA_NODE_ID"] for n in ("kafka", "kafka-2", "kafka-3")
+    } == {1, 2, 3}
+    settings_env = {f.alias for f in Settings.model_fields.values() if f.alias}
+    for name in [n for n, s in base.items() if "build" in s]:
+        env = cluster[name]["environment"]
+        assert set(env) <= settings_env, f"{name}: {set(env) - settings_env} are not settings"
+        assert (
+            env["KAFKA_BOOTSTRAP_SERVERS"].count(",") == 2 and "target_session_attrs=read-write" in env["DATABASE_URL"]
+        )
+        assert profile(env["PPU_TOPICS_PROFILE"]).replication_factor == 3
+    for script in ("infra/compose/primary-replication.sh", "infra/compose/standby.sh"):
+        assert (ROOT / script).stat().st_mode & 0o111, f"{script} is executable"
