@@ -106,7 +106,10 @@ async def test_every_panel_query_returns_data(
 
                 def answered(expr: str) -> Callable[[], Awaitable[Any]]:
                     async def check() -> Any:
-                        r = await client.get("/api/v1/query", params={"query": expr})
+                        try:  # Prometheus opens its port only once its storage is ready
+                            r = await client.get("/api/v1/query", params={"query": expr})
+                        except httpx.TransportError:
+                            return False
                         return r.status_code == 200 and r.json()["data"]["result"]
 
                     return check
