@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint types pytest setup stack-prepare stack-up browser-prepare prometheus-prepare bench-extras bench-setup bench soak faults faults-prepare clean
+.PHONY: run test lint types pytest setup stack-prepare stack-up browser-prepare prometheus-prepare faults-cluster bench-extras bench-setup bench soak faults faults-prepare clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ faults-prepare:
 # The fault scenarios need no faust peer, but the local stack: they restart its broker and database.
 faults: bench-extras stack-up faults-prepare
 	$(BIN)/ppu faults
+
+# The cluster scenarios on a stack of their own: three KRaft nodes, a PostgreSQL primary with a synchronous standby.
+CLUSTER := PPU_STATE_DIR=.local/cluster PPU_TOPICS_PROFILE=cluster
+faults-cluster: bench-extras faults-prepare
+	$(CLUSTER) $(BIN)/ppu stack up --brokers 3 --standby
+	$(CLUSTER) $(BIN)/ppu faults --cluster; status=$$?; $(CLUSTER) $(BIN)/ppu stack down; exit $$status
 
 lint: setup
 	$(BIN)/ruff check .

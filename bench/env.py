@@ -22,6 +22,7 @@ from infra.processes import stop_children
 from infra.topic_admin import admin_client, apply
 from kernel.connections import connect, endpoints
 from kernel.settings import Settings
+from kernel.topics import profile
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDERS = [f"bp{i}" for i in range(1, 6)]
@@ -58,6 +59,12 @@ class BenchEnv:
         }
 
 
+def other_database(url: str, name: str) -> str:
+    """The same server(s) and options (a multi-host URL keeps its target_session_attrs), another database."""
+    base, _, query = url.partition("?")
+    return base.rsplit("/", 1)[0] + "/" + name + (f"?{query}" if query else "")
+
+
 async def prepare(tag: str) -> BenchEnv:
     """A fresh database (migrated) and topic prefix named after `tag`, with five providers and an institution."""
     base = Settings()
@@ -69,7 +76,7 @@ async def prepare(tag: str) -> BenchEnv:
         await admin.execute(f"CREATE DATABASE {name}")
     finally:
         await admin.close()
-    url = where.database_url.rsplit("/", 1)[0] + "/" + name
+    url = other_database(where.database_url, name)
     conn = await connect(url)
     try:
         await migrate(conn)
@@ -94,7 +101,7 @@ async def prepare(tag: str) -> BenchEnv:
         }
     )
     async with admin_client(where.kafka_bootstrap_servers) as client:
-        await apply(client, settings.topic_prefix, PROVIDERS)
+        await apply(client, settings.topic_prefix, PROVIDERS, profile(settings.topics_profile))
     return BenchEnv(settings, url)
 
 

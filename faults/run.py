@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from bench.env import PROVIDERS
+from faults.cluster_faults import cluster_plan
 from faults.hostile import hostile_records
 from faults.injections import (
     block_past_poll_interval,
@@ -105,8 +106,8 @@ PLAN: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
-async def run_all(only: re.Pattern[str] | None) -> list[ScenarioResult]:
-    return [await scenario(name, **{"n": N, **args()}) for name, args in PLAN.items() if not only or only.search(name)]
+async def run_all(only: re.Pattern[str] | None, plan: dict[str, Callable[[], dict[str, Any]]]) -> list[ScenarioResult]:
+    return [await scenario(name, **{"n": N, **args()}) for name, args in plan.items() if not only or only.search(name)]
 
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -141,13 +142,14 @@ def _cell(seconds: float | None) -> str:
 
 @click.command()
 @click.option("--only", default=None, help="run the scenarios whose name matches this regular expression")
-def faults(only: str | None) -> None:
+@click.option("--cluster", is_flag=True, help="the cluster scenarios (needs `ppu stack up --brokers 3 --standby`)")
+def faults(only: str | None, cluster: bool) -> None:
     """Run the fault scenarios against real processes and check the invariants."""
     try:
         pattern = re.compile(only) if only else None
     except re.error as e:
         raise click.BadParameter(str(e), param_hint="--only") from None
-    outcomes = asyncio.run(run_all(pattern))
+    outcomes = asyncio.run(run_all(pattern, cluster_plan(N) if cluster else PLAN))
     if not outcomes:
         raise click.BadParameter(f"no scenario matches {only!r}", param_hint="--only")
     head = ["scenario", "messages", "faults", "lost", "duplicated", "stale", "unpublished", "unapplied", "valid DLQ"]

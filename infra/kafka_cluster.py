@@ -111,6 +111,22 @@ def _run(cluster: Cluster, node: Node, timeout: float) -> None:
     _wait(node, timeout)
 
 
+def respawn_node(kafka_dir: Path, version: str, node_id: int, timeout: float = 60.0) -> int:
+    """Starts node `node_id` of a cluster `start_cluster` made in `kafka_dir` again (same ports, same log); its pid.
+    For `ppu stack` clusters, whose nodes outlive the process that started them."""
+    data_dir = (kafka_dir / f"node{node_id}").resolve()
+    props = (data_dir / "server.properties").read_text()
+    port = int(props.split("listeners=PLAINTEXT://127.0.0.1:", 1)[1].split(",", 1)[0])
+    voters = props.split("controller.quorum.voters=", 1)[1].split("\n", 1)[0]
+    node = Node(node_id, data_dir, port, 0)
+    cluster = Cluster(
+        [node], require_java(), f"{fetch_jars(version)}/*", f"-Dlog4j2.configurationFile={HERE / 'log4j2.yaml'}", voters
+    )
+    _run(cluster, node, timeout)
+    assert node.proc is not None
+    return node.proc.pid
+
+
 def start_cluster(data_dir: Path, version: str, size: int = 3, timeout: float = 90.0) -> Cluster:
     java, libs = require_java(), fetch_jars(version)
     nodes = [Node(i, (data_dir / f"node{i}").resolve(), free_port(), free_port()) for i in range(1, size + 1)]
