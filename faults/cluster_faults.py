@@ -15,6 +15,7 @@ from typing import Any
 from faults.scenarios import Inject, Run
 from infra import stack
 from infra.kafka_cluster import respawn_node
+from infra.processes import pid_alive
 from infra.topic_admin import admin_client
 from kernel.errors import PpuError
 from kernel.settings import Settings
@@ -34,12 +35,12 @@ async def _restart(settings: Settings, state: StackState, node_id: int, how: int
     """Stops node `node_id` with signal `how` and starts it again; the stack state keeps its new pid."""
     pid = state.kafka_pids[node_id - 1]
     os.kill(pid, how)
-    for _ in range(300):  # a clean shutdown hands leadership over first
+    for _ in range(600):  # a clean shutdown hands leadership over first
         await asyncio.sleep(0.1)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not pid_alive(pid):
             break
+    else:
+        raise PpuError(f"Kafka node {node_id} (pid {pid}) did not stop within 60 s")
     state.kafka_pids[node_id - 1] = await asyncio.to_thread(
         respawn_node, Path(state.kafka_dir), settings.kafka_version, node_id
     )
@@ -54,16 +55,19 @@ async def _leader(prefix: str, state: StackState) -> int:
     return int(described[0]["partitions"][0]["leader"])
 
 
-def kill_leader_times(first: int, every: int, times: int = 5) -> Inject:
+def kill_leader_times(at: int, times: int = 5) -> Inject:
+    """One after another: whichever node leads partition 0 then is SIGKILLed and started again."""
     settings, state = _cluster_state()
 
     async def fault(run: Run) -> None:
-        node = await _leader(run.env.settings.topic_prefix, state)
-        await _restart(settings, state, node, signal.SIGKILL)
-        run.fault_over()
+        for _ in range(times):
+            node = await _leader(run.env.settings.topic_prefix, state)
+            await _restart(settings, state, node, signal.SIGKILL)
+            run.fault_over()
+            await asyncio.sleep(2)
 
     async def inject(run: Run, i: int) -> None:
-        if i >= first and (i - first) % every == 0 and (i - first) // every < times:
+        if i == at:
             run.background(fault(run))
 
     return inject
@@ -119,11 +123,19 @@ def fail_over_postgres(at: int) -> Inject:
 
 def cluster_plan(n: int) -> dict[str, Callable[[], dict[str, Any]]]:
     """The PostgreSQL failover runs last: it leaves the stack without a standby."""
+    slow = {"rate": 30.0}  # the load lasts n/30 s (30 s for 900): the faults happen while it flows
     return {
         "cluster: the purchase-attempts leader SIGKILLed five times": lambda: {
-            "inject": kill_leader_times(n // 8, n // 8)
+            "inject": kill_leader_times(n // 10),
+            **slow,
         },
-        "cluster: a rolling restart of all three brokers": lambda: {"inject": rolling_restart(n // 5)},
-        "cluster: a broker paused (SIGSTOP) past its session timeout": lambda: {"inject": pause_broker(n // 4)},
-        "cluster: PostgreSQL primary failed over to the standby": lambda: {"inject": fail_over_postgres(n // 3)},
+        "cluster: a rolling restart of all three brokers": lambda: {"inject": rolling_restart(n // 10), **slow},
+        "cluster: a broker paused (SIGSTOP) past its session timeout": lambda: {
+            "inject": pause_broker(n // 4),
+            **slow,
+        },
+        "cluster: PostgreSQL primary failed over to the standby": lambda: {
+            "inject": fail_over_postgres(n // 3),
+            **slow,
+        },
     }

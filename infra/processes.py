@@ -37,13 +37,18 @@ def port_accepts(port: int) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
+    """Running: a zombie (dead, not yet reaped — an orphan under a PID 1 that does not reap) is not alive."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True  # no /proc here: signal 0 is all we can ask
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:

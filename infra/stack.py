@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import asyncpg
+from aiokafka.errors import KafkaError
 
 from infra import kafka_launcher, postgres_launcher
 from infra.kafka_cluster import start_cluster
@@ -40,8 +42,10 @@ def up(
         assert broker.pid is not None
         pids, bootstrap = [broker.pid], broker.bootstrap
     else:
+        shutil.rmtree(state_dir / "kafka-cluster", ignore_errors=True)  # a new cluster, never an old one's logs
         nodes = start_cluster(state_dir / "kafka-cluster", kafka_version, size=brokers)
         pids, bootstrap = [n.proc.pid for n in nodes.nodes if n.proc is not None], nodes.bootstrap
+        asyncio.run(_all_brokers_ready(bootstrap, brokers))
     try:
         cluster = postgres_launcher.start(state_dir / "postgres", ephemeral=ephemeral)
         asyncio.run(ensure_database(cluster.url("postgres"), postgres_launcher.DB_NAME))
@@ -57,6 +61,27 @@ def up(
     state = StackState(bootstrap, url, pids[0], kafka_dir, str(cluster.root), pids, standby_dir)
     state.save(state_dir)
     return state
+
+
+async def _all_brokers_ready(bootstrap: str, brokers: int, within: float = 60.0) -> None:
+    """Every node registered and answering: a port that accepts comes before a broker that serves (an admin
+    request sent to it then fails NodeNotReady)."""
+    from infra.topic_admin import admin_client
+
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            async with admin_client(bootstrap) as admin:
+                described = await admin.describe_cluster()
+                if len(described["brokers"]) == brokers:
+                    for b in described["brokers"]:  # each answers a request of its own
+                        await admin._client.ready(b["node_id"])
+                    return
+        except (KafkaError, PpuError):
+            pass
+        if asyncio.get_running_loop().time() > deadline:
+            raise PpuError(f"the {brokers} Kafka nodes did not all answer within {within:.0f} s")
+        await asyncio.sleep(0.5)
 
 
 def failover(state_dir: Path) -> StackState:
@@ -81,6 +106,12 @@ def down(state_dir: Path) -> bool:
     postgres_launcher.stop(Path(state.postgres_dir))
     if state.standby_dir is not None:
         postgres_launcher.stop(Path(state.standby_dir))
+        # The cluster shape is throwaway: after a failover its old primary is behind and its standby a primary,
+        # so neither can start as what it was. The next `up --standby` makes both anew.
+        for folder in (state.postgres_dir, state.standby_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+    if len(state.kafka_pids) > 1:
+        shutil.rmtree(state.kafka_dir, ignore_errors=True)
     StackState.path(state_dir).unlink()
     return True
 
