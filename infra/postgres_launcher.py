@@ -126,33 +126,23 @@ def start(root: Path, port: int | None = None, ephemeral: bool = False, timeout:
     if not port_is_free(port):
         raise PpuError(f"port {port} on 127.0.0.1 is taken; stop what uses it or remove {port_file}")
     port_file.write_text(str(port))
+    pg_ctl_start(bindir, root, port, timeout, "fsync=off -c full_page_writes=off" if ephemeral else None)
+    return cluster
+
+
+def pg_ctl_start(bindir: Path, root: Path, port: int, timeout: float, extra: str | None = None) -> None:
+    """`pg_ctl start` of the data directory under `root` on a loopback port; returns once it accepts."""
     # TCP on loopback only; no Unix socket, whose path length limit a deep checkout could exceed.
     options = f"-p {port} -c listen_addresses=127.0.0.1 -k '' -c max_connections=200"
-    if ephemeral:  # test clusters: losing data on an OS crash is fine, speed matters
-        options += " -c fsync=off -c full_page_writes=off"
+    if extra:  # test clusters: losing data on an OS crash is fine, speed matters
+        options += f" -c {extra}"
+    pg_ctl = [str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "server.log"), "-o", options]
     started = subprocess.run(
-        [
-            *_run_as(),
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(root / "data"),
-            "-l",
-            str(root / "server.log"),
-            "-o",
-            options,
-            "-w",
-            "-t",
-            str(int(timeout)),
-            "start",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+        [*_run_as(), *pg_ctl, "-w", "-t", str(int(timeout)), "start"], capture_output=True, text=True, check=False
     )
     if started.returncode != 0:
         raise PpuError(f"PostgreSQL did not start: {started.stdout.strip()[-200:]} (see {root / 'server.log'})")
     wait_until(lambda: port_accepts(port), timeout, "PostgreSQL")
-    return cluster
 
 
 def stop(root: Path) -> None:

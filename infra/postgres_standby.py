@@ -21,9 +21,10 @@ from infra.postgres_launcher import (
     _chown,
     _run_as,
     ensure_installed,
+    pg_ctl_start,
     usable_data_root,
 )
-from infra.processes import free_port, port_accepts, wait_until
+from infra.processes import free_port, port_accepts
 from kernel.errors import PpuError
 
 APPLICATION_NAME = "ppu_standby"
@@ -33,6 +34,10 @@ def _pg(*args: str, env: dict[str, str] | None = None, what: str) -> None:
     done = subprocess.run([*_run_as(), *args], capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise PpuError(f"{what} failed: {(done.stderr or done.stdout).strip()[-300:]}")
+
+
+def _to(server: PostgresCluster) -> list[str]:
+    return ["-h", "127.0.0.1", "-p", str(server.port), "-U", DB_USER]
 
 
 def start_standby(primary: PostgresCluster, root: Path, timeout: float = 60.0) -> PostgresCluster:
@@ -48,12 +53,7 @@ def start_standby(primary: PostgresCluster, root: Path, timeout: float = 60.0) -
     if not (root / "data" / "PG_VERSION").exists():
         _pg(
             str(bindir / "pg_basebackup"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(primary.port),
-            "-U",
-            DB_USER,
+            *_to(primary),
             "-D",
             str(root / "data"),
             "-R",
@@ -67,31 +67,11 @@ def start_standby(primary: PostgresCluster, root: Path, timeout: float = 60.0) -
         )
     port = int(port_file.read_text()) if port_file.exists() else free_port()
     port_file.write_text(str(port))
-    options = f"-p {port} -c listen_addresses=127.0.0.1 -k '' -c max_connections=200"
-    _pg(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(root / "data"),
-        "-l",
-        str(root / "server.log"),
-        "-o",
-        options,
-        "-w",
-        "-t",
-        str(int(timeout)),
-        "start",
-        what="starting the standby",
-    )
-    wait_until(lambda: port_accepts(port), timeout, "the PostgreSQL standby")
+    pg_ctl_start(bindir, root, port, timeout)
     # Synchronous from now on: the primary's commits wait until the standby has them.
     _pg(
         str(bindir / "psql"),
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(primary.port),
-        "-U",
-        DB_USER,
+        *_to(primary),
         "-d",
         "postgres",
         "-c",
