@@ -44,7 +44,11 @@ async def test_killing_the_partitions_leader_under_load_loses_nothing(
     name = topic("purchase_attempts").name(settings.topic_prefix)
     async with admin_client(cluster.bootstrap) as admin:
         await apply(admin, settings.topic_prefix, PROVIDERS, profile("cluster"))
-        assert await drift(admin, settings.topic_prefix, PROVIDERS, profile("cluster")) == []
+
+        async def matches() -> bool:  # each broker's metadata cache learns of the new topics in its own time
+            return await drift(admin, settings.topic_prefix, PROVIDERS, profile("cluster")) == []
+
+        await eventually(matches, what="the topics as the cluster profile says")
         single = await drift(admin, settings.topic_prefix, PROVIDERS, profile("single"))
         assert f"{name}: replication factor 3, profile single says 1" in single
         assert f"{name}: min.insync.replicas=2, topics.yaml says 1" in single
