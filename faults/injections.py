@@ -172,7 +172,7 @@ def restart_broker_at(index: int) -> Inject:
             await asyncio.sleep(2)
             broker = await asyncio.to_thread(kafka_launcher.start, Path(state.kafka_dir), settings.kafka_version)
             assert broker.pid is not None
-            state.kafka_pid = broker.pid
+            state.kafka_pid, state.kafka_pids = broker.pid, [broker.pid]
             state.save(settings.state_dir)
             run.fault_over()
 

@@ -101,7 +101,7 @@ def down(state_dir: Path) -> bool:
     state = StackState.load(state_dir)
     if state is None:
         return False
-    for pid in state.kafka_pids or [state.kafka_pid]:
+    for pid in {*state.kafka_pids, state.kafka_pid}:
         kafka_launcher.stop(pid)
     postgres_launcher.stop(Path(state.postgres_dir))
     if state.standby_dir is not None:
