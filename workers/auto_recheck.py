@@ -48,11 +48,7 @@ async def recheck_due(conn: Db, work: UnitOfWork, limit: int = 500) -> int:
     )
     if not due:
         return 0
-    # Meters first, in a fixed order, as every other writer does: no deadlocks with the consumers.
-    await conn.execute(
-        "SELECT 1 FROM meters WHERE meter_number = ANY($1::text[]) ORDER BY meter_number FOR UPDATE",
-        sorted({r["meter_number"] for r in due}),
-    )
+    await work.lock_meters(r["meter_number"] for r in due)  # meters first, as every other writer
     marks = [Mark(r["meter_number"], MARKED_BY, r["institution_id"], str(uuid.uuid4())) for r in due]
     await mark_for_rebroadcast(conn, work, marks, SOURCE)
     await write_audit(

@@ -23,13 +23,7 @@ async def handle_confirm_support(
 ) -> None:
     conn, out = work.conn, work
     commands = [m.event for m in batch]
-    known = {
-        r["meter_number"]
-        for r in await conn.fetch(
-            "SELECT meter_number FROM meters WHERE meter_number = ANY($1::text[]) ORDER BY meter_number FOR UPDATE",
-            sorted({c.data.meter_number for c in commands}),
-        )
-    }
+    known = await work.lock_meters(c.data.meter_number for c in commands)
     marked = {
         (r["meter_number"], r["institution_id"])
         for r in await conn.fetch(

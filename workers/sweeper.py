@@ -112,12 +112,8 @@ async def _decide(
     """Decides what waits on these rounds ({round_id, meter_number}); returns how many attempts it decided."""
     if not rounds:
         return 0
-    # Meters first, in a fixed order, as every other writer does: no deadlocks with the consumers.
-    await conn.execute(
-        "SELECT 1 FROM meters WHERE meter_number = ANY($1::text[]) ORDER BY meter_number FOR UPDATE",
-        sorted({r["meter_number"] for r in rounds}),
-    )
     work = UnitOfWork(conn, topic_prefix)
+    await work.lock_meters(r["meter_number"] for r in rounds)  # meters first, as every other writer
     round_ids = sorted({r["round_id"] for r in rounds}, key=str)
     decided = await decide_waiting(conn, work, round_ids, expired=expired, budget_seconds=budget_seconds)
     await work.outbox.flush(conn)

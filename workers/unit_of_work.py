@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -45,6 +45,15 @@ class UnitOfWork:
 
     def reject(self, index: int, reason: str) -> None:
         self.outbox.reject(index, reason)
+
+    async def lock_meters(self, meters: Iterable[str]) -> set[str]:
+        """Locks these meters' rows in one fixed order, as every writer does (no deadlocks between them); returns
+        the ones that exist."""
+        rows = await self.conn.fetch(
+            "SELECT meter_number FROM meters WHERE meter_number = ANY($1::text[]) ORDER BY meter_number FOR UPDATE",
+            sorted(set(meters)),
+        )
+        return {r["meter_number"] for r in rows}
 
 
 Handler = Callable[[list[Inbound[Any]], UnitOfWork], Awaitable[None]]
