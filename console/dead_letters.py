@@ -28,17 +28,12 @@ def _deployment_admin(user: User) -> None:
 
 async def _letters(request: Request, key: str | None) -> list[dl.Letter]:
     state = request.app.state
-    async with state.pool.acquire() as conn:
-        providers = [r["provider_id"] for r in await conn.fetch("SELECT provider_id FROM providers")]
     try:
-        topics = dl.dead_letter_topics(state.settings.topic_prefix, providers, key or None)
+        async with state.pool.acquire() as conn:
+            topics = await dl.topics_of(conn, state.settings.topic_prefix, key or None)
     except PpuError as e:
         raise HTTPException(422, str(e)) from None
     return await dl.read_letters(endpoints(state.settings).kafka_bootstrap_servers, topics)
-
-
-def _kind(letter: dl.Letter) -> str:
-    return f"{letter.about.stage}/{letter.about.error_class}" if letter.about else "unknown"
 
 
 @router.get("/ppu/dead-letters")
@@ -53,9 +48,6 @@ async def _page(
     request: Request, user: User, topic: str, stage: str, error_class: str, replayed: list[tuple[str, str]] | None
 ) -> HTMLResponse:
     letters = dl.matching(await _letters(request, topic), stage or None, error_class or None, None)
-    counts: dict[tuple[str, str], int] = {}
-    for x in letters:
-        counts[(x.topic, _kind(x))] = counts.get((x.topic, _kind(x)), 0) + 1
     newest = sorted(letters, key=lambda x: x.timestamp_ms, reverse=True)[:SHOWN]
     return page(
         request,
@@ -63,8 +55,7 @@ async def _page(
         user=user,
         letters=newest,
         total=len(letters),
-        counts=counts,
-        kind=_kind,
+        counts=dl.counts(letters),
         why_not=dl.why_not_replayable,
         filters={"topic": topic, "stage": stage, "error_class": error_class},
         replayed=replayed,
@@ -90,13 +81,13 @@ async def one(request: Request, user: CurrentUser, ref: str) -> HTMLResponse:
 
 async def _find(request: Request, ref: str) -> dl.Letter:
     try:
-        wanted = dl.parse_ref(ref)
+        dl.parse_ref(ref)  # a malformed ref is told before anything is read
     except PpuError as e:
         raise HTTPException(422, str(e)) from None
-    for x in await _letters(request, None):
-        if (x.topic, x.partition, x.offset) == wanted:
-            return x
-    raise HTTPException(404, f"no dead letter {ref}")
+    found = dl.find(await _letters(request, None), ref)
+    if found is None:
+        raise HTTPException(404, f"no dead letter {ref}")
+    return found
 
 
 @router.post("/ppu/dead-letters/replay")

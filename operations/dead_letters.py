@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from pydantic import ValidationError
 
+from kernel.dbconn import Db
 from kernel.errors import PpuError
 from kernel.topics import TopicSpec, registry
 from schemas.dead_letter import DeadLetterHeaders
@@ -41,6 +42,31 @@ class Letter:
     @property
     def at(self) -> datetime:
         return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
+
+    @property
+    def kind(self) -> str:
+        """stage/error class, as the counts group them."""
+        return f"{self.about.stage}/{self.about.error_class}" if self.about else "unknown"
+
+
+def counts(letters: Iterable[Letter]) -> dict[tuple[str, str], int]:
+    """How many dead letters per (topic, stage/error)."""
+    out: dict[tuple[str, str], int] = {}
+    for x in letters:
+        out[(x.topic, x.kind)] = out.get((x.topic, x.kind), 0) + 1
+    return out
+
+
+async def topics_of(conn: Db, prefix: str, key: str | None) -> dict[str, TopicSpec]:
+    """Every dead-letter topic of this deployment (or the one `key` names), per-provider ones for every provider."""
+    providers = [r["provider_id"] for r in await conn.fetch("SELECT provider_id FROM providers")]
+    return dead_letter_topics(prefix, providers, key)
+
+
+def find(letters: Iterable[Letter], ref: str) -> Letter | None:
+    """The dead letter `ref` (TOPIC:PARTITION:OFFSET) names; a malformed ref is a PpuError."""
+    wanted = parse_ref(ref)
+    return next((x for x in letters if (x.topic, x.partition, x.offset) == wanted), None)
 
 
 def dead_letter_topics(prefix: str, providers: Iterable[str], key: str | None = None) -> dict[str, TopicSpec]:

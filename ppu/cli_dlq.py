@@ -27,8 +27,7 @@ def dlq() -> None:
 
 async def _letters(settings: Settings, key: str | None) -> list[dl.Letter]:
     async with connection(settings) as conn:
-        providers = [r["provider_id"] for r in await conn.fetch("SELECT provider_id FROM providers")]
-    topics = dl.dead_letter_topics(settings.topic_prefix, providers, key)
+        topics = await dl.topics_of(conn, settings.topic_prefix, key)
     return await dl.read_letters(endpoints(settings).kafka_bootstrap_servers, topics)
 
 
@@ -47,15 +46,11 @@ def _found(key: str | None, stage: str | None, error_class: str | None, since: d
 def dlq_list(key: str | None, stage: str | None, error_class: str | None, since: datetime | None, limit: int) -> None:
     """One line per dead letter, oldest first, and a count per topic and error."""
     letters = _found(key, stage, error_class, since)
-    counts: dict[tuple[str, str], int] = {}
-    for x in letters:
-        kind = f"{x.about.stage}/{x.about.error_class}" if x.about else "unknown"
-        counts[(x.topic, kind)] = counts.get((x.topic, kind), 0) + 1
-        if limit > 0:
-            limit -= 1
-            why = x.about.error_message[:80] if x.about else "(no dead-letter headers)"
-            click.echo(f"{x.ref:48} {x.at:%Y-%m-%d %H:%M:%S%z}  {kind:28} {why}")
-    click.echo(f"{len(letters)} dead letter(s)" + "".join(f"\n  {n:6} {t} {k}" for (t, k), n in counts.items()))
+    for x in letters[:limit]:
+        why = x.about.error_message[:80] if x.about else "(no dead-letter headers)"
+        click.echo(f"{x.ref:48} {x.at:%Y-%m-%d %H:%M:%S%z}  {x.kind:28} {why}")
+    counted = dl.counts(letters).items()
+    click.echo(f"{len(letters)} dead letter(s)" + "".join(f"\n  {n:6} {t} {k}" for (t, k), n in counted))
 
 
 @dlq.command("show")
@@ -74,11 +69,11 @@ def dlq_show(ref: str, as_hex: bool) -> None:
 
 
 def _one(ref: str) -> dl.Letter:
-    topic, partition, offset = dl.parse_ref(ref)
-    for x in asyncio.run(_letters(Settings(), None)):
-        if (x.topic, x.partition, x.offset) == (topic, partition, offset):
-            return x
-    raise PpuError(f"no dead letter {ref} (purged, past retention, or not a dead-letter topic of this system)")
+    dl.parse_ref(ref)  # a malformed ref is told before anything is read
+    found = dl.find(asyncio.run(_letters(Settings(), None)), ref)
+    if found is None:
+        raise PpuError(f"no dead letter {ref} (purged, past retention, or not a dead-letter topic of this system)")
+    return found
 
 
 @dlq.command("replay")
