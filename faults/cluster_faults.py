@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from faults.scenarios import Inject, Run
+from faults.scenarios import Inject, Run, beside_load_at
 from infra import stack
 from infra.kafka_cluster import respawn_node
 from infra.processes import pid_alive
@@ -66,11 +66,7 @@ def kill_leader_times(at: int, times: int = 5) -> Inject:
             run.fault_over()
             await asyncio.sleep(2)
 
-    async def inject(run: Run, i: int) -> None:
-        if i == at:
-            run.background(fault(run))
-
-    return inject
+    return beside_load_at(at, fault)
 
 
 def rolling_restart(at: int) -> Inject:
@@ -82,11 +78,7 @@ def rolling_restart(at: int) -> Inject:
             await asyncio.sleep(3)  # the restarted node catches up before the next goes
         run.fault_over()
 
-    async def inject(run: Run, i: int) -> None:
-        if i == at:
-            run.background(fault(run))
-
-    return inject
+    return beside_load_at(at, fault)
 
 
 def pause_broker(at: int, seconds: float = 15.0) -> Inject:
@@ -100,11 +92,7 @@ def pause_broker(at: int, seconds: float = 15.0) -> Inject:
         os.kill(pid, signal.SIGCONT)
         run.fault_over()
 
-    async def inject(run: Run, i: int) -> None:
-        if i == at:
-            run.background(fault(run))
-
-    return inject
+    return beside_load_at(at, fault)
 
 
 def fail_over_postgres(at: int) -> Inject:
@@ -114,11 +102,7 @@ def fail_over_postgres(at: int) -> Inject:
         await asyncio.to_thread(stack.failover, settings.state_dir)
         run.fault_over()
 
-    async def inject(run: Run, i: int) -> None:
-        if i == at:
-            run.background(fault(run))
-
-    return inject
+    return beside_load_at(at, fault)
 
 
 def cluster_plan(n: int) -> dict[str, Callable[[], dict[str, Any]]]:

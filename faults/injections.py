@@ -10,7 +10,7 @@ from pathlib import Path
 from bench.env import INSTITUTION
 from domain.command_proof import sign
 from faults.progress_monitor import APPLICATION
-from faults.scenarios import OPERATOR, Inject, Run
+from faults.scenarios import OPERATOR, Inject, Run, beside_load_at
 from kernel.errors import PpuError
 from kernel.settings import Settings
 from kernel.topics import topic
@@ -68,11 +68,7 @@ def block_past_poll_interval(index: int, seconds: float) -> Inject:
             await conn.close()
         run.fault_over()
 
-    async def inject(run: Run, i: int) -> None:
-        if i == index:
-            run.background(hold(run))
-
-    return inject
+    return beside_load_at(index, hold)
 
 
 def cut_db_connections_every(every: int, for_seconds: float = 1.0) -> Inject:

@@ -94,6 +94,16 @@ class Run:
 Inject = Callable[[Run, int], Awaitable[None]]  # called with the index of each attempt as it is sent
 
 
+def beside_load_at(index: int, fault: Callable[[Run], Coroutine[Any, Any, None]]) -> Inject:
+    """Starts `fault` when attempt `index` is sent, and lets it run beside the load."""
+
+    async def inject(run: Run, i: int) -> None:
+        if i == index:
+            run.background(fault(run))
+
+    return inject
+
+
 @dataclass
 class ScenarioResult:
     scenario: str
