@@ -5,6 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
+# $(call debian_package,COMMAND,PACKAGE,WHO[,APT OPTIONS]): installs Debian's PACKAGE when COMMAND is missing and
+# we are root; otherwise one line saying what WHO needs.
+debian_package = command -v $(1) >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(4) $(2) >/dev/null; } || \
+	  { echo "$(3) needs Debian's $(2) package: apt-get install $(2)"; exit 1; }
+
 .PHONY: run test lint types pytest setup stack-prepare stack-up browser-prepare prometheus-prepare faults-cluster bench-extras bench-setup bench soak faults faults-prepare clean
 
 $(STAMP): pyproject.toml
@@ -45,9 +51,7 @@ soak: bench-setup
 
 # One fault scenario runs a worker under a skewed clock: Debian's faketime (libfaketime), installed when missing.
 faults-prepare:
-	@command -v faketime >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; } || \
-	  { echo "make faults needs Debian's faketime package: apt-get install faketime"; exit 1; }
+	@$(call debian_package,faketime,faketime,make faults)
 
 # The fault scenarios need no faust peer, but the local stack: they restart its broker and database.
 faults: bench-extras stack-up faults-prepare
@@ -68,15 +72,11 @@ types: setup
 
 # The console's browser test drives Debian's Chromium (Playwright's own browser download is not used).
 browser-prepare:
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-	  { echo "make test needs Debian's chromium package: apt-get install chromium"; exit 1; }
+	@$(call debian_package,chromium,chromium,make test)
 
 # The dashboard test runs Debian's Prometheus server against the workers (Grafana cannot run on these machines).
 prometheus-prepare:
-	@command -v prometheus >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || \
-	  { echo "make test needs Debian's prometheus package: apt-get install prometheus"; exit 1; }
+	@$(call debian_package,prometheus,prometheus,make test,--no-install-recommends)
 
 pytest: stack-prepare browser-prepare prometheus-prepare
 	$(BIN)/pytest -q
