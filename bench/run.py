@@ -13,9 +13,11 @@ import click
 from bench import flows
 from bench.env import prepare
 from bench.floors import faust_peer, relay_floor, upsert_floor
+from bench.profile import profile_lookup
 from bench.report import markdown, write
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PROFILES = Path(__file__).resolve().parent / "profiles"
 
 
 async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
@@ -38,6 +40,12 @@ async def first_seen_only() -> dict[str, Any]:
     env = await prepare(f"b{int(time.time())}d")
     decisions = await flows.first_seen_decisions(env, 20, 15)
     return {"commit": _commit(), **{f"first_seen_decision_{k}_ms": v for k, v in decisions.items()}}
+
+
+async def profile_only(messages: int, raws: Path) -> dict[str, Any]:
+    """`--only profile`: py-spy over the lookup worker and the relay, pg_stat_statements over the database."""
+    env = await prepare(f"b{int(time.time())}q")
+    return await profile_lookup(env, messages, raws)
 
 
 async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: float) -> dict[str, Any]:
@@ -143,18 +151,27 @@ def _commit() -> str:
     help="offered load for the latency figures",
 )
 @click.option("--latency-seconds", type=click.FloatRange(1, 600), default=30, show_default=True)
-@click.option("--only", type=click.Choice(["latency", "first-seen"]), default=None, help="one figure alone")
+@click.option("--only", type=click.Choice(["latency", "first-seen", "profile"]), default=None, help="one figure alone")
 def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: float, only: str | None) -> None:
     """Measure throughput, latency, memory, search and scale-out; write bench/results/<timestamp>.*"""
     import asyncio
 
-    if only == "latency":
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + (f"-{only}" if only else "")
+    if only == "profile":
+        raws = RESULTS.parent.parent / ".local" / "profiles" / stamp
+        raws.mkdir(parents=True, exist_ok=True)
+        found = asyncio.run(profile_only(messages, raws))
+        PROFILES.mkdir(exist_ok=True)
+        heading = f"# Lookup flow profile\n\nCommit measured: `{_commit()}`\n\n"
+        (PROFILES / f"{stamp}.md").write_text(heading + found["text"])
+        click.echo(f"wrote {PROFILES / f'{stamp}.md'} (raw stacks in {raws})")
+        return
+    elif only == "latency":
         results = asyncio.run(latency_only(rate, latency_seconds))
     elif only == "first-seen":
         results = asyncio.run(first_seen_only())
     else:
         results = asyncio.run(run_all(messages, soak_seconds, rate, latency_seconds))
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + (f"-{only}" if only else "")
     for path in write(results, RESULTS, stamp):
         click.echo(f"wrote {path}")
     click.echo(markdown(results))

@@ -134,6 +134,9 @@ def pg_ctl_start(bindir: Path, root: Path, port: int, timeout: float, extra: str
     """`pg_ctl start` of the data directory under `root` on a loopback port; returns once it accepts."""
     # TCP on loopback only; no Unix socket, whose path length limit a deep checkout could exceed.
     options = f"-p {port} -c listen_addresses=127.0.0.1 -k '' -c max_connections=200"
+    # Loaded, counting nothing until a database asks for it (`ppu bench --only profile` does): a restart is
+    # needed to load it, turning it on is not.
+    options += " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=none"
     if extra:  # test clusters: losing data on an OS crash is fine, speed matters
         options += f" -c {extra}"
     pg_ctl = [str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "server.log"), "-o", options]
