@@ -17,7 +17,7 @@ from workers.registry import CONSUMERS, consumer_flow
 # round's deadline, the sweeper: not a sign of the lookup worker's progress); a stage that moved has resumed.
 COUNTERS = """SELECT (SELECT count(*) FROM purchase_attempts),
                      (SELECT count(*) FROM lookups WHERE responded_at IS NOT NULL),
-                     (SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL),
+                     (SELECT sum(published) FROM outbox_lanes),
                      (SELECT count(*) FROM audit_log WHERE action = 'confirm_support')"""
 STAGES = ("attempts", "answers", "published", "commands")
 APPLICATION = "faults-observer"  # faults that cut connections spare this one
@@ -95,7 +95,7 @@ async def every_attempt_decided(env: BenchEnv, expected: set[str], within: float
         deadline = loop.time() + within
         while loop.time() < deadline:
             decided = await conn.fetchval("SELECT count(*) FROM routing_decisions")
-            unsent = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+            unsent = await conn.fetchval("SELECT count(*) FROM outbox")
             if decided >= len(expected) and unsent == 0 and await unapplied(env, conn) == 0:
                 at = loop.time()
                 await asyncio.sleep(2)  # late duplicates, if any, would land now
@@ -112,7 +112,7 @@ async def drained(env: BenchEnv, within: float = 30) -> None:
     try:
         deadline = asyncio.get_running_loop().time() + within
         while asyncio.get_running_loop().time() < deadline:
-            if not await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
+            if not await conn.fetchval("SELECT count(*) FROM outbox"):
                 return
             await asyncio.sleep(0.2)
     finally:

@@ -49,24 +49,15 @@ class Outbox:
         if not self.rows:
             return
         names, keys, values, extras = zip(*self.rows, strict=True)
-        if not any(extras):  # the usual case: one constant header value for every row
-            await conn.execute(
-                """INSERT INTO outbox (topic, key, value, headers)
-                   SELECT t, k, v, $4::jsonb FROM unnest($1::text[], $2::text[], $3::bytea[]) AS u(t, k, v)""",
-                list(names),
-                list(keys),
-                list(values),
-                HEADERS,
-            )
-        else:
-            await conn.execute(
-                """INSERT INTO outbox (topic, key, value, headers)
-                   SELECT t, k, v, h::jsonb
-                   FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[]) AS u(t, k, v, h)""",
-                list(names),
-                list(keys),
-                list(values),
-                # As JSON text: a list of lists would be read as a second array dimension.
-                [json.dumps(HEADERS + (e or [])) for e in extras],
-            )
+        # Only the headers a row adds (trace context); the relay adds the constant ones (`HEADERS`) itself.
+        await conn.execute(
+            """INSERT INTO outbox (topic, key, value, headers)
+               SELECT t, k, v, h::jsonb
+               FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[]) AS u(t, k, v, h)""",
+            list(names),
+            list(keys),
+            list(values),
+            # As JSON text: a list of lists would be read as a second array dimension.
+            [json.dumps(e) if e else None for e in extras],
+        )
         self.rows.clear()

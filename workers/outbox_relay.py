@@ -1,14 +1,18 @@
-"""Outbox relay: publishes outbox rows in id order (so in order per key), then marks them sent.
+"""Outbox relay: publishes outbox rows in id order per lane (so in order per key), deleting them as it does.
 
-One relay publishes at a time (a transaction-scoped advisory lock), with an idempotent producer and
-acks=all. It wakes on NOTIFY from the outbox trigger, and polls as a fallback. A relay killed after
-publishing and before marking publishes those rows again: consumers dedupe by message id.
+Rows fall into lanes by a hash of their key (db/migrations/0011_outbox_lanes.sql). Each cycle, one transaction locks
+the lanes this relay holds (its share, workers/relay_lanes.py; a lane another relay is publishing is skipped),
+deletes their oldest rows, publishes them with an idempotent producer and acks=all, and commits. A failed publish
+rolls the delete back; a relay killed after publishing and before committing publishes those rows again: consumers
+dedupe by message id. Several relays share the lanes; each wakes on NOTIFY from the outbox trigger, and polls as a
+fallback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 
 import asyncpg
 import structlog
@@ -19,62 +23,70 @@ from kernel import tracing
 from kernel.dbconn import Db
 from messaging import metrics
 from messaging.retrying import TRANSIENT
+from schemas.envelope import CONTENT_TYPE
 from workers.failpoints import NONE, Failpoints
+from workers.relay_lanes import LANES, RelayLanes
 
-LOCK_KEY = 7_413_002  # arbitrary, fixed: the advisory lock that makes one relay active
+CONSTANT_HEADERS = [("content-type", CONTENT_TYPE)]  # on every row, so not stored with each (workers/outbox.py)
 log = structlog.get_logger()
 
+# One statement: lock the lanes (skipping those another relay holds), delete their oldest rows, count them per lane.
+TAKE = """WITH held AS (SELECT lane FROM outbox_lanes WHERE lane = ANY($1::smallint[]) FOR UPDATE SKIP LOCKED),
+             gone AS (DELETE FROM outbox WHERE outbox_id IN (
+                          SELECT outbox_id FROM outbox WHERE lane IN (SELECT lane FROM held)
+                          ORDER BY outbox_id LIMIT $2)
+                      RETURNING outbox_id, lane, topic, key, value, headers),
+             counted AS (UPDATE outbox_lanes l SET published = l.published + g.n
+                         FROM (SELECT lane, count(*) AS n FROM gone GROUP BY lane) g WHERE l.lane = g.lane)
+          SELECT outbox_id, topic, key, value, headers FROM gone ORDER BY outbox_id"""
 
-async def relay_once(conn: Db, producer: AIOKafkaProducer, limit: int = 1000, failpoints: Failpoints = NONE) -> int:
+
+async def relay_once(
+    conn: Db,
+    producer: AIOKafkaProducer,
+    lanes: list[int] | None = None,
+    limit: int = 1000,
+    failpoints: Failpoints = NONE,
+) -> int:
     async with conn.transaction():
-        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", LOCK_KEY):
-            return 0
-        # Marking rows sent need not wait for the disk: if the mark is lost in a crash, the rows are published
-        # again, and consumers drop the duplicates by message id. It takes an fsync off every relay cycle.
+        # The delete need not wait for the disk: if it is lost in a crash, the rows are published again, and
+        # consumers drop the duplicates by message id. It takes an fsync off every relay cycle.
         await conn.execute("SET LOCAL synchronous_commit = off")
-        rows = await conn.fetch(
-            """SELECT outbox_id, topic, key, value, headers FROM outbox WHERE sent_at IS NULL
-               ORDER BY outbox_id LIMIT $1""",
-            limit,
-        )
+        rows = await conn.fetch(TAKE, list(range(LANES)) if lanes is None else lanes, limit)
         if not rows:
             return 0
-        spans, headers = _publish_spans(rows) if tracing.enabled() else ([], [r["headers"] for r in rows])
+        spans, headers = _publish_spans(rows) if tracing.enabled() else ([], [_headers(r) for r in rows])
         pending = [
-            await producer.send(
-                r["topic"],
-                value=r["value"],
-                key=r["key"].encode(),
-                headers=[(k, v.encode()) for k, v in h],
-            )
+            await producer.send(r["topic"], value=r["value"], key=r["key"].encode(), headers=h)
             for r, h in zip(rows, headers, strict=True)
         ]
         await asyncio.gather(*pending)  # every send acknowledged by all in-sync replicas
         tracing.end_all(spans)
         failpoints.hit("after_publish")
-        await conn.execute(
-            "UPDATE outbox SET sent_at = now() WHERE outbox_id = ANY($1::bigint[])",
-            [r["outbox_id"] for r in rows],
-        )
     for r in rows:
         metrics.PUBLISHED.labels(r["topic"]).inc()
     return len(rows)
 
 
-def _publish_spans(rows: list[asyncpg.Record]) -> tuple[list[Span], list[list[list[str]]]]:
+def _headers(row: asyncpg.Record) -> list[tuple[str, bytes]]:
+    extra = row["headers"]
+    return CONSTANT_HEADERS if not extra else CONSTANT_HEADERS + [(k, v.encode()) for k, v in extra]
+
+
+def _publish_spans(rows: list[asyncpg.Record]) -> tuple[list[Span], list[list[tuple[str, bytes]]]]:
     """Tracing on: a span per traced row, child of the span that wrote it; the record carries the new span."""
     spans, headers = [], []
     for r in rows:
-        carried = [(k, v.encode()) for k, v in r["headers"]]
+        carried = _headers(r)
         if not any(k == "traceparent" for k, _ in carried):
-            headers.append(r["headers"])
+            headers.append(carried)
             continue
         span = tracing.start(
             f"publish {r['topic']}", tracing.extract(carried), SpanKind.PRODUCER, {"topic": r["topic"]}
         )
         spans.append(span)
-        kept = [[k, v] for k, v in r["headers"] if k not in tracing.TRACE_HEADERS]
-        headers.append(kept + [[k, v] for k, v in tracing.child_headers(span).items()])
+        kept = [(k, v) for k, v in carried if k not in tracing.TRACE_HEADERS]
+        headers.append(kept + [(k, v.encode()) for k, v in tracing.child_headers(span).items()])
     return spans, headers
 
 
@@ -85,6 +97,7 @@ async def run_relay(
     listen_url: str,
     poll_seconds: float = 1.0,
     failpoints: Failpoints = NONE,
+    member: str | None = None,
 ) -> None:
     wake = asyncio.Event()
 
@@ -106,17 +119,14 @@ async def run_relay(
             listener = None
             log.warning("relay cannot listen, polling instead", error=str(e))
 
-    purge_every, loops = 600, 0
+    lanes = RelayLanes(member or f"relay-{uuid.uuid4().hex[:12]}")
     try:
         while not stop.is_set():
             await listen()
             wake.clear()
             try:
                 async with pool.acquire() as conn:
-                    sent = await relay_once(conn, producer, failpoints=failpoints)
-                    loops += 1
-                    if loops % purge_every == 0:
-                        await conn.execute("DELETE FROM outbox WHERE sent_at < now() - interval '1 hour'")
+                    sent = await relay_once(conn, producer, await lanes.mine(conn), failpoints=failpoints)
             except TRANSIENT as e:  # the rows stay unsent and go out again: duplicates are harmless
                 log.warning("relay cannot reach the database or the broker", error=repr(e))
                 sent = 0
@@ -125,6 +135,9 @@ async def run_relay(
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_first(wake, stop), poll_seconds)
     finally:
+        with contextlib.suppress(Exception):  # the others take our lanes now rather than when our beat is old
+            async with pool.acquire(timeout=5) as conn:
+                await lanes.leave(conn)
         if listener is not None:
             with contextlib.suppress(Exception):
                 await listener.close(timeout=5)

@@ -1,0 +1,126 @@
+"""The outbox scales out: relays share its lanes, a lane another relay is publishing is skipped, rows go once and in
+order per key, and are deleted as they are published."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+
+from kernel.connections import create_pool, started_producer
+from kernel.settings import Settings
+from kernel.topics import topic
+from workers.outbox_relay import relay_once, run_relay
+from workers.relay_lanes import LANES, RelayLanes
+
+KEYS, PER_KEY = 40, 60
+
+
+async def _write(db: asyncpg.Connection, topic_name: str) -> None:
+    """Rows for KEYS keys, interleaved, each key's sequence numbers rising in outbox order."""
+    rows = [
+        (topic_name, f"k{k:03d}", json.dumps({"k": k, "seq": s}).encode()) for s in range(PER_KEY) for k in range(KEYS)
+    ]
+    await db.executemany("INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)", rows)
+
+
+async def test_relays_split_the_lanes_between_them(db: asyncpg.Connection) -> None:
+    a, b, c = RelayLanes("relay-a"), RelayLanes("relay-b"), RelayLanes("relay-c")
+    assert await a.mine(db) == list(range(LANES))  # alone: every lane
+    await b.mine(db)
+    a._next_beat = 0.0  # beat again now rather than in BEAT_SECONDS
+    first, second = await a.mine(db), await b.mine(db)
+    assert set(first).isdisjoint(second) and sorted(first + second) == list(range(LANES))
+    await c.mine(db)
+    a._next_beat = b._next_beat = 0.0
+    shares = [await r.mine(db) for r in (a, b, c)]
+    assert sorted(lane for share in shares for lane in share) == list(range(LANES)) and {len(s) for s in shares} == {
+        5,
+        6,
+    }
+    await c.leave(db)
+    a._next_beat = b._next_beat = 0.0
+    assert sorted(await a.mine(db) + await b.mine(db)) == list(range(LANES))
+
+
+def _counting(send: Callable[..., Awaitable[Any]], sends: dict[str, int], member: str) -> Callable[..., Awaitable[Any]]:
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        sends[member] += 1
+        return await send(*args, **kwargs)
+
+    return counted
+
+
+def _topic(settings: Settings) -> str:
+    return topic("lookup_requests").name(settings.topic_prefix, provider_id="p1")
+
+
+async def test_a_lane_held_by_another_relay_is_skipped(
+    db: asyncpg.Connection, settings: Settings, topics: list[str]
+) -> None:
+    await _write(db, _topic(settings))
+    lane_of = {r["key"]: r["lane"] for r in await db.fetch("SELECT DISTINCT key, lane FROM outbox")}
+    held = sorted(set(lane_of.values()))[:3]
+    assert settings.kafka_bootstrap_servers is not None and settings.database_url is not None
+    other = await asyncpg.connect(settings.database_url)
+    try:
+        async with other.transaction(), started_producer(settings.kafka_bootstrap_servers) as producer:
+            # Another relay mid-cycle on three lanes.
+            await other.execute("SELECT 1 FROM outbox_lanes WHERE lane = ANY($1::smallint[]) FOR UPDATE", held)
+            sent = 0
+            while n := await relay_once(db, producer, limit=500):
+                sent += n
+        left = {r["lane"] for r in await db.fetch("SELECT DISTINCT lane FROM outbox")}
+        assert left == set(held)
+        assert sent == KEYS * PER_KEY - await db.fetchval("SELECT count(*) FROM outbox")
+        assert await db.fetchval("SELECT sum(published) FROM outbox_lanes") == sent
+    finally:
+        await other.close()
+
+
+async def test_two_relays_publish_every_row_once_in_order_per_key(
+    db: asyncpg.Connection, settings: Settings, topics: list[str]
+) -> None:
+    assert settings.kafka_bootstrap_servers is not None and settings.database_url is not None
+    name = _topic(settings)
+    await _write(db, name)
+    stop = asyncio.Event()
+    pool = await create_pool(settings.database_url, min_size=1, max_size=4)
+    seen: dict[int, list[int]] = {k: [] for k in range(KEYS)}
+    consumer = AIOKafkaConsumer(name, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest")
+    try:
+        async with (
+            started_producer(settings.kafka_bootstrap_servers) as p1,
+            started_producer(settings.kafka_bootstrap_servers) as p2,
+        ):
+            # Both alive from the first beat, and each producer's sends counted: both relays publish.
+            await db.executemany("INSERT INTO outbox_relays VALUES ($1, now())", [("relay-1",), ("relay-2",)])
+            sends = {"relay-1": 0, "relay-2": 0}
+            for member, producer in (("relay-1", p1), ("relay-2", p2)):
+                producer.send = _counting(producer.send, sends, member)
+            relays = [
+                asyncio.ensure_future(run_relay(pool, p, stop, settings.database_url, member=m))
+                for m, p in (("relay-1", p1), ("relay-2", p2))
+            ]
+            await consumer.start()
+            async with asyncio.timeout(60):
+                while sum(map(len, seen.values())) < KEYS * PER_KEY:
+                    for records in (await consumer.getmany(timeout_ms=500)).values():
+                        for r in records:
+                            m = json.loads(r.value or b"")
+                            seen[m["k"]].append(m["seq"])
+            members = await db.fetchval("SELECT count(*) FROM outbox_relays")
+            stop.set()
+            await asyncio.gather(*relays)
+    finally:
+        await consumer.stop()
+        await pool.close()
+    assert members == 2 and min(sends.values()) > 0, f"both relays published: {sends}"
+    assert all(s == list(range(PER_KEY)) for s in seen.values()), "each key's rows once, in order"
+    assert await db.fetchval("SELECT count(*) FROM outbox") == 0
+    assert await db.fetchval("SELECT sum(published) FROM outbox_lanes") == KEYS * PER_KEY
+    assert await db.fetchval("SELECT count(*) FROM outbox_relays") == 0, "a relay that stops leaves"
