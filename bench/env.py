@@ -122,18 +122,31 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
     stop_children(procs)
 
 
-def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """CPU seconds so far of the named processes, and of every PostgreSQL and Kafka (java) process."""
-    out: dict[str, float] = {}
+CpuSnapshot = dict[tuple[str, int], float]  # (label, pid) → CPU seconds so far
+
+
+def cpu_seconds(pids: dict[str, int]) -> CpuSnapshot:
+    """CPU seconds so far of the named processes, and of every PostgreSQL and Kafka (java) process, per process."""
+    out: CpuSnapshot = {}
     for name, pid in pids.items():
         with contextlib.suppress(psutil.Error):
             t = psutil.Process(pid).cpu_times()
-            out[name] = out.get(name, 0.0) + t.user + t.system
+            out[(name, pid)] = t.user + t.system
     for p in psutil.process_iter(["name", "cpu_times"]):
         label = {"postgres": "postgresql", "java": "kafka"}.get(p.info["name"] or "")
         if label and p.info["cpu_times"] is not None:
-            out[label] = out.get(label, 0.0) + p.info["cpu_times"].user + p.info["cpu_times"].system
+            out[(label, p.pid)] = p.info["cpu_times"].user + p.info["cpu_times"].system
     return out
+
+
+def cpu_used(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
+    """CPU seconds each label used between two snapshots, summed over its processes. A process that started in
+    between counts from zero; one that ended in between is not seen (a database backend that exits takes its
+    time with it: an undercount, never the negative sum a difference of totals gave)."""
+    used: dict[str, float] = {}
+    for (label, pid), t in after.items():
+        used[label] = used.get(label, 0.0) + max(t - before.get((label, pid), 0.0), 0.0)
+    return used
 
 
 @dataclass

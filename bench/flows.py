@@ -4,14 +4,16 @@ latency at a fixed offered load, a soak for memory, console search, and scale-ou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 
-from bench.env import INSTITUTION, PROVIDERS, BenchEnv, RssSampler, cpu_seconds, start_workers, stop
+from bench.env import INSTITUTION, PROVIDERS, BenchEnv, RssSampler, cpu_seconds, cpu_used, start_workers, stop
 from bench.floors import attempts
 from bench.measure import paced, percentiles, produce, read_until, steady_rate
 from console.queries import search_meters
@@ -62,6 +64,7 @@ async def lookup_flow(
     workers: int = 1,
     cores: dict[str, float] | None = None,
     poison_every: int = 0,
+    relays: int = 1,
 ) -> tuple[float, RssSampler]:
     """Known supported meters: each attempt is routed at once and sends one routine lookup request.
     `cores`, when given, receives the CPU cores each part used on average while the flow ran. With
@@ -73,21 +76,44 @@ async def lookup_flow(
         n + (n // poison_every if poison_every else 0),
         f"lookup flow ({meters:,} meters): load",
     )
-    procs = start_workers(env, *(["lookup"] * workers), "outbox-relay")
+    procs = start_workers(env, *(["lookup"] * workers), *(["outbox-relay"] * relays))
     sampler, done = RssSampler([p.pid for p in procs]), asyncio.Event()
     sampling = asyncio.ensure_future(sampler.run(done))
-    named = {f"lookup worker {i + 1}": p.pid for i, p in enumerate(procs[:-1])} | {"outbox relay": procs[-1].pid}
+    named = {f"lookup worker {i + 1}": p.pid for i, p in enumerate(procs[:workers])} | {
+        f"outbox relay {i + 1}": p.pid for i, p in enumerate(procs[workers:])
+    }
     before, started = cpu_seconds(named), time.monotonic()
     try:
         stamps = await read_until(env.bootstrap, request_topics(env), n, "lookup flow: requests out")
         after, wall = cpu_seconds(named), time.monotonic() - started
         if cores is not None:
-            cores.update({k: (after[k] - before.get(k, 0.0)) / wall for k in after})
+            cores.update({k: v / wall for k, v in cpu_used(before, after).items()})
     finally:
         done.set()
         await sampling
         stop(procs)
     return steady_rate(stamps), sampler
+
+
+async def lookup_cpu(
+    env: BenchEnv, n: int, meters: int, around: Callable[[list[int]], AbstractAsyncContextManager[None]] | None = None
+) -> dict[str, float]:
+    """CPU µs per attempt of each part of the lookup flow (lookup worker, relay, every PostgreSQL and Kafka process)
+    while `n` attempts flow, with the workers started and in their groups first: their start-up is not counted.
+    `around` wraps the measured part (the profiler attaches there)."""
+    procs = start_workers(env, "lookup", "outbox-relay")
+    named = {"lookup worker": procs[0].pid, "outbox relay": procs[1].pid}
+    try:
+        await asyncio.sleep(8)
+        async with around(list(named.values())) if around else contextlib.nullcontext():
+            before = cpu_seconds(named)
+            source = topic("purchase_attempts").name(env.settings.topic_prefix)
+            await produce(env.bootstrap, source, attempts(n, meters), n, "lookup CPU: load")
+            await read_until(env.bootstrap, request_topics(env), n, "lookup CPU: requests out")
+            after = cpu_seconds(named)
+    finally:
+        stop(procs)
+    return {k: v * 1e6 / n for k, v in cpu_used(before, after).items()}
 
 
 async def _preload_lookups(env: BenchEnv, n: int, meters: int) -> list[tuple[uuid.UUID, str, str]]:

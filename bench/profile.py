@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from bench import flows
-from bench.env import BenchEnv, cpu_seconds, start_workers, stop
-from bench.floors import attempts
-from bench.measure import produce, read_until
-from kernel.topics import topic
+from bench.env import BenchEnv
 
 # The leaf frame's file decides whose code a CPU sample was spent in.
 OWNERS = [
@@ -123,30 +122,27 @@ async def profile_lookup(env: BenchEnv, n: int, out_dir: Path) -> dict[str, Any]
         raise RuntimeError("py-spy is not installed: `make bench-extras` installs it")
     await flows.preload_meters(env, 10_000)
     no_statements = await _statements_on(env)
-    source = topic("purchase_attempts").name(env.settings.topic_prefix)
-    await produce(env.bootstrap, source, attempts(n, 10_000), n, "profile: load")
-    procs = start_workers(env, "lookup", "outbox-relay")
     raws = {"lookup-worker": out_dir / "lookup-worker.raw", "outbox-relay": out_dir / "outbox-relay.raw"}
-    spies = [
-        subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
-            [spy, "record", "--format", "raw", "--rate", "200", "--nonblocking", "-o", str(raw), "--pid", str(p.pid)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for raw, p in zip(raws.values(), procs, strict=True)
-    ]
-    named = {"lookup worker": procs[0].pid, "outbox relay": procs[1].pid}
-    before = cpu_seconds(named)
-    try:
-        await read_until(env.bootstrap, flows.request_topics(env), n, "profile: requests out")
-        after = cpu_seconds(named)
-    finally:
-        for s in spies:
-            s.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
-        for s in spies:
-            await asyncio.to_thread(s.wait, 30)
-        stop(procs)
-    us = {k: (after[k] - before.get(k, 0.0)) * 1e6 / n for k in after}
+
+    @contextlib.asynccontextmanager
+    async def spied(pids: list[int]) -> AsyncIterator[None]:
+        spies = [
+            subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
+                [spy, "record", "--format", "raw", "--rate", "200", "--nonblocking", "-o", str(raw), "--pid", str(pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for raw, pid in zip(raws.values(), pids, strict=True)
+        ]
+        try:
+            yield
+        finally:
+            for s in spies:
+                s.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+            for s in spies:
+                await asyncio.to_thread(s.wait, 30)
+
+    us = await flows.lookup_cpu(env, n, 10_000, around=spied)
     parts = [f"CPU µs per attempt while {n:,} attempts flowed (backlog):\n"]
     parts += [f"- {k}: {v:.0f}" for k, v in us.items()]
     parts.append(f"- summed: {sum(us.values()):.0f}\n")

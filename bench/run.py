@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from bench import flows
-from bench.env import prepare
+from bench.env import BenchEnv, prepare
 from bench.floors import faust_peer, relay_floor, upsert_floor
 from bench.profile import profile_lookup
 from bench.report import markdown, write
@@ -79,6 +79,10 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     cores: dict[str, float] = {}
     r["lookup_flow_10k_per_s"], mem_lookup = await flows.lookup_flow(small, n, 10_000, cores=cores)
     r["lookup_flow_cpu_cores"] = cores  # what limits the flow on this 2-core machine
+    step("CPU per attempt, every process of the lookup flow")
+    parts = await flows.lookup_cpu(await _with_meters(f"{tag}c", 10_000), n, 10_000)
+    r["cpu_us_per_attempt_by_part"] = parts
+    r["cpu_us_per_attempt"] = sum(parts.values())
     step("lookup flow, 10 thousand meters, 1% poison messages")
     poisoned = await prepare(f"{tag}x")
     await flows.preload_meters(poisoned, 10_000)
@@ -98,10 +102,11 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     decisions = await flows.first_seen_decisions(first, 20, 15)
     r.update({f"first_seen_decision_{k}_ms": v for k, v in decisions.items()})
 
-    step("scale-out: two lookup workers in one group")
-    pair = await prepare(f"{tag}p")
-    await flows.preload_meters(pair, 10_000)
-    r["lookup_flow_2_workers_per_s"], mem_pair = await flows.lookup_flow(pair, n, 10_000, workers=2)
+    step("scale-out: two, then four, lookup workers and outbox relays")
+    pair = await _with_meters(f"{tag}p", 10_000)
+    r["lookup_flow_2_workers_per_s"], mem_pair = await flows.lookup_flow(pair, n, 10_000, workers=2, relays=2)
+    four = await _with_meters(f"{tag}q", 10_000)
+    r["lookup_flow_4_workers_per_s"], _ = await flows.lookup_flow(four, n, 10_000, workers=4, relays=4)
 
     step("lookup flow, 1 million meters (preloading 1M meters and 5M support rows)")
     big = await prepare(f"{tag}m")
@@ -121,10 +126,17 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     r["lookup_1m_vs_10k_ratio"] = r["lookup_flow_1m_per_s"] / r["lookup_flow_10k_per_s"]
     r["poison_1pct_vs_clean_ratio"] = r["lookup_flow_1pct_poison_per_s"] / r["lookup_flow_10k_per_s"]
     r["scale_out_2_vs_1_ratio"] = r["lookup_flow_2_workers_per_s"] / r["lookup_flow_10k_per_s"]
+    r["scale_out_4_vs_1_ratio"] = r["lookup_flow_4_workers_per_s"] / r["lookup_flow_10k_per_s"]
     r["worker_rss_mb_peak"] = max(m.peak() for m in (mem_lookup, mem_resp, mem_pair, mem_big, mem_soak))
     r["soak_rss_growth_mb"] = mem_soak.growth()
     r["soak_rss_mb_peak"] = mem_soak.peak()
     return r
+
+
+async def _with_meters(tag: str, meters: int) -> BenchEnv:
+    env = await prepare(tag)
+    await flows.preload_meters(env, meters)
+    return env
 
 
 def _commit() -> str:

@@ -13,6 +13,8 @@ from typing import Annotated, ClassVar, Generic, Literal, Self, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from kernel.ids import new_id
+
 MeterNumber = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,20}$")]
 ProviderId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
 InstitutionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
@@ -70,7 +72,7 @@ class Envelope(BaseModel, Generic[D]):
         subject: str | None = None,
     ) -> Self:
         return cls(
-            id=uuid.uuid4(),
+            id=new_id(),
             source=source,
             type=cls.TYPE,
             subject=subject or getattr(data, "meter_number"),  # noqa: B009 - every payload has one

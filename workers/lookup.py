@@ -25,19 +25,15 @@ async def handle_purchase_attempts(
             meters,
         )
     }
-    fresh = {
+    # The meters are locked from here on: the attempts seen before cannot change under us.
+    ctx = await load_context(conn, meters, sorted({e.data.institution_id for e in events}), lock=True)
+    known = {
         r["attempt_id"]
         for r in await conn.fetch(
-            """INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at)
-           SELECT a, m, i, t FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) AS u(a, m, i, t)
-           ON CONFLICT (attempt_id) DO NOTHING RETURNING attempt_id""",
+            "SELECT attempt_id FROM purchase_attempts WHERE attempt_id = ANY($1::uuid[])",
             [e.data.attempt_id for e in events],
-            [e.data.meter_number for e in events],
-            [e.data.institution_id for e in events],
-            [e.time for e in events],
         )
     }
-    ctx = await load_context(conn, meters, sorted({e.data.institution_id for e in events}), lock=True)
     open_round = {
         r["meter_number"]: r["round_id"]
         for r in await conn.fetch(
@@ -46,24 +42,36 @@ async def handle_purchase_attempts(
             meters,
         )
     }
-    attempts = []
+    attempts, received = [], {}
     for e in events:
-        if e.data.attempt_id in fresh:  # the same attempt again under a new event id has (or will get) its one decision
-            fresh.discard(e.data.attempt_id)
+        if e.data.attempt_id not in known:  # the same attempt again under a new event id has its one decision
+            known.add(e.data.attempt_id)
+            received[e.data.attempt_id] = e.time
             attempts.append(Attempt(e.data.attempt_id, e.data.meter_number, e.data.institution_id, str(e.id)))
     plan = plan_attempts(attempts, ctx, new_meters, set(open_round))
     to_open, joiners = plan.rounds, plan.joiners
     for r, round_id in await open_rounds(conn, out, [*to_open.values(), *plan.routine], deadline_seconds):
         if r.reason != "routine":
             open_round[r.meter_number] = round_id
-    if joiners:
-        await conn.execute(
-            """UPDATE purchase_attempts p SET round_id = u.r, joined_at = now()
-               FROM unnest($1::uuid[], $2::uuid[]) AS u(a, r) WHERE p.attempt_id = u.a""",
-            [a for a, _ in joiners],
-            [open_round[m] for _, m in joiners],
-        )
-    await record_decisions(conn, out, plan.decided)
+    # Each attempt is written once, as it stands after this batch: waiting on a round, or decided.
+    waits_on = {a: open_round[m] for a, m in joiners}
+    decided = {d.attempt_id for d in plan.decided}
+    waited = await conn.fetch(
+        """INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, round_id,
+                                          joined_at, decided_at)
+           SELECT a, m, i, t, r, CASE WHEN r IS NOT NULL THEN now() END, CASE WHEN d THEN now() END
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[], $6::bool[])
+                AS u(a, m, i, t, r, d)
+           ON CONFLICT (attempt_id) DO NOTHING
+           RETURNING attempt_id, greatest(extract(epoch FROM now() - received_at), 0)::float8 AS waited""",
+        [a.attempt_id for a in attempts],
+        [a.meter_number for a in attempts],
+        [a.institution_id for a in attempts],
+        [received[a.attempt_id] for a in attempts],
+        [waits_on.get(a.attempt_id) for a in attempts],
+        [a.attempt_id in decided for a in attempts],
+    )
+    await record_decisions(conn, out, plan.decided, {w["attempt_id"]: w["waited"] for w in waited})
     # Joining a round that already has answers may be decidable right away.
     joined_existing = sorted({open_round[m] for _, m in joiners if m not in to_open}, key=str)
     if joined_existing:

@@ -8,6 +8,7 @@ from datetime import datetime
 from domain.attempts import LookupPlan
 from domain.rounds import WaitingAttempt, settle
 from kernel.dbconn import Db
+from kernel.ids import new_id
 from schemas.lookup import LookupRequested, LookupRequestedData, RoundExpired, RoundExpiredData
 from workers.routing_context import load_context, record_decisions
 from workers.unit_of_work import UnitOfWork
@@ -24,7 +25,7 @@ async def open_rounds(
     """
     if not plans:
         return []
-    opened = [(r, uuid.uuid4()) for r in plans]
+    opened = [(r, new_id()) for r in plans]
     # The database's clock for every time we record; the rounds' insert returns it, saving a round trip.
     first = await conn.fetchrow(
         """WITH opened AS (
@@ -45,7 +46,7 @@ async def open_rounds(
     assert first is not None  # rounds is not empty
     now: datetime = first["opened_at"]
     deadline: datetime = first["deadline"]
-    lookups = [(uuid.uuid4(), r, rid, pid) for r, rid in opened for pid in r.providers]
+    lookups = [(new_id(), r, rid, pid) for r, rid in opened for pid in r.providers]
     await conn.execute(
         """INSERT INTO lookups (lookup_id, round_id, meter_number, provider_id, sent_at)
            SELECT l, r, m, p, $5 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(l, r, m, p)""",
@@ -57,14 +58,16 @@ async def open_rounds(
     )
     broadcast = [(r.meter_number, pid) for _, r, _, pid in lookups if r.reason != "routine"]
     # "Awaiting confirmation" compares the last response with the last broadcast, so routine lookups don't count.
-    await conn.execute(
-        """INSERT INTO meter_support (meter_number, provider_id, last_lookup_sent_at)
-           SELECT m, p, $3 FROM unnest($1::text[], $2::text[]) AS u(m, p)
-           ON CONFLICT (meter_number, provider_id) DO UPDATE SET last_lookup_sent_at = excluded.last_lookup_sent_at""",
-        [m for m, _ in broadcast],
-        [p for _, p in broadcast],
-        now,
-    )
+    if broadcast:
+        await conn.execute(
+            """INSERT INTO meter_support (meter_number, provider_id, last_lookup_sent_at)
+               SELECT m, p, $3 FROM unnest($1::text[], $2::text[]) AS u(m, p)
+               ON CONFLICT (meter_number, provider_id)
+               DO UPDATE SET last_lookup_sent_at = excluded.last_lookup_sent_at""",
+            [m for m, _ in broadcast],
+            [p for _, p in broadcast],
+            now,
+        )
     for lookup_id, r, round_id, pid in lookups:
         out.emit(
             "lookup_requests",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from domain.attempts import Decided
 from domain.meters import Meter, RoutingContext
@@ -80,8 +81,12 @@ async def load_context(
     return RoutingContext(meters, providers, inst, prefs)
 
 
-async def record_decisions(conn: Db, out: UnitOfWork, decided: list[Decided]) -> None:
-    """Stores each decision once (attempt id is the key), publishes it, and blocks meters nobody can serve."""
+async def record_decisions(
+    conn: Db, out: UnitOfWork, decided: list[Decided], inserted: dict[uuid.UUID, float] | None = None
+) -> None:
+    """Stores each decision once (attempt id is the key), publishes it, and blocks meters nobody can serve.
+    `inserted`: the attempts were written decided already (attempt id → seconds since received); otherwise
+    the waiting attempts are marked decided here."""
     if not decided:
         return
     stored = {
@@ -99,25 +104,34 @@ async def record_decisions(conn: Db, out: UnitOfWork, decided: list[Decided]) ->
             [_skipped_json(d.decision) for d in decided],
         )
     }
-    waited = await conn.fetch(
-        """UPDATE purchase_attempts SET decided_at = now() WHERE attempt_id = ANY($1::uuid[])
-           RETURNING attempt_id, greatest(extract(epoch FROM now() - received_at), 0)::float8 AS waited""",
-        list(stored),
-    )
-    outcome = {d.attempt_id: "blocked" if d.decision.provider_id is None else "routed" for d in decided}
-    for w in waited:
-        metrics.DECISION_SECONDS.labels(outcome[w["attempt_id"]]).observe(w["waited"])
+    if inserted is None:
+        inserted = {
+            r["attempt_id"]: r["waited"]
+            for r in await conn.fetch(
+                """UPDATE purchase_attempts SET decided_at = now() WHERE attempt_id = ANY($1::uuid[])
+                   RETURNING attempt_id, greatest(extract(epoch FROM now() - received_at), 0)::float8 AS waited""",
+                list(stored),
+            )
+        }
+    for d in decided:
+        if d.attempt_id in stored and d.attempt_id in inserted:
+            outcome = "blocked" if d.decision.provider_id is None else "routed"
+            metrics.DECISION_SECONDS.labels(outcome).observe(inserted[d.attempt_id])
     blocked_meters = sorted(
         {d.meter_number for d in decided if d.attempt_id in stored and d.decision.provider_id is None}
     )
-    newly_blocked = {
-        r["meter_number"]
-        for r in await conn.fetch(
-            """UPDATE meters SET blocked = true, updated_at = now()
+    newly_blocked = (
+        {
+            r["meter_number"]
+            for r in await conn.fetch(
+                """UPDATE meters SET blocked = true, updated_at = now()
            WHERE meter_number = ANY($1::text[]) AND NOT blocked RETURNING meter_number""",
-            blocked_meters,
-        )
-    }
+                blocked_meters,
+            )
+        }
+        if blocked_meters
+        else set()
+    )
     for d in decided:
         if d.attempt_id not in stored:
             continue
