@@ -76,7 +76,7 @@ def _redact(url: str) -> str:
 
 def producer(bootstrap: str, **extra: object) -> AIOKafkaProducer:
     """Idempotent, acks=all: a retry never duplicates; an acknowledged send is on every in-sync replica."""
-    options: dict[str, object] = {"linger_ms": 2, "request_timeout_ms": 30000, **extra}
+    options: dict[str, object] = {"linger_ms": 2, "max_batch_size": 262144, "request_timeout_ms": 30000, **extra}
     return AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", **options)
 
 

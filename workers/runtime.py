@@ -1,9 +1,10 @@
 """The consume loop every consumer flow uses, and its rebalance logic.
 
 Per batch (one `getmany`): decode and validate each record, then apply the batch as one unit of work
-(workers/unit_of_work.py). Kafka's own commit follows, as a hint. A batch that fails is retried message by
-message, so one poison message cannot stall its partition; a partition whose record can be neither applied nor
-dead-lettered is set aside and the others flow on. Partitions are claimed in the database on assignment.
+(workers/unit_of_work.py). Kafka's own commit follows, as a hint sent in the background (workers/commit_hints.py).
+A batch that fails is retried message by message, so one poison message cannot stall its partition; a partition
+whose record can be neither applied nor dead-lettered is set aside and the others flow on. Partitions are claimed
+in the database on assignment.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from messaging import metrics
 from messaging.dead_letters import DeadLetterer, DeadLetterFailed, Failure
 from messaging.inbound import Item, decode
 from messaging.retrying import MESSAGE_FAULTS, BatchTooSlow, patiently, retry_until_stopped
+from workers.commit_hints import CommitHints
 from workers.failpoints import Failpoints
 from workers.group_progress import NEVER, GroupProgress
 from workers.registry import ConsumerFlow
@@ -76,6 +78,7 @@ class ConsumerRuntime:
             self.failpoints,
         )
         self.set_aside = SetAside(flow.worker)
+        self.hints = CommitHints(flow.worker)
 
     async def claim(self, partitions: list[TopicPartition]) -> None:
         # A claim whose connection is cut is tried again: a partition assigned but never claimed would drop
@@ -131,6 +134,7 @@ class ConsumerRuntime:
                 await asyncio.wait_for(stop.wait(), 0.5)
 
     async def _stop(self) -> None:
+        await self.hints.drain(self.settings.shutdown_timeout_seconds)
         # aiokafka's stop() can hang when the brokers are gone: bound it.
         for part in (self.consumer, self.dead_letters):
             if part is not None:
@@ -175,10 +179,7 @@ class ConsumerRuntime:
         self.failpoints.hit("after_db_commit")
         if hint:
             assert self.consumer is not None
-            try:
-                await self.consumer.commit(hint)
-            except KafkaError as e:  # only a hint: the database holds the real offsets
-                log.info("kafka commit hint failed", worker=self.flow.worker, error=str(e))
+            self.hints.hint(self.consumer, hint)
 
     async def _apply_flowing(
         self, items: dict[TopicPartition, list[Item]], stop: asyncio.Event

@@ -1,0 +1,40 @@
+"""Kafka's committed offsets, sent off the critical path. They are only a hint (the database holds the real offsets,
+workers/group_progress.py): a batch never waits for one. One commit is in flight at a time; offsets stored
+meanwhile go with the next."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+log = structlog.get_logger()
+
+
+class CommitHints:
+    def __init__(self, worker: str) -> None:
+        self.worker = worker
+        self._offsets: dict[TopicPartition, int] = {}
+        self._sending: asyncio.Future[None] | None = None
+
+    def hint(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        self._offsets.update(offsets)
+        if self._sending is None or self._sending.done():
+            self._sending = asyncio.ensure_future(self._send(consumer))
+
+    async def _send(self, consumer: AIOKafkaConsumer) -> None:
+        while self._offsets:
+            offsets, self._offsets = self._offsets, {}
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as e:  # a partition that moved on, a coordinator away: the next hint covers it
+                log.info("kafka commit hint failed", worker=self.worker, error=str(e))
+
+    async def drain(self, within: float) -> None:
+        """The last hint goes out (bounded) before the consumer leaves its group."""
+        if self._sending is not None:
+            with contextlib.suppress(TimeoutError, KafkaError):
+                await asyncio.wait_for(self._sending, within)
