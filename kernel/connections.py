@@ -97,8 +97,8 @@ async def kafka_client(
 
 
 @asynccontextmanager
-async def started_producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    p = producer(bootstrap)
+async def started_producer(bootstrap: str, **extra: object) -> AsyncIterator[AIOKafkaProducer]:
+    p = producer(bootstrap, **extra)
     async with kafka_client(p, p.start, p.stop, bootstrap):
         yield p
 

@@ -48,7 +48,11 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
     try:
         async with contextlib.AsyncExitStack() as stack:
             # A broker restarting as we start is waited for; a failed try leaves nothing open in the stack.
-            shared = await patiently(lambda: stack.enter_async_context(started_producer(where.kafka_bootstrap_servers)))
+            # No linger: the relay appends a whole cycle's rows before it yields, so the producer's sender, which runs
+            # only then, batches them anyway; lingering would only add its milliseconds to every message.
+            shared = await patiently(
+                lambda: stack.enter_async_context(started_producer(where.kafka_bootstrap_servers, linger_ms=0))
+            )
             jobs: list[Coroutine[Any, Any, None]] = []
             for name in names:
                 if name in CONSUMERS:

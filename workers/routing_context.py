@@ -23,6 +23,23 @@ from workers.unit_of_work import UnitOfWork
 SOURCE = "ppu/lookup"
 
 
+FACTS = """
+SELECT 's', meter_number, NULL, provider_id, status, NULL::int, NULL::int FROM meter_support
+ WHERE meter_number = ANY($1::text[])
+UNION ALL SELECT 'm', meter_number, institution_id, NULL, NULL, NULL, NULL FROM rebroadcast_marks
+ WHERE meter_number = ANY($1::text[])
+UNION ALL SELECT 'r', meter_number, institution_id, provider_id, NULL, NULL, NULL FROM support_resets
+ WHERE meter_number = ANY($1::text[]) AND institution_id = ANY($2::text[])
+UNION ALL SELECT 'p', meter_number, institution_id, provider_id, NULL, NULL, NULL FROM meter_preferences
+ WHERE meter_number = ANY($1::text[]) AND institution_id = ANY($2::text[])
+UNION ALL SELECT 'e', NULL, NULL, provider_id, health, enabled::int, NULL FROM providers
+UNION ALL SELECT 'i', NULL, institution_id, provider_id, NULL, NULL, NULL FROM institution_providers
+ WHERE institution_id = ANY($2::text[])
+UNION ALL SELECT 'u', utility_id, institution_id, provider_id, kind, rank, weight FROM utility_routing_preferences
+ WHERE institution_id = ANY($2::text[])
+   AND utility_id IN (SELECT utility_id FROM meters WHERE meter_number = ANY($1::text[]))"""
+
+
 async def load_context(
     conn: Db, meter_numbers: list[str], institutions: list[str], lock: bool = False
 ) -> RoutingContext:
@@ -33,51 +50,26 @@ async def load_context(
         meter_numbers,
     )
     meters = {r["meter_number"]: Meter(r["meter_number"], r["utility_id"], r["blocked"]) for r in rows}
-    for r in await conn.fetch(
-        "SELECT meter_number, provider_id, status FROM meter_support WHERE meter_number = ANY($1::text[])",
-        meter_numbers,
-    ):
-        meters[r["meter_number"]].support[r["provider_id"]] = r["status"]
-    for r in await conn.fetch(
-        "SELECT meter_number, institution_id FROM rebroadcast_marks WHERE meter_number = ANY($1::text[])",
-        meter_numbers,
-    ):
-        meters[r["meter_number"]].marked_by.add(r["institution_id"])
-    for r in await conn.fetch(
-        """SELECT meter_number, institution_id, provider_id FROM support_resets
-           WHERE meter_number = ANY($1::text[]) AND institution_id = ANY($2::text[])""",
-        meter_numbers,
-        institutions,
-    ):
-        meters[r["meter_number"]].resets.setdefault(r["institution_id"], set()).add(r["provider_id"])
-    for r in await conn.fetch(
-        """SELECT meter_number, institution_id, provider_id FROM meter_preferences
-           WHERE meter_number = ANY($1::text[]) AND institution_id = ANY($2::text[])""",
-        meter_numbers,
-        institutions,
-    ):
-        meters[r["meter_number"]].preferred[r["institution_id"]] = r["provider_id"]
-    providers = {
-        r["provider_id"]: (r["enabled"], r["health"])
-        for r in await conn.fetch("SELECT provider_id, enabled, health FROM providers")
-    }
+    providers: dict[str, tuple[bool, str]] = {}
     inst: dict[str, set[str]] = {}
-    for r in await conn.fetch(
-        "SELECT institution_id, provider_id FROM institution_providers WHERE institution_id = ANY($1::text[])",
-        institutions,
-    ):
-        inst.setdefault(r["institution_id"], set()).add(r["provider_id"])
-    utilities = sorted({m.utility_id for m in meters.values() if m.utility_id})
     prefs: dict[tuple[str, str], list[Preference]] = {}
-    for r in await conn.fetch(
-        """SELECT institution_id, utility_id, provider_id, kind, rank, weight FROM utility_routing_preferences
-           WHERE utility_id = ANY($1::text[]) AND institution_id = ANY($2::text[])""",
-        utilities,
-        institutions,
-    ):
-        prefs.setdefault((r["institution_id"], r["utility_id"]), []).append(
-            Preference(r["provider_id"], r["kind"], r["rank"], r["weight"])
-        )
+    # Everything else in one round trip, one row per fact: (kind, meter or utility, institution, provider, status
+    # or health or preference kind, rank or enabled, weight).
+    for kind, key, inst_id, provider, text, rank, weight in await conn.fetch(FACTS, meter_numbers, institutions):
+        if kind == "s":
+            meters[key].support[provider] = text
+        elif kind == "m":
+            meters[key].marked_by.add(inst_id)
+        elif kind == "r":
+            meters[key].resets.setdefault(inst_id, set()).add(provider)
+        elif kind == "p":
+            meters[key].preferred[inst_id] = provider
+        elif kind == "e":
+            providers[provider] = (bool(rank), text)
+        elif kind == "i":
+            inst.setdefault(inst_id, set()).add(provider)
+        else:
+            prefs.setdefault((inst_id, key), []).append(Preference(provider, text, rank, weight))
     return RoutingContext(meters, providers, inst, prefs)
 
 

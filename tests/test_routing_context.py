@@ -1,0 +1,55 @@
+"""What routing reads for a batch (workers/routing_context.py), in two round trips: every kind of fact about the
+batch's meters and institutions, and nothing of another institution's."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from domain.routing import Preference
+from tests.harness import seed_reference
+from workers.routing_context import load_context
+
+
+async def test_every_fact_of_the_batch_is_loaded_and_no_other_institutions(db: asyncpg.Connection) -> None:
+    await seed_reference(db)
+    await db.execute("INSERT INTO utilities VALUES ('u1', 'Utility One'), ('u2', 'Utility Two')")
+    await db.execute("INSERT INTO meters (meter_number, utility_id) VALUES ('m1', 'u1'), ('m2', 'u2'), ('m3', 'u1')")
+    await db.execute("UPDATE meters SET blocked = true WHERE meter_number = 'm2'")
+    await db.execute("UPDATE providers SET enabled = false, health = 'DOWN' WHERE provider_id = 'p2'")
+    await db.execute(
+        """INSERT INTO meter_support (meter_number, provider_id, status)
+           VALUES ('m1', 'p1', 'supported'), ('m1', 'p2', 'not_supported'), ('m3', 'p1', 'supported')"""
+    )
+    await db.execute(
+        """INSERT INTO rebroadcast_marks VALUES ('m1', 'i1', 'olga', now()), ('m2', 'i2', 'wes', now()),
+                                                ('m3', 'i1', 'olga', now())"""
+    )
+    await db.execute(
+        """INSERT INTO support_resets
+           VALUES ('m1', 'p1', 'i1', now()), ('m1', 'p1', 'i2', now()), ('m3', 'p2', 'i1', now())"""
+    )
+    await db.execute("INSERT INTO meter_preferences VALUES ('m1', 'i1', 'p1'), ('m1', 'i2', 'p1')")
+    await db.execute(
+        """INSERT INTO utility_routing_preferences (utility_id, provider_id, kind, rank, weight, institution_id)
+           VALUES ('u1', 'p1', 'ranked', 1, 1, 'i1'), ('u1', 'p2', 'unranked', NULL, 3, 'i1'),
+                  ('u1', 'p1', 'excluded', NULL, 1, 'i2'), ('u2', 'p1', 'ranked', 1, 1, 'i1')"""
+    )
+
+    ctx = await load_context(db, ["m1", "m2"], ["i1"], lock=True)
+
+    assert set(ctx.meters) == {"m1", "m2"}  # m3 is not in the batch
+    m1, m2 = ctx.meters["m1"], ctx.meters["m2"]
+    assert (m1.utility_id, m1.blocked, m2.blocked) == ("u1", False, True)
+    assert m1.support == {"p1": "supported", "p2": "not_supported"} and m2.support == {}
+    assert m1.marked_by == {"i1"} and m2.marked_by == {"i2"}  # marks are the meter's, whoever made them
+    assert m1.resets == {"i1": {"p1"}}  # only the batch's institutions
+    assert m1.preferred == {"i1": "p1"}
+    assert ctx.providers["p1"] == (True, "HEALTHY") and ctx.providers["p2"] == (False, "DOWN")
+    assert set(ctx.providers) >= {"p1", "p2", "p3"}
+    assert ctx.institution_providers == {"i1": {"p1", "p2", "p3"}}  # not i2's
+    assert sorted(ctx.preferences[("i1", "u1")], key=lambda p: p.provider_id) == [
+        Preference("p1", "ranked", 1, 1),
+        Preference("p2", "unranked", None, 3),
+    ]
+    assert ("i2", "u1") not in ctx.preferences
+    assert ("i1", "u2") in ctx.preferences  # m2's utility
