@@ -30,9 +30,11 @@ run: stack-prepare
 
 # Benchmarks on the local broker and database; the faust-streaming peer runs in a virtualenv of its own.
 FAUST_VENV := .local/faust-venv
-$(FAUST_VENV)/.installed:
+# Pinned: the results record the version measured.
+FAUST_VERSION := 0.15.3
+$(FAUST_VENV)/.installed-$(FAUST_VERSION):
 	$(PYTHON) -m venv $(FAUST_VENV)
-	$(FAUST_VENV)/bin/pip install -q faust-streaming
+	$(FAUST_VENV)/bin/pip install -q faust-streaming==$(FAUST_VERSION)
 	touch $@
 
 bench-extras: setup
@@ -41,13 +43,16 @@ bench-extras: setup
 stack-up: stack-prepare
 	$(BIN)/ppu stack up
 
-bench-setup: bench-extras $(FAUST_VENV)/.installed stack-up
+bench-setup: bench-extras $(FAUST_VENV)/.installed-$(FAUST_VERSION) stack-up
 
 bench: bench-setup
 	$(BIN)/ppu bench
 
+# `make soak DURATION=30m RATE=1000`: every worker at a steady rate, latency per minute, memory, table sizes.
+DURATION ?= 30m
+RATE ?= 1000
 soak: bench-setup
-	$(BIN)/ppu bench --soak-seconds 600
+	$(BIN)/ppu soak --duration $(DURATION) --rate $(RATE)
 
 # One fault scenario runs a worker under a skewed clock: Debian's faketime (libfaketime), installed when missing.
 faults-prepare:

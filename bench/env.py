@@ -65,18 +65,59 @@ def other_database(url: str, name: str) -> str:
     return base.rsplit("/", 1)[0] + "/" + name + (f"?{query}" if query else "")
 
 
-async def prepare(tag: str) -> BenchEnv:
-    """A fresh database (migrated) and topic prefix named after `tag`, with five providers and an institution."""
+async def prepare(tag: str, template: str | None = None) -> BenchEnv:
+    """A fresh database (migrated) and topic prefix named after `tag`, with five providers and an institution; or
+    a copy of `template`, a database `prepare` made before (bench/history.py)."""
     base = Settings()
     where = endpoints(base)
     name = f"bench_{tag}"
     admin = await asyncpg.connect(where.database_url)
     try:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {name}")
+        if template is None:
+            await admin.execute(f"CREATE DATABASE {name}")
+        else:  # a file copy (not the whole template through the WAL), flushed before anything is measured
+            await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY = FILE_COPY")
+            await admin.execute("CHECKPOINT")
     finally:
         await admin.close()
     url = other_database(where.database_url, name)
+    if template is None:
+        await _reference(url)
+    settings = base.model_copy(
+        update={
+            "kafka_bootstrap_servers": where.kafka_bootstrap_servers,
+            "database_url": url,
+            "topic_prefix": f"{tag}.",
+            # Made per run, like `ppu run` does: commands sent by the fault scenarios are signed with it.
+            "command_signing_key": base.command_signing_key or SecretStr(secrets.token_urlsafe(32)),
+        }
+    )
+    async with admin_client(where.kafka_bootstrap_servers) as client:
+        await apply(client, settings.topic_prefix, PROVIDERS, profile(settings.topics_profile))
+    return BenchEnv(settings, url)
+
+
+async def prepare_topics(env: BenchEnv, suffix: str) -> BenchEnv:
+    """The same database under topics of its own (prefix + suffix)."""
+    settings = env.settings.model_copy(update={"topic_prefix": f"{env.settings.topic_prefix}{suffix}."})
+    async with admin_client(env.bootstrap) as client:
+        await apply(client, settings.topic_prefix, PROVIDERS, profile(settings.topics_profile))
+    return BenchEnv(settings, env.database_url)
+
+
+async def drop_previous_runs() -> None:
+    """Every database an earlier run left (they are kept for a look after a run; the next run removes them). The
+    history template is kept: it is what saves the next run minutes."""
+    admin = await asyncpg.connect(endpoints(Settings()).database_url)
+    try:
+        for name in await admin.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_b%'"):
+            await admin.execute(f"DROP DATABASE IF EXISTS {name['datname']} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+async def _reference(url: str) -> None:
     conn = await connect(url)
     try:
         await migrate(conn)
@@ -91,18 +132,6 @@ async def prepare(tag: str) -> BenchEnv:
         )
     finally:
         await conn.close()
-    settings = base.model_copy(
-        update={
-            "kafka_bootstrap_servers": where.kafka_bootstrap_servers,
-            "database_url": url,
-            "topic_prefix": f"{tag}.",
-            # Made per run, like `ppu run` does: commands sent by the fault scenarios are signed with it.
-            "command_signing_key": base.command_signing_key or SecretStr(secrets.token_urlsafe(32)),
-        }
-    )
-    async with admin_client(where.kafka_bootstrap_servers) as client:
-        await apply(client, settings.topic_prefix, PROVIDERS, profile(settings.topics_profile))
-    return BenchEnv(settings, url)
 
 
 def start_workers(env: BenchEnv, *names: str) -> list[subprocess.Popen[bytes]]:

@@ -88,6 +88,13 @@ async def upsert_floor(env: BenchEnv, n: int, batch: int = 500) -> float:
         await conn.close()
 
 
+def faust_version() -> str:
+    found = subprocess.run(
+        [str(FAUST_PYTHON), "-c", "import faust; print(faust.__version__)"], capture_output=True, text=True, check=False
+    )
+    return found.stdout.strip() or "unknown"
+
+
 async def faust_peer(env: BenchEnv, n: int) -> float:
     if not FAUST_PYTHON.exists():
         raise RuntimeError(f"no faust-streaming virtualenv at {FAUST_PYTHON}: run `make bench`")

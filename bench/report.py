@@ -23,6 +23,7 @@ TARGETS = {  # issue #17's table where it names a figure
     "response_p99_ms_at_1000": ("<", 50.0),
     "first_seen_decision_p99_ms": ("<", 2100.0),  # the default 2 s decision budget + 100 ms
     "lookup_1m_vs_10k_ratio": (">=", 0.9),
+    "lookup_10m_history_vs_empty_ratio": (">=", 0.9),
     "poison_1pct_vs_clean_ratio": (">=", 0.9),  # good messages' throughput unaffected by poison among them
     "worker_rss_mb_peak": ("<", 200.0),
     "soak_rss_growth_mb": ("<", 20.0),
@@ -43,6 +44,8 @@ def verdict(key: str, value: float) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     lines = [f"Commit measured: `{results.get('commit', 'unknown')}`", ""]
+    if "faust_streaming_version" in results:
+        lines[-1:] = [f"Peer: faust-streaming {results['faust_streaming_version']} (bench/faust_app.py)", ""]
     lines += ["| figure | value | target |", "|---|---:|---|"]
     lines += [f"| `{k}` | {results[k]:.3f} | {verdict(k, results[k])} |" for k in TARGETS if k in results]
     lines += ["", "| raw rate | per second |", "|---|---:|"]

@@ -11,8 +11,9 @@ from typing import Any
 import click
 
 from bench import flows
-from bench.env import BenchEnv, prepare
-from bench.floors import faust_peer, relay_floor, upsert_floor
+from bench.env import BenchEnv, drop_previous_runs, prepare
+from bench.floors import faust_peer, faust_version, relay_floor, upsert_floor
+from bench.history import HISTORY_ROWS, with_history
 from bench.profile import profile_lookup
 from bench.report import markdown, write
 
@@ -48,6 +49,18 @@ async def profile_only(messages: int, raws: Path) -> dict[str, Any]:
     return await profile_lookup(env, messages, raws)
 
 
+async def history_only(n: int) -> dict[str, Any]:
+    """`--only history`: the lookup flow over 10 million attempts of history, against an empty database."""
+    tag = f"b{int(time.time())}"
+    empty = await _with_meters(f"{tag}s", 10_000)
+    r: dict[str, Any] = {"commit": _commit(), "messages": n}
+    r["lookup_flow_10k_per_s"], _ = await flows.lookup_flow(empty, n, 10_000)
+    hist = await with_history(f"{tag}h", HISTORY_ROWS)  # with the 10,000 meters, warmed up
+    r["lookup_flow_10m_history_per_s"], _ = await flows.lookup_flow(hist, n, 10_000)
+    r["lookup_10m_history_vs_empty_ratio"] = r["lookup_flow_10m_history_per_s"] / r["lookup_flow_10k_per_s"]
+    return r
+
+
 async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: float) -> dict[str, Any]:
     tag = f"b{int(time.time())}"
     r: dict[str, Any] = {
@@ -67,6 +80,7 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     r["upsert_floor_per_s"] = await upsert_floor(floor_env, n)
     step("peer: faust-streaming agent relay")
     r["faust_relay_per_s"] = await faust_peer(floor_env, n)
+    r["faust_streaming_version"] = faust_version()
 
     step("warm-up: a short lookup flow, not measured")
     warm = await prepare(f"{tag}w")
@@ -79,6 +93,9 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     cores: dict[str, float] = {}
     r["lookup_flow_10k_per_s"], mem_lookup = await flows.lookup_flow(small, n, 10_000, cores=cores)
     r["lookup_flow_cpu_cores"] = cores  # what limits the flow on this 2-core machine
+    step("lookup flow over 10 million attempts of history (its template is built once, in minutes)")
+    hist = await with_history(f"{tag}h", HISTORY_ROWS)  # with the 10,000 meters, warmed up
+    r["lookup_flow_10m_history_per_s"], _ = await flows.lookup_flow(hist, n, 10_000)
     step("CPU per attempt, every process of the lookup flow")
     parts = await flows.lookup_cpu(await _with_meters(f"{tag}c", 10_000), n, 10_000)
     r["cpu_us_per_attempt_by_part"] = parts
@@ -123,6 +140,7 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     r["lookup_flow_ratio_to_floor"] = r["lookup_flow_10k_per_s"] / r["relay_floor_per_s"]
     r["response_flow_ratio_to_floor"] = r["response_flow_per_s"] / min(r["relay_floor_per_s"], r["upsert_floor_per_s"])
     r["lookup_flow_ratio_to_faust"] = r["lookup_flow_10k_per_s"] / r["faust_relay_per_s"]
+    r["lookup_10m_history_vs_empty_ratio"] = r["lookup_flow_10m_history_per_s"] / r["lookup_flow_10k_per_s"]
     r["lookup_1m_vs_10k_ratio"] = r["lookup_flow_1m_per_s"] / r["lookup_flow_10k_per_s"]
     r["poison_1pct_vs_clean_ratio"] = r["lookup_flow_1pct_poison_per_s"] / r["lookup_flow_10k_per_s"]
     r["scale_out_2_vs_1_ratio"] = r["lookup_flow_2_workers_per_s"] / r["lookup_flow_10k_per_s"]
@@ -163,12 +181,15 @@ def _commit() -> str:
     help="offered load for the latency figures",
 )
 @click.option("--latency-seconds", type=click.FloatRange(1, 600), default=30, show_default=True)
-@click.option("--only", type=click.Choice(["latency", "first-seen", "profile"]), default=None, help="one figure alone")
+@click.option(
+    "--only", type=click.Choice(["latency", "first-seen", "profile", "history"]), default=None, help="one figure alone"
+)
 def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: float, only: str | None) -> None:
     """Measure throughput, latency, memory, search and scale-out; write bench/results/<timestamp>.*"""
     import asyncio
 
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + (f"-{only}" if only else "")
+    asyncio.run(drop_previous_runs())
     if only == "profile":
         raws = RESULTS.parent.parent / ".local" / "profiles" / stamp
         raws.mkdir(parents=True, exist_ok=True)
@@ -180,6 +201,8 @@ def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: floa
         return
     elif only == "latency":
         results = asyncio.run(latency_only(rate, latency_seconds))
+    elif only == "history":
+        results = asyncio.run(history_only(messages))
     elif only == "first-seen":
         results = asyncio.run(first_seen_only())
     else:

@@ -130,6 +130,14 @@ def start(root: Path, port: int | None = None, ephemeral: bool = False, timeout:
     return cluster
 
 
+def _shared_buffers_mb() -> int:
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):  # not a POSIX system that reports it
+        return 128
+    return max(128, min(memory // 4 // 2**20, 2048))
+
+
 def pg_ctl_start(bindir: Path, root: Path, port: int, timeout: float, extra: str | None = None) -> None:
     """`pg_ctl start` of the data directory under `root` on a loopback port; returns once it accepts."""
     # TCP on loopback only; no Unix socket, whose path length limit a deep checkout could exceed.
@@ -137,6 +145,9 @@ def pg_ctl_start(bindir: Path, root: Path, port: int, timeout: float, extra: str
     # Loaded, counting nothing until a database asks for it (`ppu bench --only profile` does): a restart is
     # needed to load it, turning it on is not.
     options += " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=none"
+    # Sized like a production server rather than PostgreSQL's 128 MB default: a quarter of the memory, at most 2 GB,
+    # so months of history keep their indexes' hot pages in the database's own cache (bench/history.py).
+    options += f" -c shared_buffers={_shared_buffers_mb()}MB -c max_wal_size=4GB"
     if extra:  # test clusters: losing data on an OS crash is fine, speed matters
         options += f" -c {extra}"
     pg_ctl = [str(bindir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "server.log"), "-o", options]

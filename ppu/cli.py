@@ -29,6 +29,7 @@ LAZY = {
     "utilities": "ppu.cli_institutions:utilities",
     "dlq": "ppu.cli_dlq:dlq",
     "bench": "bench.run:bench",
+    "soak": "bench.soak_report:soak",
     "faults": "faults.run:faults",
 }
 

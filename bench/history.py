@@ -1,0 +1,87 @@
+"""Months of history for `lookup_10m_history_vs_empty_ratio`: the lookup flow against a database that already holds
+ten million attempts, decisions, rounds and lookups, spread over 90 days on the bench's meters.
+
+Made once per schema and size as a template database (a few minutes on two cores) and copied for each run
+(CREATE DATABASE … TEMPLATE: a file copy), so a run measures the flow, not the loading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import asyncpg
+
+from bench.env import BenchEnv, other_database, prepare, prepare_topics
+from db.migrate import MIGRATIONS
+from kernel.connections import endpoints
+from kernel.settings import Settings
+
+HISTORY_ROWS = 10_000_000
+
+# One row per historic attempt in each table. `$1` rows, `$2` meters; times spread evenly over the last 90 days;
+# our own ids are UUIDv7 made from those times (as kernel/ids.py makes them), the purchase service's attempt ids
+# are random (gen_random_uuid), as a real one's may be.
+SPREAD = """FROM generate_series(1, $1::int) g,
+     LATERAL (SELECT now() - interval '90 days' + g * (interval '90 days' / $1::int) AS t,
+                     '06' || lpad((g % $2::int)::text, 8, '0') AS m) x"""
+V7 = """(lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7' || substr(md5({salt} || g::text), 1, 3)
+        || '8' || substr(md5({salt} || g::text), 4, 15))::uuid"""
+FILL = [
+    f"""INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, decided_at)
+        SELECT gen_random_uuid(), m, 'bench-bank', t, t {SPREAD}""",
+    """INSERT INTO routing_decisions (attempt_id, meter_number, outcome, provider_id, reason, decided_at)
+        SELECT attempt_id, meter_number, 'routed', 'bp1', 'preferred', decided_at FROM purchase_attempts""",
+    f"""INSERT INTO lookup_rounds (round_id, meter_number, reason, opened_at, deadline, closed_at, providers_asked,
+                                  institution_id)
+        SELECT {V7.format(salt="'r'")}, m, 'routine', t, t + interval '60 seconds', t, ARRAY['bp1'], 'bench-bank'
+        {SPREAD}""",
+    f"""INSERT INTO lookups (lookup_id, round_id, meter_number, provider_id, sent_at, responded_at, status)
+        SELECT {V7.format(salt="'l'")}, {V7.format(salt="'r'")}, m, 'bp1', t, t, 'supported' {SPREAD}""",
+]
+
+
+def template_name(rows: int) -> str:
+    migrations = "".join(p.read_text() for p in sorted(MIGRATIONS.glob("*.sql")))
+    schema = hashlib.sha256((migrations + "".join(FILL)).encode())
+    return f"bench_history_{rows}_{schema.hexdigest()[:10]}"
+
+
+async def with_history(tag: str, rows: int) -> BenchEnv:
+    """A fresh bench database holding `rows` of history (the template is built first when missing)."""
+    name = template_name(rows)
+    probe = await prepare(f"{tag}t")  # migrated, with the bench's reference rows: what the template starts from
+    admin = await asyncpg.connect(endpoints(Settings()).database_url)
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            # Filled under another name and renamed when complete: a run stopped halfway leaves no template that
+            # looks whole.
+            await admin.execute(f"DROP DATABASE IF EXISTS {name}_part WITH (FORCE)")
+            await admin.execute(f"CREATE DATABASE {name}_part TEMPLATE bench_{tag}t")
+            await _fill(other_database(probe.database_url, f"{name}_part"), rows)
+            await admin.execute(f"ALTER DATABASE {name}_part RENAME TO {name}")
+        await admin.execute(f"DROP DATABASE IF EXISTS bench_{tag}t")
+    finally:
+        await admin.close()
+    env = await prepare(tag, template=name)
+    await _warm_up(env)
+    return env
+
+
+async def _warm_up(env: BenchEnv) -> None:
+    """A short lookup flow on the same database (its own topics), not measured: a running system's caches hold
+    the hot pages of its indexes, a database copied a moment ago holds none."""
+    from bench import flows
+
+    warm = await prepare_topics(env, "w")
+    await flows.preload_meters(warm, 10_000)
+    await flows.lookup_flow(warm, 5000, 10_000)
+
+
+async def _fill(url: str, rows: int, meters: int = 10_000) -> None:
+    conn = await asyncpg.connect(url, command_timeout=None)
+    try:
+        for statement in FILL:
+            await conn.execute(statement, *((rows, meters) if "$1" in statement else ()))
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()

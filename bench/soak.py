@@ -1,0 +1,140 @@
+"""`ppu soak` / `make soak DURATION=30m`: the whole system at a steady rate for a long time, the way payment hubs
+report theirs: purchase → decision latency per minute (p50, p99), attempts lost, worker memory and table sizes over
+time, in bench/results/<stamp>-soak.{json,md,png}.
+
+Every worker runs as its own process; five simulated providers answer every lookup in 5-50 ms. Most attempts are
+for known meters (decided at once, with a routine lookup); `new_share` of them are for meters never seen (a round
+to all five providers, decided when they have answered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import random
+import re
+import time
+from typing import Any
+
+import psutil
+
+from bench.env import PROVIDERS, BenchEnv, prepare, start_workers, stop
+from bench.flows import paced_attempts, preload_meters
+from bench.measure import percentiles, read_until
+from kernel.topics import topic
+from providers.kafka_simulator import Coverage, run_simulator
+from workers.registry import ALL
+
+TABLES = ("purchase_attempts", "routing_decisions", "lookup_rounds", "lookups", "meters", "inbox", "outbox")
+SAMPLE_EVERY_S = 10.0
+
+
+async def soak_run(duration_s: float, rate: float, new_share: float, meters: int = 10_000) -> dict[str, Any]:
+    env = await prepare(f"k{int(time.time())}")
+    await preload_meters(env, meters)
+    procs = start_workers(env, *ALL)
+    pids = {name: p.pid for name, p in zip(ALL, procs, strict=True)}
+    done = asyncio.Event()
+    sims = [
+        asyncio.ensure_future(
+            run_simulator(env.bootstrap, env.settings.topic_prefix, p, Coverage(re.compile(r"\d+")), done)
+        )
+        for p in PROVIDERS
+    ]
+    samples: list[dict[str, Any]] = []
+    decided: dict[str, float] = {}
+    copies = 0
+
+    def record(value: bytes, at: float) -> None:
+        nonlocal copies
+        copies += 1
+        decided.setdefault(json.loads(value)["correlationid"], at)
+
+    new = itertools.count()
+
+    def meter() -> str:
+        return f"08{next(new):08d}" if random.random() < new_share else f"06{random.randrange(meters):08d}"
+
+    total = int(rate * duration_s)
+    sampling = asyncio.ensure_future(_sample(env, pids, samples, done))
+    try:
+        await asyncio.sleep(8)  # workers and simulators join their groups
+        joined = asyncio.Event()
+        decisions = topic("routing_decisions").name(env.settings.topic_prefix)
+        reader = asyncio.ensure_future(
+            read_until(
+                env.bootstrap, [decisions], total, "soak: decisions", duration_s + 300, on_record=record, ready=joined
+            )
+        )
+        await asyncio.wait_for(joined.wait(), 60)
+        started = time.time()
+        sent = await paced_attempts(env, meter, rate, duration_s)
+        try:
+            await asyncio.wait_for(asyncio.shield(reader), 180)  # what is still in flight when sending stops
+        except TimeoutError:
+            reader.cancel()
+    finally:
+        done.set()
+        await asyncio.gather(sampling, *sims, return_exceptions=True)
+        stop(procs)
+    return _report(sent, decided, copies, samples, started, rate, duration_s, new_share)
+
+
+async def _sample(env: BenchEnv, pids: dict[str, int], samples: list[dict[str, Any]], done: asyncio.Event) -> None:
+    conn = await env.db()
+    try:
+        while not done.is_set():
+            rss = {}
+            for name, pid in pids.items():
+                try:
+                    rss[name] = psutil.Process(pid).memory_info().rss / 2**20
+                except psutil.Error:
+                    rss[name] = float("nan")
+            sizes = {
+                r["t"]: r["mb"]
+                for r in await conn.fetch(
+                    "SELECT t, pg_total_relation_size(t::regclass) / 1048576.0 AS mb FROM unnest($1::text[]) t",
+                    list(TABLES),
+                )
+            }
+            samples.append({"t": time.time(), "rss_mb": rss, "table_mb": {k: float(v) for k, v in sizes.items()}})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), SAMPLE_EVERY_S)
+    finally:
+        await conn.close()
+
+
+def _report(
+    sent: dict[str, float],
+    decided: dict[str, float],
+    copies: int,
+    samples: list[dict[str, Any]],
+    started: float,
+    rate: float,
+    duration_s: float,
+    new_share: float,
+) -> dict[str, Any]:
+    minutes: dict[int, list[float]] = {}
+    for corr, at in sent.items():
+        if corr in decided:
+            minutes.setdefault(int((at - started) // 60), []).append((decided[corr] - at) * 1000)
+    per_minute = [
+        {"minute": m + 1, "decided": len(v), **{k: round(x, 1) for k, x in percentiles(v).items()}}
+        for m, v in sorted(minutes.items())
+    ]
+    every = [ms for v in minutes.values() for ms in v]
+    return {
+        "rate_per_s": rate,
+        "duration_s": duration_s,
+        "new_meter_share": new_share,
+        "attempts_sent": len(sent),
+        "attempts_decided": sum(1 for c in sent if c in decided),
+        "attempts_lost": sum(1 for c in sent if c not in decided),
+        "decision_copies_beyond_one": copies - len(decided),
+        **{f"decision_{k}_ms": v for k, v in percentiles(every).items()},
+        "worst_minute_p99_ms": max((m["p99"] for m in per_minute), default=float("nan")),
+        "per_minute": per_minute,
+        "samples": [{**s, "t": round(s["t"] - started, 1)} for s in samples],
+    }
