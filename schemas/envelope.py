@@ -24,7 +24,8 @@ CONTENT_TYPE = b"application/cloudevents+json; charset=UTF-8"
 
 def describe(error: ValidationError, most: int = 5) -> str:
     """A validation error in one line, field by field: for dead-letter headers and configuration errors."""
-    return "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in error.errors()[:most])
+    # A check across fields (a model validator) has no location: "(root)", as the schema check names it.
+    return "; ".join(f"{'.'.join(map(str, err['loc'])) or '(root)'}: {err['msg']}" for err in error.errors()[:most])
 
 
 class Data(BaseModel):
