@@ -6,7 +6,7 @@ from topics.yaml.
 
 Tuned for throughput as faust's settings reference describes: a producer that batches (linger, batch size), a larger
 stream buffer and fetch size, offsets committed every 10,000 messages, and the agent taking records in batches
-(`stream.take`). Acknowledgements stay acks=all (faust's default, -1), as our relay's do.
+(`stream.take_events`). Acknowledgements stay acks=all (faust's default, -1), as our relay's do.
 """
 
 import os
@@ -36,7 +36,7 @@ sink = app.topic(os.environ["BENCH_SINK"], value_serializer="raw", key_serialize
 
 @app.agent(source)
 async def relay(stream):  # type: ignore[no-untyped-def]
-    async for batch in stream.events().take(1000, within=0.05):
+    async for batch in stream.take_events(1000, within=0.05):
         for event in batch:
             await sink.send(key=event.key, value=event.value)
 
