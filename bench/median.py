@@ -1,0 +1,44 @@
+"""`python -m bench.median RESULT.json …`: the median of each figure over several `make bench` runs, as the README's
+table (the targets are judged on medians; each run's own file stays committed beside it)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.report import TARGETS, verdict
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, float]:
+    keys = [k for k in TARGETS if all(isinstance(r.get(k), int | float) for r in runs)]
+    keys += sorted(k for k in runs[0] if k.endswith("_per_s") and all(k in r for r in runs))
+    return {k: statistics.median(float(r[k]) for r in runs) for k in keys}
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    m = medians(runs)
+    lines = ["| figure | median | each run | target |", "|---|---:|---|---|"]
+    for k in TARGETS:
+        if k in m:
+            each = ", ".join(f"{float(r[k]):,.3g}" for r in runs)
+            lines.append(f"| `{k}` | {m[k]:,.3f} | {each} | {verdict(k, m[k])} |")
+    lines += ["", "| raw rate | median per second |", "|---|---:|"]
+    lines += [f"| `{k}` | {v:,.0f} |" for k, v in m.items() if k.endswith("_per_s")]
+    return "\n".join(lines) + "\n"
+
+
+def main(paths: list[str]) -> None:
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    print(
+        f"Medians of {len(runs)} runs: "
+        + ", ".join(f"`{Path(p).stem}` ({r.get('commit')})" for p, r in zip(paths, runs, strict=True))
+    )
+    print()
+    print(table(runs), end="")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
