@@ -16,6 +16,7 @@ import json
 import random
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -65,21 +66,36 @@ async def soak_run(duration_s: float, rate: float, new_share: float, meters: int
         decisions = topic("routing_decisions").name(env.settings.topic_prefix)
         reader = asyncio.ensure_future(
             read_until(
-                env.bootstrap, [decisions], total, "soak: decisions", duration_s + 300, on_record=record, ready=joined
+                env.bootstrap,
+                [decisions],
+                total,
+                "soak: decisions",
+                2 * duration_s + 600,
+                on_record=record,
+                ready=joined,
             )
         )
         await asyncio.wait_for(joined.wait(), 60)
         started = time.time()
         sent = await paced_attempts(env, meter, rate, duration_s)
-        try:
-            await asyncio.wait_for(asyncio.shield(reader), 180)  # what is still in flight when sending stops
-        except TimeoutError:
-            reader.cancel()
+        drained = time.time()  # a backlog left when sending stops shows as the time it takes to drain
+        await _drain(reader, lambda: len(decided))  # what is still queued when sending stops is decided, or lost
+        drained = time.time() - drained
     finally:
         done.set()
         await asyncio.gather(sampling, *sims, return_exceptions=True)
         stop(procs)
-    return _report(sent, decided, copies, samples, started, rate, duration_s, new_share)
+    return {**_report(sent, decided, copies, samples, started, rate, duration_s, new_share), "drain_s": drained}
+
+
+async def _drain(reader: asyncio.Future[list[int]], count: Callable[[], int], quiet_s: float = 60) -> None:
+    """Waits for the reader until every decision is read, or none has come for `quiet_s` (the rest is lost)."""
+    last, since = count(), time.monotonic()
+    while not reader.done() and time.monotonic() - since < quiet_s:
+        await asyncio.wait([reader], timeout=1)
+        if count() != last:
+            last, since = count(), time.monotonic()
+    reader.cancel()
 
 
 async def _sample(env: BenchEnv, pids: dict[str, int], samples: list[dict[str, Any]], done: asyncio.Event) -> None:

@@ -38,7 +38,7 @@ def markdown(r: dict[str, Any], commit: str) -> str:
     ]
     for key in ("attempts_sent", "attempts_decided", "attempts_lost", "decision_copies_beyond_one"):
         lines.append(f"| `{key}` | {r[key]:,} |")
-    for key in ("decision_p50_ms", "decision_p99_ms", "worst_minute_p99_ms"):
+    for key in ("decision_p50_ms", "decision_p99_ms", "worst_minute_p99_ms", "drain_s"):
         lines.append(f"| `{key}` | {r[key]:.1f} |")
     first, last = (r["samples"][0], r["samples"][-1]) if r["samples"] else ({}, {})
     lines += ["", "| worker | RSS MB at start | at end |", "|---|---:|---:|"]
