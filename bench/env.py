@@ -93,17 +93,21 @@ async def prepare(tag: str, template: str | None = None) -> BenchEnv:
             "command_signing_key": base.command_signing_key or SecretStr(secrets.token_urlsafe(32)),
         }
     )
-    async with admin_client(where.kafka_bootstrap_servers) as client:
-        await apply(client, settings.topic_prefix, PROVIDERS, profile(settings.topics_profile))
-    return BenchEnv(settings, url)
+    return await _with_topics(settings, url)
 
 
 async def prepare_topics(env: BenchEnv, suffix: str) -> BenchEnv:
     """The same database under topics of its own (prefix + suffix)."""
     settings = env.settings.model_copy(update={"topic_prefix": f"{env.settings.topic_prefix}{suffix}."})
-    async with admin_client(env.bootstrap) as client:
+    return await _with_topics(settings, env.database_url)
+
+
+async def _with_topics(settings: Settings, url: str) -> BenchEnv:
+    """Every topic of topics.yaml under the settings' prefix, for the bench's providers."""
+    assert settings.kafka_bootstrap_servers is not None
+    async with admin_client(settings.kafka_bootstrap_servers) as client:
         await apply(client, settings.topic_prefix, PROVIDERS, profile(settings.topics_profile))
-    return BenchEnv(settings, env.database_url)
+    return BenchEnv(settings, url)
 
 
 async def drop_previous_runs() -> None:

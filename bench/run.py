@@ -55,10 +55,15 @@ async def history_only(n: int) -> dict[str, Any]:
     empty = await _with_meters(f"{tag}s", 10_000)
     r: dict[str, Any] = {"commit": _commit(), "messages": n}
     r["lookup_flow_10k_per_s"], _ = await flows.lookup_flow(empty, n, 10_000)
-    hist = await with_history(f"{tag}h", HISTORY_ROWS)  # with the 10,000 meters, warmed up
-    r["lookup_flow_10m_history_per_s"], _ = await flows.lookup_flow(hist, n, 10_000)
+    r["lookup_flow_10m_history_per_s"] = await _history_flow(f"{tag}h", n)
     r["lookup_10m_history_vs_empty_ratio"] = r["lookup_flow_10m_history_per_s"] / r["lookup_flow_10k_per_s"]
     return r
+
+
+async def _history_flow(tag: str, n: int) -> float:
+    hist = await with_history(tag, HISTORY_ROWS)  # with the 10,000 meters, warmed up
+    rate, _ = await flows.lookup_flow(hist, n, 10_000)
+    return rate
 
 
 async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: float) -> dict[str, Any]:
@@ -94,8 +99,7 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     r["lookup_flow_10k_per_s"], mem_lookup = await flows.lookup_flow(small, n, 10_000, cores=cores)
     r["lookup_flow_cpu_cores"] = cores  # what limits the flow on this 2-core machine
     step("lookup flow over 10 million attempts of history (its template is built once, in minutes)")
-    hist = await with_history(f"{tag}h", HISTORY_ROWS)  # with the 10,000 meters, warmed up
-    r["lookup_flow_10m_history_per_s"], _ = await flows.lookup_flow(hist, n, 10_000)
+    r["lookup_flow_10m_history_per_s"] = await _history_flow(f"{tag}h", n)
     step("CPU per attempt, every process of the lookup flow")
     parts = await flows.lookup_cpu(await _with_meters(f"{tag}c", 10_000), n, 10_000)
     r["cpu_us_per_attempt_by_part"] = parts

@@ -13,9 +13,8 @@ from typing import Any
 
 from kernel.dbconn import Db
 from kernel.topics import topic
-from schemas.envelope import CONTENT_TYPE, Envelope
+from schemas.envelope import Envelope
 
-HEADERS = [["content-type", CONTENT_TYPE.decode()]]
 Row = tuple[str, str, bytes, list[list[str]] | None]  # topic, key, value, headers other than the constant ones
 
 
@@ -49,7 +48,8 @@ class Outbox:
         if not self.rows:
             return
         names, keys, values, extras = zip(*self.rows, strict=True)
-        # Only the headers a row adds (trace context); the relay adds the constant ones (`HEADERS`) itself.
+        # Only the headers a row adds (trace context); the relay adds the constant ones itself
+        # (`workers/outbox_relay.CONSTANT_HEADERS`).
         await conn.execute(
             """INSERT INTO outbox (topic, key, value, headers)
                SELECT t, k, v, h::jsonb

@@ -21,7 +21,6 @@ class RelayLanes:
     def __init__(self, member: str) -> None:
         self.member = member
         self.lanes: list[int] = list(range(LANES))
-        self.alive = 1
         self._next_beat = 0.0
 
     async def mine(self, conn: Db) -> list[int]:
@@ -37,8 +36,8 @@ class RelayLanes:
             )
             # The beat is not visible to the statement that made it: count ourselves in.
             members = sorted({r["member"] for r in rows} | {self.member})
-            rank, self.alive = members.index(self.member), len(members)
-            self.lanes = [lane for lane in range(LANES) if lane % self.alive == rank]
+            rank = members.index(self.member)
+            self.lanes = [lane for lane in range(LANES) if lane % len(members) == rank]
             self._next_beat = time.monotonic() + BEAT_SECONDS
         return self.lanes
 
