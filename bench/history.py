@@ -8,11 +8,13 @@ Made once per schema and size as a template database (a few minutes on two cores
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from bench.env import BenchEnv, other_database, prepare, prepare_topics
 from db.migrate import MIGRATIONS
+from db.partitions import HISTORY, Maintained, ensure
 from kernel.connections import endpoints
 from kernel.settings import Settings
 
@@ -27,8 +29,8 @@ SPREAD = """FROM generate_series(1, $1::int) g,
 V7 = """(lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7' || substr(md5({salt} || g::text), 1, 3)
         || '8' || substr(md5({salt} || g::text), 4, 15))::uuid"""
 FILL = [
-    f"""INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, decided_at)
-        SELECT gen_random_uuid(), m, 'bench-bank', t, t {SPREAD}""",
+    f"""INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, decided_at, recorded_at)
+        SELECT gen_random_uuid(), m, 'bench-bank', t, t, t {SPREAD}""",
     """INSERT INTO routing_decisions (attempt_id, meter_number, outcome, provider_id, reason, decided_at)
         SELECT attempt_id, meter_number, 'routed', 'bp1', 'preferred', decided_at FROM purchase_attempts""",
     f"""INSERT INTO lookup_rounds (round_id, meter_number, reason, opened_at, deadline, closed_at, providers_asked,
@@ -80,6 +82,10 @@ async def _warm_up(env: BenchEnv) -> None:
 async def _fill(url: str, rows: int, meters: int = 10_000) -> None:
     conn = await asyncpg.connect(url, command_timeout=None)
     try:
+        # Each day of the spread in its own partition, as a system running for 90 days has them.
+        today = datetime.now(UTC).date()
+        for h in HISTORY:
+            await ensure(conn, h, today - timedelta(days=91), today + timedelta(days=1), Maintained())
         for statement in FILL:
             await conn.execute(statement, *((rows, meters) if "$1" in statement else ()))
         await conn.execute("VACUUM ANALYZE")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
+from db.partitions import maintain
 from kernel.errors import PpuError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -72,6 +73,9 @@ async def migrate(conn: asyncpg.Connection, folder: Path = MIGRATIONS) -> list[i
                     m.checksum,
                 )
             done.append(m.version)
+        if folder == MIGRATIONS:
+            # The history's partitions from today on, so that a new database writes none to DEFAULT partitions.
+            await maintain(conn, drop=False)
         return done
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)

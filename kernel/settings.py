@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     db_plan_cache_mode: Literal["auto", "force_custom_plan"] = Field(
         default="force_custom_plan", alias="PPU_DB_PLAN_CACHE_MODE"
     )
+    # Days of history kept per table before its time partitions are dropped, as JSON (db/partitions.py lists
+    # the tables and their defaults): PPU_RETENTION_DAYS='{"lookups": 30, "audit_log": 730}'.
+    retention_days: dict[str, int] = Field(default_factory=dict, alias="PPU_RETENTION_DAYS")
     batch_max_records: int = Field(default=500, gt=0, alias="PPU_BATCH_MAX_RECORDS")
     batch_timeout_ms: int = Field(default=200, gt=0, alias="PPU_BATCH_TIMEOUT_MS")
     max_poll_interval_ms: int = Field(default=60000, ge=3000, alias="PPU_MAX_POLL_INTERVAL_MS")

@@ -6,6 +6,7 @@ import uuid
 
 import asyncpg
 
+from kernel.ids import new_id
 from tests.harness import eventually, seed_reference
 from workers.sweeper import sweep_once, take_lease
 
@@ -26,7 +27,7 @@ async def test_one_holder_at_a_time_and_takeover_after_lapse(db: asyncpg.Connect
 async def test_sweep_decides_waiting_attempts_of_expired_rounds(db: asyncpg.Connection) -> None:
     await seed_reference(db)
     await db.execute("INSERT INTO meters (meter_number) VALUES ('0401000099')")
-    round_id, attempt_id = uuid.uuid4(), uuid.uuid4()
+    round_id, attempt_id = new_id(), uuid.uuid4()  # rounds and lookups have our UUIDv7 ids, attempts anyone's
     await db.execute(
         """INSERT INTO lookup_rounds VALUES ($1, '0401000099', 'first_seen', now() - interval '2 min',
                         now() - interval '1 min', NULL, '{p1,p2}')""",
@@ -35,9 +36,9 @@ async def test_sweep_decides_waiting_attempts_of_expired_rounds(db: asyncpg.Conn
     await db.execute(
         """INSERT INTO lookups (lookup_id, round_id, meter_number, provider_id, sent_at)
                         VALUES ($1, $2, '0401000099', 'p1', now()), ($3, $2, '0401000099', 'p2', now())""",
-        uuid.uuid4(),
+        new_id(),
         round_id,
-        uuid.uuid4(),
+        new_id(),
     )
     await db.execute("""INSERT INTO meter_support (meter_number, provider_id, status) VALUES
                         ('0401000099', 'p1', 'supported'), ('0401000099', 'p2', 'unconfirmed')""")

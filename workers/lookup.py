@@ -4,6 +4,7 @@ to rounds, or routed/blocked at once."""
 from __future__ import annotations
 
 from domain.attempts import Attempt, plan_attempts
+from kernel.live_window import live_since, live_since_id
 from messaging.inbound import Inbound
 from schemas.purchase import PurchaseAttempted
 from workers.rounds import decide_waiting, open_rounds
@@ -25,21 +26,24 @@ async def handle_purchase_attempts(
             meters,
         )
     }
-    # The meters are locked from here on: the attempts seen before cannot change under us.
+    # The meters are locked from here on: the attempts seen before (within the live window) cannot change under
+    # us, and no other batch opens a round on them; both hold by this lock alone (migration 0013).
     ctx = await load_context(conn, meters, sorted({e.data.institution_id for e in events}), lock=True)
     known = {
         r["attempt_id"]
         for r in await conn.fetch(
-            "SELECT attempt_id FROM purchase_attempts WHERE attempt_id = ANY($1::uuid[])",
+            "SELECT attempt_id FROM purchase_attempts WHERE attempt_id = ANY($1::uuid[]) AND recorded_at >= $2",
             [e.data.attempt_id for e in events],
+            live_since(),
         )
     }
     open_round = {
         r["meter_number"]: r["round_id"]
         for r in await conn.fetch(
             """SELECT meter_number, round_id FROM lookup_rounds
-               WHERE meter_number = ANY($1::text[]) AND closed_at IS NULL""",
+               WHERE meter_number = ANY($1::text[]) AND closed_at IS NULL AND round_id >= $2""",
             meters,
+            live_since_id(),
         )
     }
     attempts, received = [], {}
@@ -62,7 +66,6 @@ async def handle_purchase_attempts(
            SELECT a, m, i, t, r, CASE WHEN r IS NOT NULL THEN now() END, CASE WHEN d THEN now() END
            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[], $6::bool[])
                 AS u(a, m, i, t, r, d)
-           ON CONFLICT (attempt_id) DO NOTHING
            RETURNING attempt_id, greatest(extract(epoch FROM now() - received_at), 0)::float8 AS waited""",
         [a.attempt_id for a in attempts],
         [a.meter_number for a in attempts],

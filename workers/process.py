@@ -10,6 +10,7 @@ from typing import Any
 
 import structlog
 
+from db.partitions import retention
 from kernel import tracing
 from kernel.connections import create_pool, endpoints, started_producer
 from kernel.settings import Settings
@@ -36,6 +37,7 @@ def stop_on_signals() -> asyncio.Event:
 
 async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Runs until `stop` is set (by SIGTERM/SIGINT when the caller passes none) or a worker fails."""
+    keep = retention(settings.retention_days)  # a wrong setting stops us before anything starts
     if stop is None:
         stop = stop_on_signals()
     where = endpoints(settings)
@@ -68,6 +70,7 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
                             stop,
                             budget_seconds=settings.decision_budget_seconds,
                             recheck_every=settings.auto_recheck_every_seconds,
+                            keep=keep,
                         )
                     )
                 elif name == "outbox-relay":

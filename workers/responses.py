@@ -12,6 +12,7 @@ import structlog
 from domain import answers as rules
 from domain.answers import Change, Recorded, SentLookup
 from kernel.dbconn import Db
+from kernel.live_window import live_since_id
 from messaging.inbound import Inbound
 from schemas.lookup import LookupResponded
 from schemas.meter_events import MeterUnblocked, MeterUnblockedData, SupportChanged, SupportChangedData
@@ -46,8 +47,10 @@ async def handle_lookup_responses(
         for r in await conn.fetch(
             """SELECT l.lookup_id, l.provider_id, l.meter_number, l.sent_at, l.round_id, r.reason, r.opened_at,
                   r.institution_id
-           FROM lookups l JOIN lookup_rounds r USING (round_id) WHERE l.lookup_id = ANY($1::uuid[])""",
+           FROM lookups l JOIN lookup_rounds r USING (round_id)
+           WHERE l.lookup_id = ANY($1::uuid[]) AND l.lookup_id >= $2 AND r.round_id >= $2""",
             [m.event.data.lookup_id for m in batch],
+            live_since_id(),  # an answer a week late is to a lookup we no longer hold open (kernel/live_window.py)
         )
     }
     valid: list[Matched] = []
@@ -64,7 +67,8 @@ async def handle_lookup_responses(
     await conn.execute(
         """UPDATE lookups l SET responded_at = u.t, status = u.s
            FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(id, t, s)
-           WHERE l.lookup_id = u.id AND (l.responded_at IS NULL OR l.responded_at < u.t)""",
+           WHERE l.lookup_id = u.id AND l.lookup_id = ANY($1::uuid[]) -- the partitions by id, read while planning
+             AND (l.responded_at IS NULL OR l.responded_at < u.t)""",
         [m.event.data.lookup_id for m, _ in valid],
         [m.event.data.responded_at for m, _ in valid],
         [m.event.data.status for m, _ in valid],

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from domain.attempts import LookupPlan
 from domain.rounds import WaitingAttempt, settle
 from kernel.dbconn import Db
-from kernel.ids import new_id
+from kernel.ids import id_floor, id_time, new_id
 from schemas.lookup import LookupRequested, LookupRequestedData, RoundExpired, RoundExpiredData
 from workers.routing_context import load_context, record_decisions
 from workers.unit_of_work import UnitOfWork
@@ -101,13 +101,19 @@ async def decide_waiting(
     """Decides the attempts waiting on these rounds that waiting can no longer change, or that waited the decision
     budget and have a Supported provider (all of them when `expired`); closes rounds whose providers all answered,
     or that expired. Returns attempts decided."""
+    if not round_ids:
+        return 0
+    # Bounds that let PostgreSQL read only the partitions these rounds' lookups and attempts can be in: both are
+    # written after their round was opened (an hour's margin for clocks and long transactions).
+    since = min(id_time(r) for r in round_ids) - timedelta(hours=1)
     rounds = await conn.fetch(
         """SELECT r.round_id, r.meter_number, r.reason, r.opened_at, r.providers_asked,
                   coalesce(array_agg(l.provider_id) FILTER (WHERE l.responded_at IS NULL), '{}') AS unanswered
            FROM lookup_rounds r JOIN lookups l USING (round_id)
-           WHERE r.round_id = ANY($1::uuid[]) AND r.closed_at IS NULL
+           WHERE r.round_id = ANY($1::uuid[]) AND r.closed_at IS NULL AND l.lookup_id >= $2
            GROUP BY r.round_id ORDER BY r.meter_number""",
         round_ids,
+        id_floor(since),
     )
     if not rounds:
         return 0
@@ -115,9 +121,11 @@ async def decide_waiting(
         """SELECT attempt_id, meter_number, institution_id, round_id,
                   coalesce($2::float8 IS NOT NULL AND joined_at <= now() - make_interval(secs => $2), false)
                       AS over_budget
-           FROM purchase_attempts WHERE round_id = ANY($1::uuid[]) AND decided_at IS NULL ORDER BY received_at""",
+           FROM purchase_attempts
+           WHERE round_id = ANY($1::uuid[]) AND decided_at IS NULL AND recorded_at >= $3 ORDER BY received_at""",
         [r["round_id"] for r in rounds],
         budget_seconds,
+        since,
     )
     ctx = await load_context(
         conn, sorted({r["meter_number"] for r in rounds}), sorted({w["institution_id"] for w in waiting})
@@ -127,7 +135,7 @@ async def decide_waiting(
     over_budget = frozenset(w["attempt_id"] for w in waiting if w["over_budget"])
     decided, closing_ids = settle(unanswered, waits, ctx, expired, causation_id, over_budget)
     closing = [r for r in rounds if r["round_id"] in set(closing_ids)]
-    await record_decisions(conn, out, decided)
+    await record_decisions(conn, out, decided, since=since)
     await conn.execute(
         "UPDATE lookup_rounds SET closed_at = now() WHERE round_id = ANY($1::uuid[])",
         [r["round_id"] for r in closing],

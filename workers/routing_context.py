@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 
 from domain.attempts import Decided
 from domain.meters import Meter, RoutingContext
 from domain.routing import Decision, Preference
 from kernel.dbconn import Db
+from kernel.live_window import live_since
 from messaging import metrics
 from schemas.meter_events import MeterBlocked, MeterBlockedData
 from schemas.purchase import (
@@ -74,44 +76,48 @@ async def load_context(
 
 
 async def record_decisions(
-    conn: Db, out: UnitOfWork, decided: list[Decided], inserted: dict[uuid.UUID, float] | None = None
+    conn: Db,
+    out: UnitOfWork,
+    decided: list[Decided],
+    inserted: dict[uuid.UUID, float] | None = None,
+    since: datetime | None = None,
 ) -> None:
-    """Stores each decision once (attempt id is the key), publishes it, and blocks meters nobody can serve.
-    `inserted`: the attempts were written decided already (attempt id → seconds since received); otherwise
-    the waiting attempts are marked decided here."""
+    """Stores each decision once, publishes it, and blocks meters nobody can serve. `inserted`: the attempts
+    were written decided already, in this transaction (attempt id → seconds since received); otherwise the waiting
+    attempts (recorded `since`; the live window when None) are claimed here, and those already decided elsewhere
+    are left out."""
     if not decided:
         return
-    stored = {
-        r["attempt_id"]
-        for r in await conn.fetch(
-            """INSERT INTO routing_decisions
-               (attempt_id, meter_number, outcome, provider_id, reason, skipped, decided_at)
-           SELECT a, m, CASE WHEN p IS NULL THEN 'blocked' ELSE 'routed' END, p, r, s::jsonb, now()
-           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(a, m, p, r, s)
-           ON CONFLICT (attempt_id) DO NOTHING RETURNING attempt_id""",
-            [d.attempt_id for d in decided],
-            [d.meter_number for d in decided],
-            [d.decision.provider_id for d in decided],
-            [d.decision.reason for d in decided],
-            [_skipped_json(d.decision) for d in decided],
-        )
-    }
     if inserted is None:
+        # Claimed first: a waiting attempt gets one decision however many transactions try (the row lock makes a
+        # second wait, then see it decided). Partitioned history has no unique attempt id to lean on (0013).
         inserted = {
             r["attempt_id"]: r["waited"]
             for r in await conn.fetch(
-                """UPDATE purchase_attempts SET decided_at = now() WHERE attempt_id = ANY($1::uuid[])
+                """UPDATE purchase_attempts SET decided_at = now()
+                   WHERE attempt_id = ANY($1::uuid[]) AND decided_at IS NULL AND recorded_at >= $2
                    RETURNING attempt_id, greatest(extract(epoch FROM now() - received_at), 0)::float8 AS waited""",
-                list(stored),
+                [d.attempt_id for d in decided],
+                since or live_since(),
             )
         }
-    for d in decided:
-        if d.attempt_id in stored and d.attempt_id in inserted:
-            outcome = "blocked" if d.decision.provider_id is None else "routed"
-            metrics.DECISION_SECONDS.labels(outcome).observe(inserted[d.attempt_id])
-    blocked_meters = sorted(
-        {d.meter_number for d in decided if d.attempt_id in stored and d.decision.provider_id is None}
+    decided = [d for d in decided if d.attempt_id in inserted]
+    if not decided:
+        return
+    await conn.execute(
+        """INSERT INTO routing_decisions (attempt_id, meter_number, outcome, provider_id, reason, skipped, decided_at)
+           SELECT a, m, CASE WHEN p IS NULL THEN 'blocked' ELSE 'routed' END, p, r, s::jsonb, now()
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(a, m, p, r, s)""",
+        [d.attempt_id for d in decided],
+        [d.meter_number for d in decided],
+        [d.decision.provider_id for d in decided],
+        [d.decision.reason for d in decided],
+        [_skipped_json(d.decision) for d in decided],
     )
+    for d in decided:
+        outcome = "blocked" if d.decision.provider_id is None else "routed"
+        metrics.DECISION_SECONDS.labels(outcome).observe(inserted[d.attempt_id])
+    blocked_meters = sorted({d.meter_number for d in decided if d.decision.provider_id is None})
     newly_blocked = (
         {
             r["meter_number"]
@@ -125,8 +131,6 @@ async def record_decisions(
         else set()
     )
     for d in decided:
-        if d.attempt_id not in stored:
-            continue
         skipped = [SkippedProvider(provider_id=p, reason=r) for p, r in d.decision.skipped]
         corr = str(d.attempt_id)
         if d.decision.provider_id is None:

@@ -18,8 +18,10 @@ from typing import Any
 import asyncpg
 import structlog
 
+from db.partitions import maintain_quietly
 from db.provider_health import refresh_states
 from kernel.dbconn import Db
+from kernel.live_window import live_since
 from messaging import metrics
 from messaging.retrying import TRANSIENT
 from workers.auto_recheck import recheck_due
@@ -29,6 +31,7 @@ from workers.unit_of_work import UnitOfWork
 LEASE = "deadline-sweeper"
 HEALTH_EVERY_SECONDS = 5.0
 INBOX_PURGE_EVERY_SECONDS = 60.0
+PARTITIONS_EVERY_SECONDS = 3600.0
 log = structlog.get_logger()
 
 
@@ -71,7 +74,8 @@ async def sweep_budget(
         found = await conn.fetchrow(
             """WITH waits AS (
                    SELECT round_id, meter_number, joined_at FROM purchase_attempts
-                   WHERE decided_at IS NULL AND round_id IS NOT NULL AND ($2::timestamptz IS NULL OR joined_at > $2))
+                   WHERE decided_at IS NULL AND round_id IS NOT NULL AND ($2::timestamptz IS NULL OR joined_at > $2)
+                     AND recorded_at >= $3)
                SELECT now() - make_interval(secs => $1) AS reached,
                       array(SELECT DISTINCT (round_id, meter_number) FROM waits
                             WHERE joined_at <= now() - make_interval(secs => $1)) AS due,
@@ -79,6 +83,7 @@ async def sweep_budget(
                        WHERE joined_at > now() - make_interval(secs => $1))::float8 AS next_due_s""",
             budget_seconds,
             since,
+            live_since(),
         )
         assert found is not None
         due = [{"round_id": r, "meter_number": m} for r, m in found["due"]]
@@ -128,12 +133,13 @@ async def run_sweeper(
     ttl_seconds: float = 10.0,
     budget_seconds: float = 2.0,
     recheck_every: float = 60.0,
+    keep: Mapping[str, int] | None = None,
 ) -> None:
     """The budget when the next wait crosses it (read from the database), the deadlines at least every `interval`,
     the provider health every few seconds, the automatic re-check every `recheck_every` seconds, the inbox
-    retention every minute."""
+    retention every minute, the history's partitions and their retention (`keep`, db/partitions.py) hourly."""
     holder = f"sweeper-{uuid.uuid4().hex[:8]}"
-    refreshed = purged = rechecked = 0.0
+    refreshed = purged = rechecked = partitioned = 0.0
     reached: datetime | None = None
     while not stop.is_set():
         next_due: float | None = None
@@ -152,6 +158,13 @@ async def run_sweeper(
                     if time.monotonic() - purged > INBOX_PURGE_EVERY_SECONDS:
                         purged = time.monotonic()
                         await conn.execute("DELETE FROM inbox WHERE received_at < now() - interval '7 days'")
+                    if keep is not None and time.monotonic() - partitioned > PARTITIONS_EVERY_SECONDS:
+                        partitioned = time.monotonic()
+                        done = await maintain_quietly(conn, keep)
+                        if done is None:
+                            log.warning("history partitions not maintained: a lock did not come; next hour")
+                        elif done.created or done.dropped or done.moved or done.expired:
+                            log.info("history partitions maintained", **vars(done))
                     if time.monotonic() - refreshed > HEALTH_EVERY_SECONDS:
                         refreshed = time.monotonic()
                         figures, changes = await refresh_states(conn)

@@ -1,0 +1,24 @@
+"""The live window: how far back the hot path looks for rows that can still change (attempts waiting or seen
+again, open rounds, lookups awaiting answers). Queries bound by it read the few newest time partitions, not every
+one kept (db/partitions.py); the bound is passed as a parameter so that PostgreSQL prunes while planning.
+
+Seven days, as long as the inbox remembers message ids (workers/sweeper.py): an attempt id seen again after that
+is a new attempt, as a message id redelivered after that is a new message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from kernel.ids import id_floor
+
+LIVE_DAYS = 7
+
+
+def live_since() -> datetime:
+    return datetime.now(UTC) - timedelta(days=LIVE_DAYS)
+
+
+def live_since_id() -> uuid.UUID:
+    return id_floor(live_since())

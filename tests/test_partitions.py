@@ -1,0 +1,164 @@
+"""The history's time partitions (migration 0013, db/partitions.py): rows land in the day's partition, maintenance
+creates partitions ahead and drops them after the retention, rows a DEFAULT partition holds move or expire, and an
+install's history survives the change."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from db.migrate import MIGRATIONS, migrate
+from db.partitions import AHEAD_DAYS, HISTORY, maintain, partitions, retention
+from kernel.errors import PpuError
+from kernel.ids import id_floor, id_time, new_id
+from kernel.settings import Settings
+
+TODAY = datetime.now(UTC).date()
+
+
+def _day(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, 12, tzinfo=UTC)
+
+
+async def _where(db: asyncpg.Connection, table: str, key: str, value: object) -> str:
+    return str(await db.fetchval(f"SELECT tableoid::regclass::text FROM {table} WHERE {key} = $1", value))
+
+
+async def test_a_migrated_database_has_partitions_from_today_ahead(db: asyncpg.Connection) -> None:
+    for h in HISTORY:
+        names = await partitions(db, h.table)
+        first = datetime.strptime(names[0][-8:], "%Y%m%d").date()
+        last = datetime.strptime(names[-1][-8:], "%Y%m%d").date()
+        assert first <= TODAY < first + timedelta(days=h.step_days), (h.table, names)
+        assert last + timedelta(days=h.step_days) > TODAY + timedelta(days=AHEAD_DAYS), (h.table, names)
+    assert await db.fetchval("SELECT relkind::text FROM pg_class WHERE relname = 'lookups'") == "p"
+
+
+async def test_rows_land_in_their_days_partition(db: asyncpg.Connection) -> None:
+    attempt, round_id, lookup_id = uuid.uuid4(), new_id(), new_id()
+    await db.execute(
+        """INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at)
+           VALUES ($1, '0601', 'bank', now())""",
+        attempt,
+    )
+    await db.execute(
+        """INSERT INTO lookup_rounds (round_id, meter_number, reason, opened_at, deadline, providers_asked)
+           VALUES ($1, '0601', 'first_seen', now(), now(), '{}')""",
+        round_id,
+    )
+    await db.execute(
+        """INSERT INTO lookups (lookup_id, round_id, meter_number, provider_id, sent_at)
+           VALUES ($1, $2, '0601', 'pa', now())""",
+        lookup_id,
+        round_id,
+    )
+    day = f"_p{TODAY:%Y%m%d}"
+    assert await _where(db, "purchase_attempts", "attempt_id", attempt) == "purchase_attempts" + day
+    assert await _where(db, "lookup_rounds", "round_id", round_id) == "lookup_rounds" + day
+    assert await _where(db, "lookups", "lookup_id", lookup_id) == "lookups" + day
+    # A lookup by id is planned on its one partition (and the DEFAULT one), not on every day kept.
+    plan = "\n".join(
+        r[0] for r in await db.fetch("EXPLAIN SELECT * FROM lookups WHERE lookup_id = ANY($1::uuid[])", [lookup_id])
+    )
+    assert "lookups" + day in plan and "lookups_p" + f"{TODAY + timedelta(days=1):%Y%m%d}" not in plan
+
+
+async def test_maintenance_drops_whole_days_after_the_retention(db: asyncpg.Connection) -> None:
+    old, kept = TODAY - timedelta(days=40), TODAY - timedelta(days=20)
+    for d in (old, kept):  # the two days' partitions exist, as on a system running since then
+        await maintain(db, {x.table: 400 for x in HISTORY}, today=d)
+    for d in (old, kept):
+        await db.execute(
+            """INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, recorded_at)
+               VALUES ($1, '0602', 'bank', $2, $2)""",
+            uuid.uuid4(),
+            _day(d),
+        )
+        await db.execute(
+            """INSERT INTO lookups (lookup_id, round_id, meter_number, provider_id, sent_at)
+               VALUES ($1, $1, '0602', 'pa', $2)""",
+            id_floor(_day(d)),
+            _day(d),
+        )
+    keep = retention({"purchase_attempts": 30, "lookups": 30})
+    done = await maintain(db, keep)
+    assert f"purchase_attempts_p{old:%Y%m%d}" in done.dropped and f"lookups_p{old:%Y%m%d}" in done.dropped
+    assert f"purchase_attempts_p{kept:%Y%m%d}" not in done.dropped
+    assert [r[0] for r in await db.fetch("SELECT recorded_at::date FROM purchase_attempts")] == [kept]
+    assert [id_time(r[0]).date() for r in await db.fetch("SELECT lookup_id FROM lookups")] == [kept]
+    # 90 days is the default for the other history tables: theirs from 40 days ago stay.
+    assert f"routing_decisions_p{old:%Y%m%d}" in await partitions(db, "routing_decisions")
+
+
+async def test_rows_no_partition_covered_yet_move_in_when_one_is_made(db: asyncpg.Connection) -> None:
+    later = TODAY + timedelta(days=AHEAD_DAYS + 5)  # beyond every partition made so far: the DEFAULT takes it
+    lookup_id = id_floor(_day(later))
+    await db.execute(
+        """INSERT INTO lookups (lookup_id, round_id, meter_number, provider_id, sent_at)
+           VALUES ($1, $1, '0603', 'pa', $2)""",
+        lookup_id,
+        _day(later),
+    )
+    assert await _where(db, "lookups", "lookup_id", lookup_id) == "lookups_default"
+    done = await maintain(db, today=later)
+    assert done.moved >= 1
+    assert await _where(db, "lookups", "lookup_id", lookup_id) == f"lookups_p{later:%Y%m%d}"
+    # And what stays in a DEFAULT partition past the retention is deleted by its time.
+    await db.execute(
+        "INSERT INTO login_failures (throttle_key, at) VALUES ('k', $1), ('k', now())", _day(TODAY - timedelta(3000))
+    )
+    assert (await maintain(db)).expired == 1
+    assert await db.fetchval("SELECT count(*) FROM login_failures") == 1
+
+
+def test_retention_is_configured_per_table_and_refuses_what_cannot_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PPU_RETENTION_DAYS", '{"lookups": 30, "audit_log": 730}')
+    keep = retention(Settings().retention_days)
+    assert keep["lookups"] == 30 and keep["audit_log"] == 730 and keep["purchase_attempts"] == 90
+    with pytest.raises(PpuError, match="unknown tables"):
+        retention({"lookup": 30})
+    with pytest.raises(PpuError, match="must keep more than 7"):
+        retention({"lookups": 7})
+
+
+async def test_an_installs_history_survives_partitioning(db: asyncpg.Connection, tmp_path: Path) -> None:
+    before = tmp_path / "before"
+    before.mkdir()
+    for m in sorted(MIGRATIONS.glob("*.sql")):
+        if int(m.name[:4]) < 13:
+            before.joinpath(m.name).write_text(m.read_text())
+    await db.execute("CREATE SCHEMA upgraded; SET search_path TO upgraded, public")
+    await migrate(db, before)
+    old_attempt, new_attempt = uuid.uuid4(), uuid.uuid4()
+    await db.execute(
+        """INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, decided_at)
+           VALUES ($1, '0604', 'bank', now() - interval '200 days', now() - interval '200 days'),
+                  ($2, '0604', 'bank', now(), NULL)""",
+        old_attempt,
+        new_attempt,
+    )
+    await db.execute(
+        f"""INSERT INTO routing_decisions (attempt_id, meter_number, outcome, reason, decided_at)
+            VALUES ('{old_attempt}', '0604', 'routed', 'preferred', now() - interval '200 days');
+            INSERT INTO lookups (lookup_id, round_id, meter_number, provider_id, sent_at)
+            VALUES (gen_random_uuid(), gen_random_uuid(), '0604', 'pa', now() - interval '200 days');
+            INSERT INTO audit_log (actor, action, outcome) VALUES ('olga', 'login', 'ok')"""
+    )
+    assert await migrate(db) == [13]
+    counts = [await db.fetchval(f"SELECT count(*) FROM {t}") for t in ("purchase_attempts", "routing_decisions")]
+    assert counts == [2, 1]
+    # Today's waiting attempt is in today's partition (the live window reads it there); the old one waits for
+    # the retention in the DEFAULT partition, and goes with it.
+    assert await _where(db, "purchase_attempts", "attempt_id", new_attempt) == f"purchase_attempts_p{TODAY:%Y%m%d}"
+    assert await _where(db, "purchase_attempts", "attempt_id", old_attempt) == "purchase_attempts_default"
+    done = await maintain(db)
+    assert done.expired == 3  # the old attempt, its decision, its lookup
+    assert await db.fetchval("SELECT count(*) FROM audit_log") == 1
+    assert (
+        await db.fetchval("INSERT INTO audit_log (actor, action, outcome) VALUES ('o', 'x', 'ok') RETURNING audit_id")
+        == 2
+    )
