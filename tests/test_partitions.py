@@ -4,6 +4,7 @@ install's history survives the change."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,8 @@ from db.partitions import AHEAD_DAYS, HISTORY, maintain, partitions, retention
 from kernel.errors import PpuError
 from kernel.ids import id_floor, id_time, new_id
 from kernel.settings import Settings
+from tests.harness import eventually
+from workers.sweeper import run_sweeper
 
 TODAY = datetime.now(UTC).date()
 
@@ -162,3 +165,21 @@ async def test_an_installs_history_survives_partitioning(db: asyncpg.Connection,
         await db.fetchval("INSERT INTO audit_log (actor, action, outcome) VALUES ('o', 'x', 'ok') RETURNING audit_id")
         == 2
     )
+
+
+async def test_the_sweeper_maintains_the_partitions(db: asyncpg.Connection, database_url: str) -> None:
+    ahead = f"lookups_p{TODAY + timedelta(days=AHEAD_DAYS):%Y%m%d}"
+    await db.execute(f"DROP TABLE {ahead}")
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    stop = asyncio.Event()
+    sweeper = asyncio.ensure_future(run_sweeper(pool, "sw.", stop, keep=retention({})))
+    try:
+        await eventually(lambda: _has(db, ahead), within=10, what="the sweeper to make the partition again")
+    finally:
+        stop.set()
+        await sweeper
+        await pool.close()
+
+
+async def _has(db: asyncpg.Connection, name: str) -> bool:
+    return bool(await db.fetchval("SELECT to_regclass($1) IS NOT NULL", name))

@@ -3,11 +3,17 @@ batch's meters and institutions, and nothing of another institution's."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+
 import asyncpg
 
-from domain.routing import Preference
+from domain.attempts import Decided
+from domain.routing import Decision, Preference
+from kernel.ids import new_id
 from tests.harness import seed_reference
-from workers.routing_context import load_context
+from workers.routing_context import load_context, record_decisions
+from workers.unit_of_work import UnitOfWork
 
 
 async def test_every_fact_of_the_batch_is_loaded_and_no_other_institutions(db: asyncpg.Connection) -> None:
@@ -53,3 +59,40 @@ async def test_every_fact_of_the_batch_is_loaded_and_no_other_institutions(db: a
     ]
     assert ("i2", "u1") not in ctx.preferences
     assert ("i1", "u2") in ctx.preferences  # m2's utility
+
+
+async def test_a_waiting_attempt_decided_by_two_transactions_at_once_gets_one_decision(
+    db: asyncpg.Connection, database_url: str
+) -> None:
+    """The partitioned history has no unique attempt id (migration 0013): the claim on the attempt is the guard."""
+    await seed_reference(db)
+    await db.execute("INSERT INTO meters (meter_number) VALUES ('m9')")
+    attempt = uuid.uuid4()
+    await db.execute(
+        """INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, round_id, joined_at)
+           VALUES ($1, 'm9', 'i1', now(), $2, now())""",
+        attempt,
+        new_id(),
+    )
+    first, second = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
+    try:
+        works = [UnitOfWork(c, "race.") for c in (first, second)]
+        one = [Decided(attempt, "m9", Decision("p1", "preferred"), None)]
+        other = [Decided(attempt, "m9", Decision(None, "no provider"), None)]
+        tx1, tx2 = first.transaction(), second.transaction()
+        await tx1.start()
+        await tx2.start()
+        await record_decisions(first, works[0], one)
+        # The second waits on the first's row lock, then finds the attempt decided and writes nothing.
+        racing = asyncio.ensure_future(record_decisions(second, works[1], other))
+        await asyncio.sleep(0.2)
+        assert not racing.done(), "the second decider must wait for the first"
+        await tx1.commit()
+        await racing
+        await tx2.commit()
+    finally:
+        await first.close()
+        await second.close()
+    rows = await db.fetch("SELECT provider_id FROM routing_decisions WHERE attempt_id = $1", attempt)
+    assert [r["provider_id"] for r in rows] == ["p1"]
+    assert [len(w.outbox.rows) for w in works] == [1, 0], "only the first publishes a decision"
