@@ -32,9 +32,9 @@ run: stack-prepare
 FAUST_VENV := .local/faust-venv
 # Pinned: the results record the version measured.
 FAUST_VERSION := 0.15.3
-$(FAUST_VENV)/.installed-$(FAUST_VERSION):
+$(FAUST_VENV)/.installed-$(FAUST_VERSION)-uvloop:
 	$(PYTHON) -m venv $(FAUST_VENV)
-	$(FAUST_VENV)/bin/pip install -q faust-streaming==$(FAUST_VERSION)
+	$(FAUST_VENV)/bin/pip install -q faust-streaming==$(FAUST_VERSION) uvloop
 	touch $@
 
 bench-extras: setup
@@ -43,7 +43,7 @@ bench-extras: setup
 stack-up: stack-prepare
 	$(BIN)/ppu stack up
 
-bench-setup: bench-extras $(FAUST_VENV)/.installed-$(FAUST_VERSION) stack-up
+bench-setup: bench-extras $(FAUST_VENV)/.installed-$(FAUST_VERSION)-uvloop stack-up
 
 bench: bench-setup
 	$(BIN)/ppu bench

@@ -90,7 +90,10 @@ async def upsert_floor(env: BenchEnv, n: int, batch: int = 500) -> float:
 
 def faust_version() -> str:
     found = subprocess.run(
-        [str(FAUST_PYTHON), "-c", "import faust; print(faust.__version__)"], capture_output=True, text=True, check=False
+        [str(FAUST_PYTHON), "-c", "import faust, uvloop; print(faust.__version__, 'on uvloop', uvloop.__version__)"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return found.stdout.strip() or "unknown"
 
@@ -101,7 +104,7 @@ async def faust_peer(env: BenchEnv, n: int) -> float:
     source, sink = await _relay_topics(env, "faust")
     await produce(env.bootstrap, source, attempts(n, 10_000), n, "faust: load")
     proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block; it is waited for outside the loop
-        [str(FAUST_PYTHON), str(ROOT / "bench" / "faust_app.py"), "worker", "-l", "warn"],
+        [str(FAUST_PYTHON), str(ROOT / "bench" / "faust_app.py"), "--loop", "uvloop", "worker", "-l", "warn"],
         cwd=ROOT / "bench",
         env=env.env(
             BENCH_FAUST_APP=f"{source}-faust",
