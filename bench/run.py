@@ -24,7 +24,7 @@ PROFILES = Path(__file__).resolve().parent / "profiles"
 async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
     """`--only latency`: the paced lookup latency alone, e.g. to compare PPU_DB_PLAN_CACHE_MODE values."""
     r: dict[str, Any] = {
-        "commit": _commit(),
+        "commit": measured_commit(),
         "offered_rate_per_s_for_latency": rate,
         "latency_seconds": latency_seconds,
         "db_plan_cache_mode": os.environ.get("PPU_DB_PLAN_CACHE_MODE", "force_custom_plan"),
@@ -40,7 +40,7 @@ async def first_seen_only() -> dict[str, Any]:
     """`--only first-seen`: purchase decisions on new meters with one silent provider of five."""
     env = await prepare(f"b{int(time.time())}d")
     decisions = await flows.first_seen_decisions(env, 20, 15)
-    return {"commit": _commit(), **{f"first_seen_decision_{k}_ms": v for k, v in decisions.items()}}
+    return {"commit": measured_commit(), **{f"first_seen_decision_{k}_ms": v for k, v in decisions.items()}}
 
 
 async def profile_only(messages: int, raws: Path) -> dict[str, Any]:
@@ -53,7 +53,7 @@ async def history_only(n: int) -> dict[str, Any]:
     """`--only history`: the lookup flow over 10 million attempts of history, against an empty database."""
     tag = f"b{int(time.time())}"
     empty = await _with_meters(f"{tag}s", 10_000)
-    r: dict[str, Any] = {"commit": _commit(), "messages": n}
+    r: dict[str, Any] = {"commit": measured_commit(), "messages": n}
     r["lookup_flow_10k_per_s"], _ = await flows.lookup_flow(empty, n, 10_000)
     r["lookup_flow_10m_history_per_s"] = await _history_flow(f"{tag}h", n)
     r["lookup_10m_history_vs_empty_ratio"] = r["lookup_flow_10m_history_per_s"] / r["lookup_flow_10k_per_s"]
@@ -69,7 +69,7 @@ async def _history_flow(tag: str, n: int) -> float:
 async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: float) -> dict[str, Any]:
     tag = f"b{int(time.time())}"
     r: dict[str, Any] = {
-        "commit": _commit(),
+        "commit": measured_commit(),
         "messages": n,
         "soak_seconds": soak_seconds,
         "offered_rate_per_s_for_latency": rate,
@@ -161,7 +161,7 @@ async def _with_meters(tag: str, meters: int) -> BenchEnv:
     return env
 
 
-def _commit() -> str:
+def measured_commit() -> str:
     """The commit measured, marked when the working tree differs from it."""
     here = Path(__file__).resolve().parent
     try:
@@ -199,7 +199,7 @@ def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: floa
         raws.mkdir(parents=True, exist_ok=True)
         found = asyncio.run(profile_only(messages, raws))
         PROFILES.mkdir(exist_ok=True)
-        heading = f"# Lookup flow profile\n\nCommit measured: `{_commit()}`\n\n"
+        heading = f"# Lookup flow profile\n\nCommit measured: `{measured_commit()}`\n\n"
         (PROFILES / f"{stamp}.md").write_text(heading + found["text"])
         click.echo(f"wrote {PROFILES / f'{stamp}.md'} (raw stacks in {raws})")
         return

@@ -2,9 +2,11 @@
 report theirs: purchase → decision latency per minute (p50, p99), attempts lost, worker memory and table sizes over
 time, in bench/results/<stamp>-soak.{json,md,png}.
 
-Every worker runs as its own process; five simulated providers answer every lookup in 5-50 ms. Most attempts are
-for known meters (decided at once, with a routine lookup); `new_share` of them are for meters never seen (a round
-to all five providers, decided when they have answered).
+Every worker runs as its own process, and so does each of the five simulated providers (answering every lookup in
+5-50 ms); the load and the reader of decisions share this process. Most attempts are for known meters (decided at
+once, with a routine lookup); `new_share` of them are for meters never seen (a round to all five providers, decided
+when they have answered). Each sample records the CPU seconds of every part (workers, providers, this process,
+PostgreSQL, Kafka), so a minute that falls behind shows which part ran out of CPU.
 """
 
 from __future__ import annotations
@@ -13,19 +15,20 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
 import random
-import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import psutil
 
-from bench.env import PROVIDERS, BenchEnv, prepare, start_workers, stop
+from bench.env import PROVIDERS, ROOT, BenchEnv, cpu_seconds, prepare, start_workers, stop
 from bench.flows import paced_attempts, preload_meters
 from bench.measure import percentiles, read_until
 from kernel.topics import topic
-from providers.kafka_simulator import Coverage, run_simulator
 from workers.registry import ALL
 
 TABLES = ("purchase_attempts", "routing_decisions", "lookup_rounds", "lookups", "meters", "inbox", "outbox")
@@ -37,13 +40,9 @@ async def soak_run(duration_s: float, rate: float, new_share: float, meters: int
     await preload_meters(env, meters)
     procs = start_workers(env, *ALL)
     pids = {name: p.pid for name, p in zip(ALL, procs, strict=True)}
+    sims = [_provider(env, p) for p in PROVIDERS]
+    pids |= {f"provider {p}": s.pid for p, s in zip(PROVIDERS, sims, strict=True)}
     done = asyncio.Event()
-    sims = [
-        asyncio.ensure_future(
-            run_simulator(env.bootstrap, env.settings.topic_prefix, p, Coverage(re.compile(r"\d+")), done)
-        )
-        for p in PROVIDERS
-    ]
     samples: list[dict[str, Any]] = []
     decided: dict[str, float] = {}
     copies = 0
@@ -83,9 +82,20 @@ async def soak_run(duration_s: float, rate: float, new_share: float, meters: int
         drained = time.time() - drained
     finally:
         done.set()
-        await asyncio.gather(sampling, *sims, return_exceptions=True)
-        stop(procs)
+        await asyncio.gather(sampling, return_exceptions=True)
+        stop([*procs, *sims])
     return {**_report(sent, decided, copies, samples, started, rate, duration_s, new_share), "drain_s": drained}
+
+
+def _provider(env: BenchEnv, provider_id: str) -> subprocess.Popen[bytes]:
+    sim = ["provider-sim", "--provider", provider_id, "--supports", r"\d+", "--latency-ms", "5,50"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "ppu.cli", *sim],
+        cwd=ROOT,
+        env=env.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def _drain(reader: asyncio.Future[list[int]], count: Callable[[], int], quiet_s: float = 60) -> None:
@@ -104,6 +114,8 @@ async def _sample(env: BenchEnv, pids: dict[str, int], samples: list[dict[str, A
         while not done.is_set():
             rss = {}
             for name, pid in pids.items():
+                if name.startswith("provider "):
+                    continue
                 try:
                     rss[name] = psutil.Process(pid).memory_info().rss / 2**20
                 except psutil.Error:
@@ -115,7 +127,13 @@ async def _sample(env: BenchEnv, pids: dict[str, int], samples: list[dict[str, A
                     list(TABLES),
                 )
             }
-            samples.append({"t": time.time(), "rss_mb": rss, "table_mb": {k: float(v) for k, v in sizes.items()}})
+            cpu: dict[str, float] = {}
+            for (label, _pid), seconds in cpu_seconds({**pids, "load and reader": os.getpid()}).items():
+                part = "providers" if label.startswith("provider ") else label
+                cpu[part] = cpu.get(part, 0.0) + seconds
+            samples.append(
+                {"t": time.time(), "rss_mb": rss, "table_mb": {k: float(v) for k, v in sizes.items()}, "cpu_s": cpu}
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), SAMPLE_EVERY_S)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -45,9 +46,27 @@ def markdown(r: dict[str, Any], commit: str) -> str:
     lines += [f"| {w} | {first['rss_mb'][w]:.0f} | {last['rss_mb'][w]:.0f} |" for w in first.get("rss_mb", {})]
     lines += ["", "| table | MB at start | at end |", "|---|---:|---:|"]
     lines += [f"| {t} | {first['table_mb'][t]:.1f} | {last['table_mb'][t]:.1f} |" for t in first.get("table_mb", {})]
+    spans = cores(r["samples"])
+    if spans:
+        parts = sorted({p for _, used in spans for p in used})
+        lines += ["", "| part | CPU cores, mean | busiest 10 s |", "|---|---:|---:|"]
+        for part in parts:
+            series = [used.get(part, 0.0) for _, used in spans]
+            lines.append(f"| {part} | {sum(series) / len(series):.2f} | {max(series):.2f} |")
     lines += ["", "| minute | decided | p50 ms | p99 ms |", "|---:|---:|---:|---:|"]
     lines += [f"| {m['minute']} | {m['decided']:,} | {m['p50']:.1f} | {m['p99']:.1f} |" for m in r["per_minute"]]
     return "\n".join(lines) + "\n"
+
+
+def cores(samples: list[dict[str, Any]]) -> list[tuple[float, dict[str, float]]]:
+    """CPU cores each part used between consecutive samples (minutes since start, part → cores)."""
+    out = []
+    for a, b in itertools.pairwise(s for s in samples if "cpu_s" in s):
+        span = b["t"] - a["t"]
+        if span > 0:
+            used = {p: max(b["cpu_s"][p] - a["cpu_s"].get(p, 0.0), 0.0) / span for p in b["cpu_s"]}
+            out.append(((a["t"] + b["t"]) / 120, used))
+    return out
 
 
 def plot(r: dict[str, Any], path: Path) -> None:
@@ -56,13 +75,18 @@ def plot(r: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (lat, rss, size) = plt.subplots(3, 1, figsize=(10, 10), sharex=True)
+    fig, (lat, cpu, rss, size) = plt.subplots(4, 1, figsize=(10, 13), sharex=True)
     minutes = [m["minute"] for m in r["per_minute"]]
     for key in ("p50", "p99"):
         lat.plot(minutes, [m[key] for m in r["per_minute"]], marker=".", label=key)
     lat.set_ylabel("decision latency, ms")
     lat.set_title(f"Soak: {r['rate_per_s']:,.0f} attempts/s, {r['attempts_lost']} lost")
     lat.legend()
+    spans = cores(r["samples"])
+    for part in sorted({p for _, used in spans for p in used}):
+        cpu.plot([m for m, _ in spans], [used.get(part, 0.0) for _, used in spans], label=part)
+    cpu.set_ylabel("CPU, cores")
+    cpu.legend(fontsize="small", ncol=3)
     t = [s["t"] / 60 for s in r["samples"]]
     for worker in r["samples"][0]["rss_mb"] if r["samples"] else []:
         rss.plot(t, [s["rss_mb"][worker] for s in r["samples"]], label=worker)
@@ -87,15 +111,15 @@ def soak(duration: float, rate: float, new_share: float) -> None:
     import asyncio
 
     from bench.env import drop_previous_runs
-    from bench.run import _commit
+    from bench.run import measured_commit
     from bench.soak import soak_run
 
     asyncio.run(drop_previous_runs())
     r = asyncio.run(soak_run(duration, rate, new_share))
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-soak"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stamp}.json").write_text(json.dumps({"commit": _commit(), **r}, indent=1) + "\n")
-    (RESULTS / f"{stamp}.md").write_text(markdown(r, _commit()))
+    (RESULTS / f"{stamp}.json").write_text(json.dumps({"commit": measured_commit(), **r}, indent=1) + "\n")
+    (RESULTS / f"{stamp}.md").write_text(markdown(r, measured_commit()))
     plot(r, RESULTS / f"{stamp}.png")
     click.echo(f"wrote {RESULTS / stamp}.{{json,md,png}}")
-    click.echo(markdown(r, _commit()).split("| worker")[0])
+    click.echo(markdown(r, measured_commit()).split("| worker")[0])
