@@ -65,9 +65,9 @@ def other_database(url: str, name: str) -> str:
     return base.rsplit("/", 1)[0] + "/" + name + (f"?{query}" if query else "")
 
 
-async def prepare(tag: str, template: str | None = None) -> BenchEnv:
+async def prepare(tag: str, template: str | None = None, topics: bool = True) -> BenchEnv:
     """A fresh database (migrated) and topic prefix named after `tag`, with five providers and an institution; or
-    a copy of `template`, a database `prepare` made before (bench/history.py)."""
+    a copy of `template`, a database `prepare` made before (bench/history.py). `topics`: create the topics too."""
     base = Settings()
     where = endpoints(base)
     name = f"bench_{tag}"
@@ -93,7 +93,7 @@ async def prepare(tag: str, template: str | None = None) -> BenchEnv:
             "command_signing_key": base.command_signing_key or SecretStr(secrets.token_urlsafe(32)),
         }
     )
-    return await _with_topics(settings, url)
+    return await _with_topics(settings, url) if topics else BenchEnv(settings, url)
 
 
 async def prepare_topics(env: BenchEnv, suffix: str) -> BenchEnv:

@@ -17,6 +17,7 @@ from bench.env import INSTITUTION, PROVIDERS, BenchEnv, RssSampler, cpu_seconds,
 from bench.floors import attempts
 from bench.measure import paced, percentiles, produce, read_until, steady_rate
 from console.queries import search_meters
+from kernel.ids import new_id
 from kernel.topics import topic
 from schemas.lookup import LookupResponded, LookupRespondedData
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
@@ -117,11 +118,13 @@ async def lookup_cpu(
 
 
 async def _preload_lookups(env: BenchEnv, n: int, meters: int) -> list[tuple[uuid.UUID, str, str]]:
-    rows = [(uuid.uuid4(), f"06{i % meters:08d}", PROVIDERS[i % 5]) for i in range(n)]
+    # Round and lookup ids are the system's own UUIDv7 (kernel/ids.py): the responses consumer reads lookups
+    # by id within the live window's partitions, as it reads those the lookup worker made.
+    rows = [(new_id(), f"06{i % meters:08d}", PROVIDERS[i % 5]) for i in range(n)]
     conn = await env.db()
     try:
         now = datetime.now(UTC)
-        rounds = [(uuid.uuid4(), m) for _, m, _ in rows]
+        rounds = [(new_id(), m) for _, m, _ in rows]
         await conn.copy_records_to_table(
             "lookup_rounds",
             columns=["round_id", "meter_number", "reason", "opened_at", "deadline", "closed_at", "providers_asked"],

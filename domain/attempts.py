@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from domain.meters import RoutingContext
 from domain.routing import Decision, decide
@@ -23,6 +24,7 @@ class Attempt:
     meter_number: str
     institution_id: str
     event_id: str
+    received_at: datetime | None = None  # the purchase service's time of the attempt
 
 
 @dataclass(frozen=True)

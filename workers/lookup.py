@@ -46,12 +46,11 @@ async def handle_purchase_attempts(
             live_since_id(),
         )
     }
-    attempts, received = [], {}
+    attempts = []
     for e in events:
         if e.data.attempt_id not in known:  # the same attempt again under a new event id has its one decision
             known.add(e.data.attempt_id)
-            received[e.data.attempt_id] = e.time
-            attempts.append(Attempt(e.data.attempt_id, e.data.meter_number, e.data.institution_id, str(e.id)))
+            attempts.append(Attempt(e.data.attempt_id, e.data.meter_number, e.data.institution_id, str(e.id), e.time))
     plan = plan_attempts(attempts, ctx, new_meters, set(open_round))
     to_open, joiners = plan.rounds, plan.joiners
     for r, round_id in await open_rounds(conn, out, [*to_open.values(), *plan.routine], deadline_seconds):
@@ -70,7 +69,7 @@ async def handle_purchase_attempts(
         [a.attempt_id for a in attempts],
         [a.meter_number for a in attempts],
         [a.institution_id for a in attempts],
-        [received[a.attempt_id] for a in attempts],
+        [a.received_at for a in attempts],
         [waits_on.get(a.attempt_id) for a in attempts],
         [a.attempt_id in decided for a in attempts],
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import Counter
 
 import asyncpg
 import structlog
@@ -63,8 +64,8 @@ async def relay_once(
         await asyncio.gather(*pending)  # every send acknowledged by all in-sync replicas
         tracing.end_all(spans)
         failpoints.hit("after_publish")
-    for r in rows:
-        metrics.PUBLISHED.labels(r["topic"]).inc()
+    for name, n in Counter(r["topic"] for r in rows).items():  # a label lookup per topic, not per message
+        metrics.PUBLISHED.labels(name).inc(n)
     return len(rows)
 
 

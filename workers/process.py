@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Coroutine
 from typing import Any
@@ -78,6 +79,12 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
                         run_relay(pool, shared, stop, where.database_url, failpoints=Failpoints(settings.failpoints))
                     )
             log.info("workers started", workers=names)
+            # Everything loaded so far lives as long as the process: out of the collector's sight (gc.freeze), and
+            # collections of the young generation only every 50,000 allocations instead of 700 — a batch makes
+            # thousands of short-lived objects, nearly none of them in reference cycles (bench/profiles: the
+            # collector's share of the lookup worker's CPU before and after).
+            gc.freeze()
+            gc.set_threshold(50_000, 20, 20)
             tasks = [asyncio.ensure_future(j) for j in jobs]
             await asyncio.wait([*tasks, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
             stop.set()  # one worker ending (or failing) ends them all: a supervisor restarts the process
