@@ -123,9 +123,11 @@ async def _sample(env: BenchEnv, pids: dict[str, int], samples: list[dict[str, A
             sizes = {
                 r["t"]: r["mb"]
                 for r in await conn.fetch(
-                    # A partitioned table's own size is 0: its partitions' sizes, summed (a plain table: itself).
-                    """SELECT t, (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree(t::regclass))
-                                 / 1048576.0 AS mb
+                    # A partitioned table's own size is 0: its partitions' sizes, summed (pg_partition_tree lists
+                    # nothing for a plain table: its own size).
+                    """SELECT t, coalesce((SELECT sum(pg_total_relation_size(relid))
+                                           FROM pg_partition_tree(t::regclass)),
+                                          pg_total_relation_size(t::regclass)) / 1048576.0 AS mb
                        FROM unnest($1::text[]) t""",
                     list(TABLES),
                 )

@@ -9,14 +9,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-import pytest
 from aiokafka import AIOKafkaConsumer
 
 from kernel.connections import create_pool, started_producer
 from kernel.settings import Settings
 from kernel.topics import topic
-from tests.harness import eventually
-from workers import outbox_relay
 from workers.outbox_relay import relay_once, run_relay
 from workers.relay_lanes import LANES, RelayLanes
 
@@ -86,10 +83,9 @@ async def test_a_lane_held_by_another_relay_is_skipped(
 
 
 async def test_two_relays_publish_every_row_once_in_order_per_key(
-    db: asyncpg.Connection, settings: Settings, topics: list[str], monkeypatch: pytest.MonkeyPatch
+    db: asyncpg.Connection, settings: Settings, topics: list[str]
 ) -> None:
     assert settings.kafka_bootstrap_servers is not None and settings.database_url is not None
-    monkeypatch.setattr(outbox_relay, "VACUUM_EVERY_ROWS", 500)  # the relays vacuum what they deleted
     name = _topic(settings)
     await _write(db, name)
     stop = asyncio.Event()
@@ -128,5 +124,3 @@ async def test_two_relays_publish_every_row_once_in_order_per_key(
     assert await db.fetchval("SELECT count(*) FROM outbox") == 0
     assert await db.fetchval("SELECT sum(published) FROM outbox_lanes") == KEYS * PER_KEY
     assert await db.fetchval("SELECT count(*) FROM outbox_relays") == 0, "a relay that stops leaves"
-    vacuumed = "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'outbox'"
-    await eventually(lambda: db.fetchval(vacuumed), within=10, what="the relays to have vacuumed the outbox")

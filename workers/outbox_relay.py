@@ -30,11 +30,6 @@ from workers.relay_lanes import LANES, RelayLanes
 
 CONSTANT_HEADERS = [("content-type", CONTENT_TYPE)]  # on every row, so not stored with each (workers/outbox.py)
 log = structlog.get_logger()
-# Every row is deleted once published, so the outbox is mostly dead tuples until vacuumed, and the oldest-first read
-# walks them all. Autovacuum visits a database at most once a minute and may be busy with large tables: a soak at
-# 1,000 attempts/s saw one relay read take 10 s until autovacuum reached the outbox (bench/results …-soak). The
-# relay, the table's only deleter, vacuums it itself after this many deletes (SKIP_LOCKED: one relay at a time).
-VACUUM_EVERY_ROWS = 20_000
 
 # One statement: lock the lanes (skipping those another relay holds), delete their oldest rows, count them per lane.
 TAKE = """WITH held AS (SELECT lane FROM outbox_lanes WHERE lane = ANY($1::smallint[]) FOR UPDATE SKIP LOCKED),
@@ -126,7 +121,6 @@ async def run_relay(
             log.warning("relay cannot listen, polling instead", error=str(e))
 
     lanes = RelayLanes(member or f"relay-{uuid.uuid4().hex[:12]}")
-    deleted = 0
     try:
         while not stop.is_set():
             await listen()
@@ -134,10 +128,6 @@ async def run_relay(
             try:
                 async with pool.acquire() as conn:
                     sent = await relay_once(conn, producer, await lanes.mine(conn), failpoints=failpoints)
-                    deleted += sent
-                    if deleted >= VACUUM_EVERY_ROWS:
-                        deleted = 0
-                        await conn.execute("VACUUM (SKIP_LOCKED) outbox")
             except TRANSIENT as e:  # the rows stay unsent and go out again: duplicates are harmless
                 log.warning("relay cannot reach the database or the broker", error=repr(e))
                 sent = 0
