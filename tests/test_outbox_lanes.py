@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,10 +15,11 @@ from aiokafka import AIOKafkaConsumer
 from kernel.connections import create_pool, started_producer
 from kernel.settings import Settings
 from kernel.topics import topic
-from workers.outbox_relay import relay_once, run_relay
+from workers.outbox_relay import TAKE, TAKE_SETTINGS, relay_once, run_relay
 from workers.relay_lanes import LANES, RelayLanes
 
 KEYS, PER_KEY = 40, 60
+SCAN = re.compile(r"Seq Scan on outbox\b(?!_lanes)")
 
 
 async def _write(db: asyncpg.Connection, topic_name: str) -> None:
@@ -57,6 +59,28 @@ def _counting(send: Callable[..., Awaitable[Any]], sends: dict[str, int], member
 
 def _topic(settings: Settings) -> str:
     return topic("lookup_requests").name(settings.topic_prefix, provider_id="p1")
+
+
+async def test_the_relays_read_ignores_statistics_of_a_nearly_empty_outbox(db: asyncpg.Connection) -> None:
+    """The soak's stall: statistics from a just-drained outbox (500 rows over many pages) while a backlog refills its
+    free space. The relay's read must stay on the primary key and delete by address, not scan and sort every row."""
+    filler = "INSERT INTO outbox (topic, key, value) SELECT 't', 'k' || g, convert_to(repeat('x', 500), 'UTF8') "
+    await db.execute(filler + "FROM generate_series(1, 20000) g")
+    await db.execute("DELETE FROM outbox WHERE outbox_id <= (SELECT max(outbox_id) - 500 FROM outbox)")
+    await db.execute("VACUUM ANALYZE outbox")  # the last 500 rows keep the pages: 500 rows over many pages
+    await db.execute(filler + "FROM generate_series(1, 20000) g")  # the backlog, in the free space
+    assert await db.fetchval("SELECT reltuples FROM pg_class WHERE relname = 'outbox'") == 500
+
+    async def plan(settings: str) -> str:
+        async with db.transaction():
+            await db.execute(settings)
+            rows = await db.fetch(f"EXPLAIN {TAKE}", list(range(LANES)), 1000)
+        return "\n".join(r[0] for r in rows)
+
+    # The trap is real with these statistics: without the relay's settings PostgreSQL scans the table.
+    assert SCAN.search(await plan("SET LOCAL synchronous_commit = off"))
+    taken = await plan(TAKE_SETTINGS)
+    assert not SCAN.search(taken) and "Index Scan using outbox_pkey" in taken and "Tid Scan" in taken
 
 
 async def test_a_lane_held_by_another_relay_is_skipped(

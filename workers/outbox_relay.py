@@ -32,14 +32,21 @@ CONSTANT_HEADERS = [("content-type", CONTENT_TYPE)]  # on every row, so not stor
 log = structlog.get_logger()
 
 # One statement: lock the lanes (skipping those another relay holds), delete their oldest rows, count them per lane.
+# Its plan must not depend on the outbox's statistics (TAKE_SETTINGS): they are taken when the outbox is nearly empty,
+# just drained, and the table then refills its free space without growing, so PostgreSQL went on believing it held a
+# few hundred rows while a backlog of 200,000 built, and sorted every row each cycle: slower as the backlog grew, which
+# grew it further (the soak's stalls). The oldest rows are read through the primary key in order, deleted by address.
 TAKE = """WITH held AS (SELECT lane FROM outbox_lanes WHERE lane = ANY($1::smallint[]) FOR UPDATE SKIP LOCKED),
-             gone AS (DELETE FROM outbox WHERE outbox_id IN (
-                          SELECT outbox_id FROM outbox WHERE lane IN (SELECT lane FROM held)
-                          ORDER BY outbox_id LIMIT $2)
+             gone AS (DELETE FROM outbox WHERE ctid = ANY(ARRAY(
+                          SELECT ctid FROM outbox WHERE lane IN (SELECT lane FROM held)
+                          ORDER BY outbox_id LIMIT $2))
                       RETURNING outbox_id, lane, topic, key, value, headers),
              counted AS (UPDATE outbox_lanes l SET published = l.published + g.n
                          FROM (SELECT lane, count(*) AS n FROM gone GROUP BY lane) g WHERE l.lane = g.lane)
           SELECT outbox_id, topic, key, value, headers FROM gone ORDER BY outbox_id"""
+# The delete need not wait for the disk: if it is lost in a crash, the rows are published again, and consumers drop the
+# duplicates by message id (an fsync off every cycle). No sequential scan: the plan above whatever the statistics say.
+TAKE_SETTINGS = "SET LOCAL synchronous_commit = off; SET LOCAL enable_seqscan = off"
 
 
 async def relay_once(
@@ -50,9 +57,7 @@ async def relay_once(
     failpoints: Failpoints = NONE,
 ) -> int:
     async with conn.transaction():
-        # The delete need not wait for the disk: if it is lost in a crash, the rows are published again, and
-        # consumers drop the duplicates by message id. It takes an fsync off every relay cycle.
-        await conn.execute("SET LOCAL synchronous_commit = off")
+        await conn.execute(TAKE_SETTINGS)
         rows = await conn.fetch(TAKE, list(range(LANES)) if lanes is None else lanes, limit)
         if not rows:
             return 0
