@@ -34,7 +34,9 @@ async def search_meters(conn: Db, q: str, limit: int = SEARCH_LIMIT) -> list[str
         found += [
             r["meter_number"]
             for r in await conn.fetch(
-                """SELECT meter_number FROM meters WHERE meter_number LIKE '%' || $1 || '%'
+                # lower(): the trigram index is on that expression, so that the hot path's `meter_number = ANY`
+                # is never planned on it (db/migrations/0015_meter_search_off_the_hot_path.sql).
+                """SELECT meter_number FROM meters WHERE lower(meter_number) LIKE '%' || lower($1) || '%'
                  AND meter_number NOT LIKE $1 || '%'
                ORDER BY meter_number LIMIT $2""",
                 q,
