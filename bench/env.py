@@ -158,10 +158,13 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
 CpuSnapshot = dict[tuple[str, int], float]  # (label, pid) → CPU seconds so far
 
 
-def cpu_seconds(pids: dict[str, int]) -> CpuSnapshot:
-    """CPU seconds so far of the named processes, and of every PostgreSQL and Kafka (java) process, per process."""
+def cpu_seconds(pids: dict[str, int], groups: dict[str, list[int]] | None = None) -> CpuSnapshot:
+    """CPU seconds so far of the named processes, of each group's processes (under the group's name), and of every
+    PostgreSQL and Kafka (java) process, per process."""
     out: CpuSnapshot = {}
-    for name, pid in pids.items():
+    named = [(name, pid) for name, pid in pids.items()]
+    named += [(name, pid) for name, members in (groups or {}).items() for pid in members]
+    for name, pid in named:
         with contextlib.suppress(psutil.Error):
             t = psutil.Process(pid).cpu_times()
             out[(name, pid)] = t.user + t.system

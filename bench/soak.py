@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from bench.env import PROVIDERS, ROOT, BenchEnv, cpu_seconds, prepare, start_workers, stop
+from bench.env import PROVIDERS, ROOT, BenchEnv, cpu_seconds, cpu_used, prepare, start_workers, stop
 from bench.flows import paced_attempts, preload_meters
 from bench.measure import percentiles, read_until
 from kernel.topics import topic
@@ -41,7 +41,7 @@ async def soak_run(duration_s: float, rate: float, new_share: float, meters: int
     procs = start_workers(env, *ALL)
     pids = {name: p.pid for name, p in zip(ALL, procs, strict=True)}
     sims = [_provider(env, p) for p in PROVIDERS]
-    pids |= {f"provider {p}": s.pid for p, s in zip(PROVIDERS, sims, strict=True)}
+    sim_pids = [s.pid for s in sims]  # apart from the workers: memory is sampled per worker, CPU for all together
     done = asyncio.Event()
     samples: list[dict[str, Any]] = []
     decided: dict[str, float] = {}
@@ -58,7 +58,7 @@ async def soak_run(duration_s: float, rate: float, new_share: float, meters: int
         return f"08{next(new):08d}" if random.random() < new_share else f"06{random.randrange(meters):08d}"
 
     total = int(rate * duration_s)
-    sampling = asyncio.ensure_future(_sample(env, pids, samples, done))
+    sampling = asyncio.ensure_future(_sample(env, pids, sim_pids, samples, done))
     try:
         await asyncio.sleep(8)  # workers and simulators join their groups
         joined = asyncio.Event()
@@ -108,14 +108,16 @@ async def _drain(reader: asyncio.Future[list[int]], count: Callable[[], int], qu
     reader.cancel()
 
 
-async def _sample(env: BenchEnv, pids: dict[str, int], samples: list[dict[str, Any]], done: asyncio.Event) -> None:
+async def _sample(
+    env: BenchEnv, pids: dict[str, int], sim_pids: list[int], samples: list[dict[str, Any]], done: asyncio.Event
+) -> None:
     conn = await env.db()
+    groups = {"providers": sim_pids, "load and reader": [os.getpid()]}
+    last, cpu = cpu_seconds(pids, groups), dict.fromkeys(ALL, 0.0)
     try:
         while not done.is_set():
             rss = {}
             for name, pid in pids.items():
-                if name.startswith("provider "):
-                    continue
                 try:
                     rss[name] = psutil.Process(pid).memory_info().rss / 2**20
                 except psutil.Error:
@@ -132,13 +134,14 @@ async def _sample(env: BenchEnv, pids: dict[str, int], samples: list[dict[str, A
                     list(TABLES),
                 )
             }
-            cpu: dict[str, float] = {}
-            for (label, _pid), seconds in cpu_seconds({**pids, "load and reader": os.getpid()}).items():
-                part = "providers" if label.startswith("provider ") else label
+            # Summed per process since the last sample: a database backend that exits takes its total with it, so
+            # totals summed over the processes alive could fall (bench/env.py cpu_used).
+            now = cpu_seconds(pids, groups)
+            for part, seconds in cpu_used(last, now).items():
                 cpu[part] = cpu.get(part, 0.0) + seconds
-            samples.append(
-                {"t": time.time(), "rss_mb": rss, "table_mb": {k: float(v) for k, v in sizes.items()}, "cpu_s": cpu}
-            )
+            last = now
+            table_mb = {k: float(v) for k, v in sizes.items()}
+            samples.append({"t": time.time(), "rss_mb": rss, "table_mb": table_mb, "cpu_s": dict(cpu)})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), SAMPLE_EVERY_S)
     finally:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from domain.health import Health
 from kernel.dbconn import Db
-from kernel.ids import id_floor
+from kernel.live_window import ids_since
 
 # Figures over each provider's latest lookups in the window, at most this many. Over every lookup of a 5-minute
 # window the sweeper's refresh (every 5 s) read, joined and sorted 300,000 rows at 1,000 attempts/s: 2.5 s of a
@@ -18,7 +18,7 @@ LATEST_PER_PROVIDER = 2000
 async def provider_health(conn: Db, window_minutes: int, provider_ids: list[str] | None = None) -> list[Health]:
     # Lookups and rounds of the window live in the partitions of ids made since a little before it (db/partitions.py):
     # the bound is a parameter, so PostgreSQL plans only those.
-    since = id_floor(datetime.now(UTC) - timedelta(minutes=window_minutes, hours=1))
+    since = ids_since(datetime.now(UTC) - timedelta(minutes=window_minutes))
     rows = await conn.fetch(
         """WITH recent AS (
                SELECT l.provider_id, l.sent_at, l.responded_at, r.deadline

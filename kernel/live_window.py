@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from kernel.ids import id_floor
 
 LIVE_DAYS = 7
+# Rows written after a moment carry ids made after it less this: clocks of several hosts and long transactions.
+ID_MARGIN = timedelta(hours=1)
 
 
 def live_since() -> datetime:
@@ -22,3 +24,9 @@ def live_since() -> datetime:
 
 def live_since_id() -> uuid.UUID:
     return id_floor(live_since())
+
+
+def ids_since(at: datetime) -> uuid.UUID:
+    """The lowest id (UUIDv7, time-ordered) a row written since `at` can carry, with ID_MARGIN: a bound on a table
+    partitioned by its ids that PostgreSQL prunes by while planning."""
+    return id_floor(at - ID_MARGIN)

@@ -16,6 +16,7 @@ from kernel.live_window import live_since_id
 from messaging.inbound import Inbound
 from schemas.lookup import LookupResponded
 from schemas.meter_events import MeterUnblocked, MeterUnblockedData, SupportChanged, SupportChangedData
+from workers.meter_locks import read_meters
 from workers.rounds import decide_waiting
 from workers.unit_of_work import UnitOfWork
 
@@ -34,14 +35,7 @@ async def handle_lookup_responses(
     now: datetime = await conn.fetchval("SELECT now()")
     batch = [_bounded(m, now, max_skew_seconds) for m in batch]
     meters = sorted({m.event.data.meter_number for m in batch})
-    locked = {
-        r["meter_number"]: r
-        for r in await conn.fetch(
-            """SELECT meter_number, utility_id, blocked FROM meters
-           WHERE meter_number = ANY($1::text[]) ORDER BY meter_number FOR UPDATE""",
-            meters,
-        )
-    }
+    locked = await read_meters(conn, meters)
     sent = {
         r["lookup_id"]: SentLookup(**r)
         for r in await conn.fetch(

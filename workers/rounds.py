@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from domain.attempts import LookupPlan
 from domain.rounds import WaitingAttempt, settle
 from kernel.dbconn import Db
 from kernel.ids import id_floor, id_time, new_id
+from kernel.live_window import ID_MARGIN
 from schemas.lookup import LookupRequested, LookupRequestedData, RoundExpired, RoundExpiredData
 from workers.routing_context import load_context, record_decisions
 from workers.unit_of_work import UnitOfWork
@@ -104,8 +105,8 @@ async def decide_waiting(
     if not round_ids:
         return 0
     # Bounds that let PostgreSQL read only the partitions these rounds' lookups and attempts can be in: both are
-    # written after their round was opened (an hour's margin for clocks and long transactions).
-    since = min(id_time(r) for r in round_ids) - timedelta(hours=1)
+    # written after their round was opened.
+    since = min(id_time(r) for r in round_ids) - ID_MARGIN
     rounds = await conn.fetch(
         """SELECT r.round_id, r.meter_number, r.reason, r.opened_at, r.providers_asked,
                   coalesce(array_agg(l.provider_id) FILTER (WHERE l.responded_at IS NULL), '{}') AS unanswered

@@ -20,6 +20,7 @@ from schemas.purchase import (
     PurchaseRoutedData,
     SkippedProvider,
 )
+from workers.meter_locks import read_meters
 from workers.unit_of_work import UnitOfWork
 
 SOURCE = "ppu/lookup"
@@ -46,12 +47,8 @@ async def load_context(
     conn: Db, meter_numbers: list[str], institutions: list[str], lock: bool = False
 ) -> RoutingContext:
     """Reads the meters (locked FOR UPDATE when `lock`, in a fixed order so that batches cannot deadlock)."""
-    rows = await conn.fetch(
-        f"""SELECT meter_number, utility_id, blocked FROM meters WHERE meter_number = ANY($1::text[])
-            ORDER BY meter_number {"FOR UPDATE" if lock else ""}""",
-        meter_numbers,
-    )
-    meters = {r["meter_number"]: Meter(r["meter_number"], r["utility_id"], r["blocked"]) for r in rows}
+    rows = await read_meters(conn, meter_numbers, lock)
+    meters = {n: Meter(n, r["utility_id"], r["blocked"]) for n, r in rows.items()}
     providers: dict[str, tuple[bool, str]] = {}
     inst: dict[str, set[str]] = {}
     prefs: dict[tuple[str, str], list[Preference]] = {}

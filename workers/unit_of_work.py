@@ -27,6 +27,7 @@ from messaging.retrying import BatchTooSlow
 from schemas.envelope import Envelope
 from workers.failpoints import Failpoints
 from workers.group_progress import NEVER, GroupProgress
+from workers.meter_locks import read_meters
 from workers.outbox import Outbox
 
 log = structlog.get_logger()
@@ -47,13 +48,8 @@ class UnitOfWork:
         self.outbox.reject(index, reason)
 
     async def lock_meters(self, meters: Iterable[str]) -> set[str]:
-        """Locks these meters' rows in one fixed order, as every writer does (no deadlocks between them); returns
-        the ones that exist."""
-        rows = await self.conn.fetch(
-            "SELECT meter_number FROM meters WHERE meter_number = ANY($1::text[]) ORDER BY meter_number FOR UPDATE",
-            sorted(set(meters)),
-        )
-        return {r["meter_number"] for r in rows}
+        """Locks these meters' rows as every writer does first (workers/meter_locks.py); returns the ones that exist."""
+        return set(await read_meters(self.conn, meters))
 
 
 Handler = Callable[[list[Inbound[Any]], UnitOfWork], Awaitable[None]]
