@@ -166,7 +166,13 @@ def measured_commit() -> str:
     here = Path(__file__).resolve().parent
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True)
+        # Results files written meanwhile (this run's or an earlier one's, not committed yet) change no code.
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", ":(top)", ":(top,exclude)bench/results"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+        )
     except OSError:
         return "unknown"
     return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
