@@ -111,11 +111,14 @@ async def _with_topics(settings: Settings, url: str) -> BenchEnv:
 
 
 async def drop_previous_runs() -> None:
-    """Every database an earlier run left (they are kept for a look after a run; the next run removes them). The
-    history template is kept: it is what saves the next run minutes."""
+    """Every database an earlier bench or soak run left (kept for a look after a run; the next run removes them: a
+    soak's is gigabytes). The history template is kept: it is what saves the next run minutes (bench/history.py
+    drops one the migrations made stale)."""
     admin = await asyncpg.connect(endpoints(Settings()).database_url)
     try:
-        for name in await admin.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_b%'"):
+        for name in await admin.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%' AND datname NOT LIKE 'bench\\_history\\_%'"
+        ):
             await admin.execute(f"DROP DATABASE IF EXISTS {name['datname']} WITH (FORCE)")
     finally:
         await admin.close()

@@ -58,7 +58,11 @@ async def with_history(tag: str, rows: int) -> BenchEnv:
         if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             # Filled under another name and renamed when complete: a run stopped halfway leaves no template that
             # looks whole.
-            await admin.execute(f"DROP DATABASE IF EXISTS {name}_part WITH (FORCE)")
+            # Templates of other migrations (gigabytes each) are of no further use.
+            for stale in await admin.fetch(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_history\\_%' AND datname <> $1", name
+            ):
+                await admin.execute(f"DROP DATABASE IF EXISTS {stale['datname']} WITH (FORCE)")
             await admin.execute(f"CREATE DATABASE {name}_part TEMPLATE bench_{tag}t")
             await _fill(other_database(probe.database_url, f"{name}_part"), rows)
             await admin.execute(f"ALTER DATABASE {name}_part RENAME TO {name}")
