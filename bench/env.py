@@ -165,7 +165,7 @@ def cpu_seconds(pids: dict[str, int], groups: dict[str, list[int]] | None = None
     """CPU seconds so far of the named processes, of each group's processes (under the group's name), and of every
     PostgreSQL and Kafka (java) process, per process."""
     out: CpuSnapshot = {}
-    named = [(name, pid) for name, pid in pids.items()]
+    named = list(pids.items())
     named += [(name, pid) for name, members in (groups or {}).items() for pid in members]
     for name, pid in named:
         with contextlib.suppress(psutil.Error):

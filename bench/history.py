@@ -58,7 +58,8 @@ async def with_history(tag: str, rows: int) -> BenchEnv:
         if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             # Filled under another name and renamed when complete: a run stopped halfway leaves no template that
             # looks whole.
-            # Templates of other migrations (gigabytes each) are of no further use.
+            # A half-filled one of an earlier run (`{name}_part`) and templates of other migrations (gigabytes each)
+            # are of no further use.
             for stale in await admin.fetch(
                 "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_history\\_%' AND datname <> $1", name
             ):

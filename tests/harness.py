@@ -179,3 +179,8 @@ async def running(settings: Settings, names: tuple[str, ...] = ALL) -> AsyncIter
             await system.close()
             stop.set()
             await asyncio.wait_for(task, 30)
+
+
+async def plan_of(db: asyncpg.Connection, sql: str, *args: Any) -> str:
+    """PostgreSQL's plan for `sql` with these parameters (planned for their values), as EXPLAIN prints it."""
+    return "\n".join(r[0] for r in await db.fetch(f"EXPLAIN {sql}", *args))

@@ -16,7 +16,8 @@ from kernel.passwords import verify_password
 from kernel.settings import Settings
 from tests.conftest import ROOT, cli_env
 from tests.console_server import login, serving
-from tests.harness import seed_reference
+from tests.harness import plan_of, seed_reference
+from workers import meter_locks
 
 
 async def test_search_lists_prefix_matches_first_then_others_capped(db: asyncpg.Connection) -> None:
@@ -37,21 +38,14 @@ async def test_the_search_index_is_not_one_a_batch_of_meters_can_be_read_by(db: 
     )
     await db.execute("ANALYZE meters")
 
-    async def plan(sql: str, *args: object) -> str:
-        return "\n".join(r[0] for r in await db.fetch(f"EXPLAIN {sql}", *args))
-
     batch = [f"06{i * 7:08d}" for i in range(1, 401)]
-    locked = await plan(
-        "SELECT meter_number, utility_id, blocked FROM meters WHERE meter_number = ANY($1::text[])"
-        " ORDER BY meter_number FOR UPDATE",
-        batch,
-    )
+    locked = await plan_of(db, meter_locks.LOCK, batch)  # what every flow runs (read_meters)
     assert "meters_pkey" in locked and "gin" not in locked.lower() and "infix" not in locked
     async with db.transaction():  # the search's query matches its index (PostgreSQL takes it when it pays)
         await db.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off")
         await db.execute("SET LOCAL enable_indexonlyscan = off")
-        searched = await plan(
-            "SELECT meter_number FROM meters WHERE lower(meter_number) LIKE '%' || lower($1) || '%'", "00123"
+        searched = await plan_of(
+            db, "SELECT meter_number FROM meters WHERE lower(meter_number) LIKE '%' || lower($1) || '%'", "00123"
         )
     assert "meters_number_infix" in searched
     every = [f"06{g:08d}" for g in range(1, 15001)]

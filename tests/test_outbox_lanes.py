@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer
 from kernel.connections import create_pool, started_producer
 from kernel.settings import Settings
 from kernel.topics import topic
+from tests.harness import plan_of
 from workers.outbox_relay import TAKE, TAKE_SETTINGS, relay_once, run_relay
 from workers.relay_lanes import LANES, RelayLanes
 
@@ -74,8 +75,7 @@ async def test_the_relays_read_ignores_statistics_of_a_nearly_empty_outbox(db: a
     async def plan(settings: str) -> str:
         async with db.transaction():
             await db.execute(settings)
-            rows = await db.fetch(f"EXPLAIN {TAKE}", list(range(LANES)), 1000)
-        return "\n".join(r[0] for r in rows)
+            return await plan_of(db, TAKE, list(range(LANES)), 1000)
 
     # The trap is real with these statistics: without the relay's settings PostgreSQL scans the table.
     assert SCAN.search(await plan("SET LOCAL synchronous_commit = off"))

@@ -17,7 +17,7 @@ from db.partitions import AHEAD_DAYS, HISTORY, maintain, partitions, retention
 from kernel.errors import PpuError
 from kernel.ids import id_floor, id_time, new_id
 from kernel.settings import Settings
-from tests.harness import eventually
+from tests.harness import eventually, plan_of
 from workers.sweeper import run_sweeper
 
 TODAY = datetime.now(UTC).date()
@@ -64,9 +64,7 @@ async def test_rows_land_in_their_days_partition(db: asyncpg.Connection) -> None
     assert await _where(db, "lookup_rounds", "round_id", round_id) == "lookup_rounds" + day
     assert await _where(db, "lookups", "lookup_id", lookup_id) == "lookups" + day
     # A lookup by id is planned on its one partition (and the DEFAULT one), not on every day kept.
-    plan = "\n".join(
-        r[0] for r in await db.fetch("EXPLAIN SELECT * FROM lookups WHERE lookup_id = ANY($1::uuid[])", [lookup_id])
-    )
+    plan = await plan_of(db, "SELECT * FROM lookups WHERE lookup_id = ANY($1::uuid[])", [lookup_id])
     assert "lookups" + day in plan and "lookups_p" + f"{TODAY + timedelta(days=1):%Y%m%d}" not in plan
 
 

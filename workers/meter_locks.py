@@ -11,9 +11,10 @@ import asyncpg
 from kernel.dbconn import Db
 
 READ = "SELECT meter_number, utility_id, blocked FROM meters WHERE meter_number = ANY($1::text[]) ORDER BY meter_number"
+LOCK = READ + " FOR UPDATE"
 
 
 async def read_meters(conn: Db, meter_numbers: Iterable[str], lock: bool = True) -> dict[str, asyncpg.Record]:
     """The meters of these numbers that exist, by number; their rows locked FOR UPDATE unless `lock` is False."""
-    rows = await conn.fetch(READ + " FOR UPDATE" if lock else READ, sorted(set(meter_numbers)))
+    rows = await conn.fetch(LOCK if lock else READ, sorted(set(meter_numbers)))
     return {r["meter_number"]: r for r in rows}

@@ -34,8 +34,7 @@ async def handle_lookup_responses(
     conn, out = work.conn, work
     now: datetime = await conn.fetchval("SELECT now()")
     batch = [_bounded(m, now, max_skew_seconds) for m in batch]
-    meters = sorted({m.event.data.meter_number for m in batch})
-    locked = await read_meters(conn, meters)
+    locked = await read_meters(conn, (m.event.data.meter_number for m in batch))
     sent = {
         r["lookup_id"]: SentLookup(**r)
         for r in await conn.fetch(
