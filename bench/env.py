@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -110,11 +111,19 @@ async def _with_topics(settings: Settings, url: str) -> BenchEnv:
     return BenchEnv(settings, url)
 
 
+# The topics bench, soak and fault runs make (their prefixes: bench/run.py, bench/soak.py, faults/scenarios.py; the
+# faust peer's own), never the deployment's. Left to pile up, a local broker held 15,000 partitions: it took more
+# than a minute to start, and every run shared the machine with them.
+RUN_TOPICS = re.compile(r"^(?:[bk]\d{10}[a-z]?|f[0-9a-f]{8}|bpeer|bsmoke)\.")
+
+
 async def drop_previous_runs() -> None:
-    """Every database an earlier bench or soak run left (kept for a look after a run; the next run removes them: a
-    soak's is gigabytes). The history template is kept: it is what saves the next run minutes (bench/history.py
-    drops one the migrations made stale)."""
-    admin = await asyncpg.connect(endpoints(Settings()).database_url)
+    """Every database and topic an earlier bench, soak or fault run left (kept for a look after a run; the next run
+    removes them: a soak's database is gigabytes). The history template is kept: it is what saves the next run
+    minutes (bench/history.py drops one the migrations made stale)."""
+    settings = Settings()
+    where = endpoints(settings)
+    admin = await asyncpg.connect(where.database_url)
     try:
         for name in await admin.fetch(
             "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%' AND datname NOT LIKE 'bench\\_history\\_%'"
@@ -122,6 +131,10 @@ async def drop_previous_runs() -> None:
             await admin.execute(f"DROP DATABASE IF EXISTS {name['datname']} WITH (FORCE)")
     finally:
         await admin.close()
+    async with admin_client(where.kafka_bootstrap_servers) as client:
+        stale = sorted(t for t in await client.list_topics() if RUN_TOPICS.match(t))
+        for i in range(0, len(stale), 200):  # a bounded request each
+            await client.delete_topics(stale[i : i + 200])
 
 
 async def _reference(url: str) -> None:

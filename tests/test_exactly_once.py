@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,7 @@ import pytest
 
 from kernel.settings import Settings
 from tests.harness import PROVIDERS, System, eventually, running, seed_reference
+from tests.test_dead_letters import dead_letters
 
 
 @pytest.fixture
@@ -152,3 +154,44 @@ async def test_an_answer_dated_a_year_ahead_freezes_nothing(system: System, db: 
         what="the next decision",
     )
     assert row["provider_id"] != "p1" and row["outcome"] == "blocked"
+
+
+async def test_an_attempt_id_reused_for_another_meter_or_institution_is_refused_not_dropped(
+    system: System, settings: Settings, db: asyncpg.Connection
+) -> None:
+    first = await system.attempt("0401000023")
+    await eventually(lambda: db.fetchval("SELECT count(*) FROM purchase_attempts"), what="the first attempt")
+    same_id = first.data.attempt_id
+    other_meter = await system.attempt("0401000024", attempt_id=same_id)
+    other_institution = await system.attempt("0401000023", institution="i2", attempt_id=same_id)
+    retry = await system.attempt("0401000023", attempt_id=same_id)  # the same purchase again: its one decision
+    letters = await dead_letters(settings, "purchase_attempts_dlq", 2)
+    refused = sorted(json.loads(raw)["id"] for raw, _ in letters)
+    assert refused == sorted([str(other_meter.id), str(other_institution.id)])
+    for _, headers in letters:
+        assert headers.stage == "apply" and headers.error_class == "Rejected"
+        assert "already used for another meter or institution" in headers.error_message
+        assert "0401000023" not in headers.error_message and "i1" not in headers.error_message
+    await eventually(
+        lambda: db.fetchval("SELECT count(*) FROM inbox WHERE message_id = $1", retry.id), what="the retry applied"
+    )
+    kept = await db.fetch("SELECT meter_number, institution_id FROM purchase_attempts WHERE attempt_id = $1", same_id)
+    assert [tuple(r) for r in kept] == [("0401000023", "i1")]
+
+
+async def test_an_attempt_id_reused_within_one_batch_is_refused(
+    system: System, settings: Settings, db: asyncpg.Connection
+) -> None:
+    a = await system.attempt("0401000025", send=False)
+    b = await system.attempt("0401000026", attempt_id=a.data.attempt_id, send=False)
+    # Sent back to back (one batch, or two: the second is refused either way).
+    await system.send("purchase_attempts", a)
+    await system.send("purchase_attempts", b)
+    letters = await dead_letters(settings, "purchase_attempts_dlq", 1)
+    refused = json.loads(letters[0][0])
+    assert refused["data"]["meter_number"] in ("0401000025", "0401000026")
+    kept = await eventually(
+        lambda: db.fetchval("SELECT meter_number FROM purchase_attempts WHERE attempt_id = $1", a.data.attempt_id),
+        what="the attempt kept",
+    )
+    assert {kept, refused["data"]["meter_number"]} == {"0401000025", "0401000026"}

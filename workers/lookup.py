@@ -3,6 +3,8 @@ to rounds, or routed/blocked at once."""
 
 from __future__ import annotations
 
+import uuid
+
 from domain.attempts import Attempt, plan_attempts
 from kernel.live_window import live_since, live_since_id
 from messaging.inbound import Inbound
@@ -29,10 +31,13 @@ async def handle_purchase_attempts(
     # The meters are locked from here on: the attempts seen before (within the live window) cannot change under
     # us, and no other batch opens a round on them; both hold by this lock alone (migration 0013).
     ctx = await load_context(conn, meters, sorted({e.data.institution_id for e in events}), lock=True)
-    known = {
-        r["attempt_id"]
+    # Attempts seen before (within the live window): the same attempt again under a new event id has its one
+    # decision; its id again for another meter or institution is not the same purchase, and is refused.
+    known: dict[uuid.UUID, tuple[str, str]] = {
+        r["attempt_id"]: (r["meter_number"], r["institution_id"])
         for r in await conn.fetch(
-            "SELECT attempt_id FROM purchase_attempts WHERE attempt_id = ANY($1::uuid[]) AND recorded_at >= $2",
+            """SELECT attempt_id, meter_number, institution_id FROM purchase_attempts
+               WHERE attempt_id = ANY($1::uuid[]) AND recorded_at >= $2""",
             [e.data.attempt_id for e in events],
             live_since(),
         )
@@ -47,10 +52,15 @@ async def handle_purchase_attempts(
         )
     }
     attempts = []
-    for e in events:
-        if e.data.attempt_id not in known:  # the same attempt again under a new event id has its one decision
-            known.add(e.data.attempt_id)
-            attempts.append(Attempt(e.data.attempt_id, e.data.meter_number, e.data.institution_id, str(e.id), e.time))
+    for i, e in enumerate(events):
+        d = e.data
+        first = known.get(d.attempt_id)
+        if first is None:
+            known[d.attempt_id] = (d.meter_number, d.institution_id)
+            attempts.append(Attempt(d.attempt_id, d.meter_number, d.institution_id, str(e.id), e.time))
+        elif first != (d.meter_number, d.institution_id):
+            # Which meter and institution hold it is not said: the letter may be read by the other institution.
+            out.reject(i, f"attempt id {d.attempt_id} is already used for another meter or institution")
     plan = plan_attempts(attempts, ctx, new_meters, set(open_round))
     to_open, joiners = plan.rounds, plan.joiners
     for r, round_id in await open_rounds(conn, out, [*to_open.values(), *plan.routine], deadline_seconds):
