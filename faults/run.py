@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from bench.env import PROVIDERS
+from bench.env import PROVIDERS, drop_previous_runs
 from faults.cluster_faults import cluster_plan
 from faults.hostile import hostile_records
 from faults.injections import (
@@ -149,6 +149,7 @@ def faults(only: str | None, cluster: bool) -> None:
         pattern = re.compile(only) if only else None
     except re.error as e:
         raise click.BadParameter(str(e), param_hint="--only") from None
+    asyncio.run(drop_previous_runs())  # earlier runs' databases and topics (bench/env.py)
     outcomes = asyncio.run(run_all(pattern, cluster_plan(N) if cluster else PLAN))
     if not outcomes:
         raise click.BadParameter(f"no scenario matches {only!r}", param_hint="--only")
