@@ -65,9 +65,10 @@ class GroupProgress:
     async def stored(self, pool: asyncpg.Pool, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         return await self._mine(pool, partitions, lock=False)
 
-    async def store(self, conn: Db, next_offsets: dict[TopicPartition, int]) -> None:
-        """In the batch's transaction, after `fence` locked the rows."""
-        await conn.execute(
+    def storing(self, next_offsets: dict[TopicPartition, int]) -> tuple[str, str, list[str], list[int], list[int]]:
+        """The statement (and its arguments) that stores the next offsets: run in the batch's transaction, after
+        `fence` locked the rows (the unit of work runs it with the outbox's write, in one round trip)."""
+        return (
             """UPDATE consumer_offsets c SET next_offset = u.o, updated_at = now()
                FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, o)
                WHERE c.group_id = $1 AND c.topic = u.t AND c.partition = u.p""",

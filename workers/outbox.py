@@ -44,16 +44,22 @@ class Outbox:
         """The message at `index` cannot be applied; it goes to the dead-letter topic, stage `apply`."""
         self.rejected.append(Rejection(index, reason))
 
-    async def flush(self, conn: Db) -> None:
+    async def flush(self, conn: Db, then: str | None = None, *args: object) -> None:
+        """Writes the queued rows. `then`: a statement (numbered from $1, with `args`) run in the same round trip."""
         if not self.rows:
+            if then is not None:
+                await conn.execute(then, *args)
             return
         names, keys, values, extras = zip(*self.rows, strict=True)
+        n = len(args)
         # Only the headers a row adds (trace context); the relay adds the constant ones itself
         # (`workers/outbox_relay.CONSTANT_HEADERS`).
-        await conn.execute(
-            """INSERT INTO outbox (topic, key, value, headers)
+        write = f"""INSERT INTO outbox (topic, key, value, headers)
                SELECT t, k, v, h::jsonb
-               FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[]) AS u(t, k, v, h)""",
+               FROM unnest(${n + 1}::text[], ${n + 2}::text[], ${n + 3}::bytea[], ${n + 4}::text[]) AS u(t, k, v, h)"""
+        await conn.execute(
+            write if then is None else f"WITH written AS ({write}) {then}",
+            *args,
             list(names),
             list(keys),
             list(values),

@@ -27,7 +27,8 @@ async def open_rounds(
     if not plans:
         return []
     opened = [(r, new_id()) for r in plans]
-    # The database's clock for every time we record; the rounds' insert returns it, saving a round trip.
+    lookups = [(new_id(), r, rid, pid) for r, rid in opened for pid in r.providers]
+    # Rounds and their lookups in one statement; it returns the database's clock for every time we record.
     first = await conn.fetchrow(
         """WITH opened AS (
                INSERT INTO lookup_rounds (round_id, meter_number, reason, opened_at, deadline, closed_at,
@@ -35,7 +36,10 @@ async def open_rounds(
                SELECT r, m, why, now(), now() + make_interval(secs => $4),
                       CASE WHEN why = 'routine' THEN now() END, string_to_array(p, ','), i
                FROM unnest($1::uuid[], $2::text[], $3::text[], $5::text[], $6::text[]) AS u(r, m, why, p, i)
-               RETURNING opened_at, deadline)
+               RETURNING opened_at, deadline),
+           asked AS (
+               INSERT INTO lookups (lookup_id, round_id, meter_number, provider_id, sent_at)
+               SELECT l, r, m, p, now() FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[]) AS u(l, r, m, p))
            SELECT opened_at, deadline FROM opened LIMIT 1""",
         [rid for _, rid in opened],
         [r.meter_number for r, _ in opened],
@@ -43,20 +47,14 @@ async def open_rounds(
         deadline_seconds,
         [",".join(r.providers) for r, _ in opened],
         [r.institution_id for r, _ in opened],
-    )
-    assert first is not None  # rounds is not empty
-    now: datetime = first["opened_at"]
-    deadline: datetime = first["deadline"]
-    lookups = [(new_id(), r, rid, pid) for r, rid in opened for pid in r.providers]
-    await conn.execute(
-        """INSERT INTO lookups (lookup_id, round_id, meter_number, provider_id, sent_at)
-           SELECT l, r, m, p, $5 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(l, r, m, p)""",
         [lk for lk, _, _, _ in lookups],
         [rid for _, _, rid, _ in lookups],
         [r.meter_number for _, r, _, _ in lookups],
         [p for _, _, _, p in lookups],
-        now,
     )
+    assert first is not None  # rounds is not empty
+    now: datetime = first["opened_at"]
+    deadline: datetime = first["deadline"]
     broadcast = [(r.meter_number, pid) for _, r, _, pid in lookups if r.reason != "routine"]
     # "Awaiting confirmation" compares the last response with the last broadcast, so routine lookups don't count.
     if broadcast:

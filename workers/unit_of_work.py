@@ -121,13 +121,12 @@ class BatchTransactions:
                 for rejection in work.outbox.rejected:  # batch[i] was made from fresh[i]
                     _, (rejected, _) = fresh[rejection.index]
                     letters.append(self._letter(rejected, Failure("apply", "Rejected", rejection.reason)))
-                await work.outbox.flush(conn)
                 await _acknowledged(letters)
             finally:
                 if letters:  # none left in flight past this transaction (a retry would write it twice)
                     await asyncio.wait(letters)
             nexts = {tp: tp_items[-1][0].offset + 1 for tp, tp_items in items.items() if tp in owned}
-            await self.progress.store(conn, nexts)
+            await work.outbox.flush(conn, *self.progress.storing(nexts))  # the events and the offsets, one round trip
             self.failpoints.hit("mid_transaction")
         self.dead_lettered = {k for k in self.dead_lettered if TopicPartition(k[0], k[1]) not in nexts}
         rejected = len(work.outbox.rejected)
