@@ -84,4 +84,5 @@ class Envelope(BaseModel, Generic[D]):
         )
 
     def encode(self) -> bytes:
-        return self.model_dump_json().encode()
+        # What model_dump_json() writes, as bytes: without its decode to str and our encode back (the hot path).
+        return self.__pydantic_serializer__.to_json(self)
