@@ -8,7 +8,7 @@ import asyncpg
 
 from kernel.ids import new_id
 from tests.harness import eventually, seed_reference
-from workers.sweeper import sweep_once, take_lease
+from workers.sweeper import sweep_budget, sweep_once, take_lease
 
 
 async def test_one_holder_at_a_time_and_takeover_after_lapse(db: asyncpg.Connection, database_url: str) -> None:
@@ -20,6 +20,12 @@ async def test_one_holder_at_a_time_and_takeover_after_lapse(db: asyncpg.Connect
         await eventually(lambda: take_lease(other, "b", 5), within=5, what="a's lease to lapse")
         assert not await take_lease(db, "a", 5)
         assert await sweep_once(db, "a", "") == 0, "a lapsed holder sweeps nothing"
+        # Nor its budget: and the point it had reached is forgotten (b may have swept meanwhile), so that every open
+        # wait is looked at when the lease is a's again; b's sweep reaches a point and says when to look next.
+        since = await db.fetchval("SELECT now()")
+        assert await sweep_budget(db, "a", "", 2.0, since) == (None, None)
+        reached, _ = await sweep_budget(other, "b", "", 2.0, None)
+        assert reached is not None
     finally:
         await other.close()
 

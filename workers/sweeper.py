@@ -67,10 +67,10 @@ async def sweep_budget(
     """Decides the waits that crossed the budget after `since` (the database time the last sweep reached; None:
     every wait still open) where a Supported provider exists. An attempt with none waits for the next answer
     (the response consumer decides it then) or the deadline. Returns the time this sweep reached, and in how many
-    seconds the next wait crosses the budget (None: no wait open)."""
+    seconds the next wait crosses the budget (None: no wait open, or the lease is not ours)."""
     async with conn.transaction():
         if not await _still_mine(conn, holder):
-            return since, None
+            return None, None  # another holder may sweep meanwhile: every open wait is looked at when ours again
         found = await conn.fetchrow(
             """WITH waits AS (
                    SELECT round_id, meter_number, joined_at FROM purchase_attempts
@@ -139,14 +139,53 @@ async def run_sweeper(
     the provider health every few seconds, the automatic re-check every `recheck_every` seconds, the inbox
     retention every minute, the history's partitions and their retention (`keep`, db/partitions.py) hourly."""
     holder = f"sweeper-{uuid.uuid4().hex[:8]}"
-    refreshed = purged = rechecked = partitioned = 0.0
+    loops = [
+        asyncio.ensure_future(_decide_on_budget(pool, holder, topic_prefix, stop, interval, budget_seconds)),
+        asyncio.ensure_future(
+            _keep_house(pool, holder, topic_prefix, stop, interval, ttl_seconds, recheck_every, keep)
+        ),
+    ]
+    try:
+        await asyncio.gather(*loops)  # one failing fails the sweeper (and its process: a supervisor restarts it)
+    finally:
+        for loop in loops:
+            loop.cancel()
+
+
+async def _decide_on_budget(
+    pool: asyncpg.Pool, holder: str, topic_prefix: str, stop: asyncio.Event, interval: float, budget_seconds: float
+) -> None:
+    """A loop of its own, so that no housekeeping delays a decision: it wakes when the next wait crosses the budget
+    (counted from when the sweep that saw it began), or every `interval` at the latest."""
     reached: datetime | None = None
     while not stop.is_set():
-        next_due: float | None = None
+        began, next_due = time.monotonic(), None
+        try:
+            async with pool.acquire() as conn:
+                reached, next_due = await sweep_budget(conn, holder, topic_prefix, budget_seconds, reached)
+        except TRANSIENT as e:
+            log.warning("sweeper cannot reach the database", error=str(e))
+        pause = interval if next_due is None else min(interval, max(began + next_due - time.monotonic(), 0.005))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), pause)
+
+
+async def _keep_house(
+    pool: asyncpg.Pool,
+    holder: str,
+    topic_prefix: str,
+    stop: asyncio.Event,
+    interval: float,
+    ttl_seconds: float,
+    recheck_every: float,
+    keep: Mapping[str, int] | None,
+) -> None:
+    """The lease, the deadlines, the re-checks, the inbox's and the history's retention, the provider health."""
+    refreshed = purged = rechecked = partitioned = 0.0
+    while not stop.is_set():
         try:
             async with pool.acquire() as conn:
                 if await take_lease(conn, holder, ttl_seconds):
-                    reached, next_due = await sweep_budget(conn, holder, topic_prefix, budget_seconds, reached)
                     decided = await sweep_once(conn, holder, topic_prefix)
                     if decided:
                         log.info("expired rounds swept", attempts_decided=decided)
@@ -171,11 +210,8 @@ async def run_sweeper(
                         metrics.export_health(figures)
                         for provider, (before, after) in changes.items():
                             log.warning("provider health changed", provider=provider, before=before, after=after)
-                else:
-                    reached = None  # another holder swept meanwhile: look at every open wait when ours again
             metrics.LAST_PROGRESS.labels("sweeper").set_to_current_time()
         except TRANSIENT as e:
             log.warning("sweeper cannot reach the database", error=str(e))
-        pause = interval if next_due is None else min(interval, max(next_due, 0.005))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), pause)
+            await asyncio.wait_for(stop.wait(), interval)
