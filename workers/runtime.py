@@ -29,6 +29,7 @@ from messaging.inbound import Item, decode
 from messaging.retrying import MESSAGE_FAULTS, BatchTooSlow, patiently, retry_until_stopped
 from workers.commit_hints import CommitHints
 from workers.failpoints import Failpoints
+from workers.fetch_ahead import FetchAhead
 from workers.group_progress import NEVER, GroupProgress
 from workers.registry import ConsumerFlow
 from workers.set_aside import PartitionStuck, SetAside
@@ -45,6 +46,8 @@ class _Fence(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self.runtime.progress.release(list(revoked))
+        if self.runtime.ahead is not None:
+            self.runtime.ahead.forget(revoked)
         for tp in revoked:
             self.runtime.set_aside.forget(tp)
             metrics.partition_moving(self.runtime.flow.worker, tp)
@@ -64,6 +67,7 @@ class ConsumerRuntime:
         self.member = f"{flow.worker}-{uuid.uuid4().hex[:8]}"
         self.progress = GroupProgress(flow.group_id, self.member)
         self.consumer: AIOKafkaConsumer | None = None
+        self.ahead: FetchAhead | None = None  # records taken while a batch is applied (workers/fetch_ahead.py)
         self.dead_letters = DeadLetterer(bootstrap, flow.group_id)
         self.failpoints = Failpoints(settings.failpoints)
         self.applied = 0  # messages handed to the handler and committed (for tests and metrics)
@@ -113,14 +117,19 @@ class ConsumerRuntime:
             self.consumer = consumer = await patiently(self._start_consumer)
             await self._topic_known(consumer, stop)
             consumer.subscribe([self.topic_name], listener=_Fence(self))
-            while not stop.is_set():
-                self.set_aside.resume_due(consumer)
-                records = await consumer.getmany(timeout_ms=s.batch_timeout_ms, max_records=s.batch_max_records)
-                if records:
-                    work = asyncio.ensure_future(self._process(records, stop))
-                    await asyncio.wait([work])  # shielded from our own cancellation: a batch finishes or fails
-                    work.result()
-                self._report_progress(records)
+            self.ahead = ahead = FetchAhead(consumer, s.batch_max_records)
+            fetching = asyncio.ensure_future(ahead.run())
+            try:
+                while not stop.is_set():
+                    self.set_aside.resume_due(consumer)
+                    records = await ahead.take(fetching, s.batch_timeout_ms / 1000)
+                    if records:
+                        work = asyncio.ensure_future(self._process(records, stop))
+                        await asyncio.wait([work])  # shielded from our own cancellation: a batch finishes or fails
+                        work.result()
+                    self._report_progress(records)
+            finally:
+                fetching.cancel()
         finally:
             await self._stop()
 
@@ -223,6 +232,8 @@ class ConsumerRuntime:
 
     async def _seek_to_stored(self, offsets: dict[TopicPartition, int]) -> None:
         assert self.consumer is not None
+        if self.ahead is not None:
+            self.ahead.forget(offsets)
         never_stored = []
         for tp, offset in offsets.items():
             if offset != NEVER:
