@@ -31,26 +31,28 @@ async def handle_purchase_attempts(
     # The meters are locked from here on: the attempts seen before (within the live window) cannot change under
     # us, and no other batch opens a round on them; both hold by this lock alone (migration 0013).
     ctx = await load_context(conn, meters, sorted({e.data.institution_id for e in events}), lock=True)
-    # In one statement: the attempts seen before (within the live window) — the same attempt again under a new event
-    # id has its one decision; its id again for another meter or institution is not the same purchase, and is
-    # refused — and the rounds open on these meters.
-    known: dict[uuid.UUID, tuple[str, str]] = {}
-    open_round: dict[str, uuid.UUID] = {}
-    for kind, id_, meter, institution in await conn.fetch(
-        """SELECT 'a', attempt_id, meter_number, institution_id FROM purchase_attempts
-           WHERE attempt_id = ANY($1::uuid[]) AND recorded_at >= $2
-           UNION ALL
-           SELECT 'r', round_id, meter_number, NULL FROM lookup_rounds
-           WHERE meter_number = ANY($3::text[]) AND closed_at IS NULL AND round_id >= $4""",
-        [e.data.attempt_id for e in events],
-        live_since(),
-        meters,
-        live_since_id(),
-    ):
-        if kind == "a":
-            known[id_] = (meter, institution)
-        else:
-            open_round[meter] = id_
+    # Attempts seen before (within the live window): the same attempt again under a new event id has its one
+    # decision; its id again for another meter or institution is not the same purchase, and is refused. (Read apart
+    # from the open rounds: as one UNION, PostgreSQL planned both as a parallel scan — 80 ms instead of 16 over 10
+    # million attempts of history.)
+    known: dict[uuid.UUID, tuple[str, str]] = {
+        r["attempt_id"]: (r["meter_number"], r["institution_id"])
+        for r in await conn.fetch(
+            """SELECT attempt_id, meter_number, institution_id FROM purchase_attempts
+               WHERE attempt_id = ANY($1::uuid[]) AND recorded_at >= $2""",
+            [e.data.attempt_id for e in events],
+            live_since(),
+        )
+    }
+    open_round: dict[str, uuid.UUID] = {
+        r["meter_number"]: r["round_id"]
+        for r in await conn.fetch(
+            """SELECT meter_number, round_id FROM lookup_rounds
+               WHERE meter_number = ANY($1::text[]) AND closed_at IS NULL AND round_id >= $2""",
+            meters,
+            live_since_id(),
+        )
+    }
     attempts = []
     for i, e in enumerate(events):
         d = e.data

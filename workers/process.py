@@ -44,7 +44,12 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
     where = endpoints(settings)
     metrics.serve(settings.metrics_port, settings.metrics_host)
     tracing.configure_from(settings, "ppu-workers")
-    plans: dict[str, str] = {"plan_cache_mode": settings.db_plan_cache_mode}
+    plans: dict[str, str] = {
+        "plan_cache_mode": settings.db_plan_cache_mode,
+        # Every statement of a worker reads a few rows by key. Allowed parallel workers, PostgreSQL planned the read of
+        # a batch's attempt ids over a week of history as parallel sequential scans: 67 ms instead of 16 per batch.
+        "max_parallel_workers_per_gather": "0",
+    }
     pool = await patiently(
         lambda: create_pool(where.database_url, min_size=1, max_size=4 + 2 * len(names), server_settings=plans)
     )
