@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.env import BenchEnv
 from kernel.topics import topic
+from messaging.retrying import pause
 from workers.registry import CONSUMERS, consumer_flow
 
 # One counter per stage, each moved by one worker only (decisions are made by the lookup worker and, at a
@@ -39,8 +40,7 @@ class ProgressMonitor:
                         row = await conn.fetchrow(COUNTERS)
                         assert row is not None
                         self.samples.append((loop.time(), tuple(row)))
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), self.every)
+                        await pause(stop, self.every)
                 finally:
                     with contextlib.suppress(Exception):
                         await conn.close(timeout=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -91,3 +92,9 @@ async def patiently(attempt: Callable[[], Awaitable[T]], within: float = 60.0) -
         with tried:
             return await attempt()
     raise AssertionError("unreachable: tenacity returns or re-raises")
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Waits `seconds`, or less if `stop` is set meanwhile: the sleep of every loop that runs until asked to stop."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

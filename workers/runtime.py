@@ -10,7 +10,6 @@ in the database on assignment.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import time
 import uuid
@@ -26,7 +25,7 @@ from kernel.topics import topic
 from messaging import metrics
 from messaging.dead_letters import DeadLetterer, DeadLetterFailed, Failure
 from messaging.inbound import Item, decode
-from messaging.retrying import MESSAGE_FAULTS, BatchTooSlow, patiently, retry_until_stopped
+from messaging.retrying import MESSAGE_FAULTS, BatchTooSlow, patiently, pause, retry_until_stopped
 from workers.commit_hints import CommitHints
 from workers.failpoints import Failpoints
 from workers.fetch_ahead import FetchAhead
@@ -139,8 +138,7 @@ class ConsumerRuntime:
         started right after its topics were created, stalled so)."""
         while not stop.is_set() and self.topic_name not in await consumer.topics():
             log.warning("topic not in the cluster's metadata yet; waiting", topic=self.topic_name)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.5)
+            await pause(stop, 0.5)
 
     async def _stop(self) -> None:
         await self.hints.drain(self.settings.shutdown_timeout_seconds)

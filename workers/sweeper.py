@@ -8,7 +8,6 @@ the lease only when it has lapsed. The sweep itself re-checks the lease inside i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -23,7 +22,7 @@ from db.provider_health import refresh_states
 from kernel.dbconn import Db
 from kernel.live_window import live_since
 from messaging import metrics
-from messaging.retrying import TRANSIENT
+from messaging.retrying import TRANSIENT, pause
 from workers.auto_recheck import recheck_due
 from workers.rounds import decide_waiting
 from workers.unit_of_work import UnitOfWork
@@ -165,9 +164,9 @@ async def _decide_on_budget(
                 reached, next_due = await sweep_budget(conn, holder, topic_prefix, budget_seconds, reached)
         except TRANSIENT as e:
             log.warning("sweeper cannot reach the database", error=str(e))
-        pause = interval if next_due is None else min(interval, max(began + next_due - time.monotonic(), 0.005))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), pause)
+        await pause(
+            stop, interval if next_due is None else min(interval, max(began + next_due - time.monotonic(), 0.005))
+        )
 
 
 async def _keep_house(
@@ -213,5 +212,4 @@ async def _keep_house(
             metrics.LAST_PROGRESS.labels("sweeper").set_to_current_time()
         except TRANSIENT as e:
             log.warning("sweeper cannot reach the database", error=str(e))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
+        await pause(stop, interval)
