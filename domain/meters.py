@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from domain.routing import Candidate, Preference
@@ -29,8 +31,8 @@ class Meter:
 @dataclass
 class RoutingContext:
     meters: dict[str, Meter]
-    providers: dict[str, tuple[bool, str]]  # provider id → (enabled, health)
-    institution_providers: dict[str, set[str]]
+    providers: Mapping[str, tuple[bool, str]]  # provider id → (enabled, health)
+    institution_providers: Mapping[str, AbstractSet[str]]
     preferences: dict[tuple[str, str], list[Preference]]  # (institution, utility) → preferences
 
     def candidates(self, meter: Meter, institution_id: str) -> list[Candidate]:

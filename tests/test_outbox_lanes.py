@@ -51,9 +51,11 @@ async def test_relays_split_the_lanes_between_them(db: asyncpg.Connection) -> No
 
 
 def _counting(send: Callable[..., Awaitable[Any]], sends: dict[str, int], member: str) -> Callable[..., Awaitable[Any]]:
-    async def counted(*args: Any, **kwargs: Any) -> Any:
-        sends[member] += 1
-        return await send(*args, **kwargs)
+    """Counts the records of each batch the relay sends (workers/relay_publish.py)."""
+
+    async def counted(batch: Any, *args: Any, **kwargs: Any) -> Any:
+        sends[member] += batch.record_count()
+        return await send(batch, *args, **kwargs)
 
     return counted
 
@@ -125,7 +127,7 @@ async def test_two_relays_publish_every_row_once_in_order_per_key(
             await db.executemany("INSERT INTO outbox_relays VALUES ($1, now())", [("relay-1",), ("relay-2",)])
             sends = {"relay-1": 0, "relay-2": 0}
             for member, producer in (("relay-1", p1), ("relay-2", p2)):
-                producer.send = _counting(producer.send, sends, member)
+                producer.send_batch = _counting(producer.send_batch, sends, member)
             relays = [
                 asyncio.ensure_future(run_relay(pool, p, stop, settings.database_url, member=m))
                 for m, p in (("relay-1", p1), ("relay-2", p2))

@@ -27,6 +27,7 @@ from messaging.retrying import TRANSIENT
 from schemas.envelope import CONTENT_TYPE
 from workers.failpoints import NONE, Failpoints
 from workers.relay_lanes import LANES, RelayLanes
+from workers.relay_publish import publish
 
 CONSTANT_HEADERS = [("content-type", CONTENT_TYPE)]  # on every row, so not stored with each (workers/outbox.py)
 log = structlog.get_logger()
@@ -62,11 +63,10 @@ async def relay_once(
         if not rows:
             return 0
         spans, headers = _publish_spans(rows) if tracing.enabled() else ([], [_headers(r) for r in rows])
-        pending = [
-            await producer.send(r["topic"], value=r["value"], key=r["key"].encode(), headers=h)
-            for r, h in zip(rows, headers, strict=True)
-        ]
-        await asyncio.gather(*pending)  # every send acknowledged by all in-sync replicas
+        # Every record acknowledged by all in-sync replicas before the delete commits.
+        await publish(
+            producer, [(r["topic"], r["key"].encode(), r["value"], h) for r, h in zip(rows, headers, strict=True)]
+        )
         tracing.end_all(spans)
         failpoints.hit("after_publish")
     for name, n in Counter(r["topic"] for r in rows).items():  # a label lookup per topic, not per message
