@@ -12,7 +12,9 @@ from domain.attempts import Decided
 from domain.routing import Decision, Preference
 from kernel.ids import new_id
 from tests.harness import seed_reference
-from workers.routing_context import load_context, record_decisions
+from workers.decisions import record_decisions
+from workers.meter_locks import lock_or_create
+from workers.routing_context import load_context
 from workers.unit_of_work import UnitOfWork
 
 
@@ -96,3 +98,30 @@ async def test_a_waiting_attempt_decided_by_two_transactions_at_once_gets_one_de
     rows = await db.fetch("SELECT provider_id FROM routing_decisions WHERE attempt_id = $1", attempt)
     assert [r["provider_id"] for r in rows] == ["p1"]
     assert [len(w.outbox.rows) for w in works] == [1, 0], "only the first publishes a decision"
+
+
+async def test_meters_are_locked_or_created_and_one_created_meanwhile_is_locked_not_created(
+    db: asyncpg.Connection, database_url: str
+) -> None:
+    await db.execute("INSERT INTO meters (meter_number, blocked) VALUES ('m1', true)")
+    other = await asyncpg.connect(database_url)
+    try:
+        async with other.transaction():  # another batch creates m2 first and has not committed yet
+            await other.execute("INSERT INTO meters (meter_number) VALUES ('m2')")
+            async with db.transaction():
+                racing = asyncio.ensure_future(lock_or_create(db, ["m3", "m2", "m1"]))
+                await asyncio.sleep(0.3)
+                assert not racing.done(), "m2's insert waits for the other batch"
+                await other.execute("UPDATE meters SET blocked = true WHERE meter_number = 'm2'")
+                await other.execute("COMMIT")
+                await other.execute("BEGIN")  # for the transaction block to end cleanly
+                rows, created = await racing
+                assert created == {"m3"}, "m2 was the other batch's to create"
+                assert {n: r["blocked"] for n, r in rows.items()} == {"m1": True, "m2": True, "m3": False}
+                locked = await other.fetch(
+                    "SELECT meter_number FROM meters WHERE meter_number = ANY($1::text[]) FOR UPDATE SKIP LOCKED",
+                    ["m1", "m2", "m3"],
+                )
+                assert locked == [], "every one of them is locked by this batch"
+    finally:
+        await other.close()

@@ -6,8 +6,9 @@ from __future__ import annotations
 from domain.attempts import Attempt, plan_attempts
 from messaging.inbound import Inbound
 from schemas.purchase import PurchaseAttempted
+from workers.decisions import decision_columns, decisions_insert, publish_decisions
 from workers.rounds import decide_waiting, open_rounds
-from workers.routing_context import load_lookup_context, record_decisions
+from workers.routing_context import load_lookup_context
 from workers.unit_of_work import UnitOfWork
 
 
@@ -17,22 +18,14 @@ async def handle_purchase_attempts(
     conn, out = work.conn, work
     events = [m.event for m in batch]
     meters = sorted({e.data.meter_number for e in events})
-    new_meters = {
-        r["meter_number"]
-        for r in await conn.fetch(
-            """INSERT INTO meters (meter_number) SELECT unnest($1::text[]) ORDER BY 1
-           ON CONFLICT DO NOTHING RETURNING meter_number""",
-            meters,
-        )
-    }
-    # The meters are locked from here on: the attempts seen before (within the live window) cannot change under
-    # us, and no other batch opens a round on them; both hold by this lock alone (migration 0013). The same
-    # attempt again under a new event id has its one decision; its id again for another meter or institution is
-    # not the same purchase, and is refused.
+    # The meters are locked (the new ones created) from here on: the attempts seen before (within the live window)
+    # cannot change under us, and no other batch opens a round on them; both hold by this lock alone (migration
+    # 0013). The same attempt again under a new event id has its one decision; its id again for another meter or
+    # institution is not the same purchase, and is refused.
     ctx, facts = await load_lookup_context(
         conn, meters, sorted({e.data.institution_id for e in events}), [e.data.attempt_id for e in events]
     )
-    known, open_round = facts.seen, facts.open_rounds
+    known, open_round, new_meters = facts.seen, facts.open_rounds, facts.created
     attempts = []
     for i, e in enumerate(events):
         d = e.data
@@ -51,21 +44,28 @@ async def handle_purchase_attempts(
     # Each attempt is written once, as it stands after this batch: waiting on a round, or decided.
     waits_on = {a: open_round[m] for a, m in joiners}
     decided = {d.attempt_id for d in plan.decided}
+    # The attempts and the decisions made at once, in one statement.
+    columns = decision_columns(plan.decided)
     waited = await conn.fetch(
-        """INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, round_id,
-                                          joined_at, decided_at)
-           SELECT a, m, i, t, r, CASE WHEN r IS NOT NULL THEN now() END, CASE WHEN d THEN now() END
-           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[], $6::bool[])
-                AS u(a, m, i, t, r, d)
-           RETURNING attempt_id, greatest(extract(epoch FROM now() - received_at), 0)::float8 AS waited""",
+        f"""WITH attempts AS (
+               INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, round_id,
+                                              joined_at, decided_at)
+               SELECT a, m, i, t, r, CASE WHEN r IS NOT NULL THEN now() END, CASE WHEN d THEN now() END
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[], $6::bool[])
+                    AS u(a, m, i, t, r, d)
+               RETURNING attempt_id, decided_at,
+                         greatest(extract(epoch FROM now() - received_at), 0)::float8 AS waited),
+           decisions AS ({decisions_insert(7)})
+           SELECT attempt_id, waited FROM attempts WHERE decided_at IS NOT NULL""",
         [a.attempt_id for a in attempts],
         [a.meter_number for a in attempts],
         [a.institution_id for a in attempts],
         [a.received_at for a in attempts],
         [waits_on.get(a.attempt_id) for a in attempts],
         [a.attempt_id in decided for a in attempts],
+        *columns,
     )
-    await record_decisions(conn, out, plan.decided, {w["attempt_id"]: w["waited"] for w in waited})
+    await publish_decisions(conn, out, plan.decided, {w["attempt_id"]: w["waited"] for w in waited})
     # Joining a round that already has answers may be decidable right away.
     joined_existing = sorted({open_round[m] for _, m in joiners if m not in to_open}, key=str)
     if joined_existing:

@@ -18,3 +18,30 @@ async def read_meters(conn: Db, meter_numbers: Iterable[str], lock: bool = True)
     """The meters of these numbers that exist, by number; their rows locked FOR UPDATE unless `lock` is False."""
     rows = await conn.fetch(LOCK if lock else READ, sorted(set(meter_numbers)))
     return {r["meter_number"]: r for r in rows}
+
+
+async def lock_or_create(conn: Db, meter_numbers: Iterable[str]) -> tuple[dict[str, asyncpg.Record], set[str]]:
+    """Locks these meters, creating the ones that do not exist yet; returns their rows and the numbers created now.
+
+    The known meters are locked first (one round trip when all are known, as in steady traffic), then the others are
+    inserted, which locks them too. One that another transaction inserted meanwhile (its insert waited for that one
+    to commit, and did nothing) is locked as a known one. Either order is by number: batches do not deadlock.
+    """
+    numbers = sorted(set(meter_numbers))
+    rows = await read_meters(conn, numbers)
+    missing = [n for n in numbers if n not in rows]
+    if not missing:
+        return rows, set()
+    created = {
+        r["meter_number"]: r
+        for r in await conn.fetch(
+            """INSERT INTO meters (meter_number) SELECT unnest($1::text[]) ORDER BY 1
+               ON CONFLICT DO NOTHING RETURNING meter_number, utility_id, blocked""",
+            missing,
+        )
+    }
+    rows |= created
+    raced = [n for n in missing if n not in created]
+    if raced:
+        rows |= await read_meters(conn, raced)
+    return rows, set(created)

@@ -11,7 +11,8 @@ from kernel.dbconn import Db
 from kernel.ids import id_floor, id_time, new_id
 from kernel.live_window import ID_MARGIN
 from schemas.lookup import LookupRequested, LookupRequestedData, RoundExpired, RoundExpiredData
-from workers.routing_context import load_context, record_decisions
+from workers.decisions import record_decisions
+from workers.routing_context import load_context
 from workers.unit_of_work import UnitOfWork
 
 SOURCE = "ppu/lookup"

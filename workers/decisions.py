@@ -1,0 +1,148 @@
+"""Decisions: stored once each, published, and the meters nobody can serve blocked."""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from datetime import datetime
+
+from domain.attempts import Decided
+from kernel.dbconn import Db
+from kernel.live_window import live_since
+from messaging import metrics
+from schemas.meter_events import MeterBlocked, MeterBlockedData
+from schemas.purchase import (
+    PurchaseBlocked,
+    PurchaseBlockedData,
+    PurchaseRouted,
+    PurchaseRoutedData,
+    SkippedProvider,
+)
+from workers.unit_of_work import UnitOfWork
+
+SOURCE = "ppu/lookup"
+
+
+def decisions_insert(first: int) -> str:
+    """The statement that stores decisions, its five arrays numbered from `first` (`decision_columns`)."""
+    a, m, p, r, k = (f"${first + i}" for i in range(5))
+    return f"""INSERT INTO routing_decisions
+               (attempt_id, meter_number, outcome, provider_id, reason, skipped, decided_at)
+           SELECT a, m, CASE WHEN p IS NULL THEN 'blocked' ELSE 'routed' END, p, r, s::jsonb, now()
+           FROM unnest({a}::uuid[], {m}::text[], {p}::text[], {r}::text[], {k}::text[]) AS u(a, m, p, r, s)"""
+
+
+def decision_columns(decided: list[Decided]) -> list[list[object]]:
+    return [
+        [d.attempt_id for d in decided],
+        [d.meter_number for d in decided],
+        [d.decision.provider_id for d in decided],
+        [d.decision.reason for d in decided],
+        [_skipped_json(tuple(d.decision.skipped)) for d in decided],
+    ]
+
+
+async def record_decisions(conn: Db, out: UnitOfWork, decided: list[Decided], since: datetime | None = None) -> None:
+    """Claims the waiting attempts (recorded `since`; the live window when None), stores each decision once and
+    publishes it (`publish_decisions`); attempts already decided elsewhere are left out."""
+    if not decided:
+        return
+    # Claimed first: a waiting attempt gets one decision however many transactions try (the row lock makes a
+    # second wait, then see it decided). Partitioned history has no unique attempt id to lean on (0013).
+    claimed = {
+        r["attempt_id"]: r["waited"]
+        for r in await conn.fetch(
+            """UPDATE purchase_attempts SET decided_at = now()
+               WHERE attempt_id = ANY($1::uuid[]) AND decided_at IS NULL AND recorded_at >= $2
+               RETURNING attempt_id, greatest(extract(epoch FROM now() - received_at), 0)::float8 AS waited""",
+            [d.attempt_id for d in decided],
+            since or live_since(),
+        )
+    }
+    decided = [d for d in decided if d.attempt_id in claimed]
+    if decided:
+        await conn.execute(decisions_insert(1), *decision_columns(decided))
+        await publish_decisions(conn, out, decided, claimed)
+
+
+async def publish_decisions(conn: Db, out: UnitOfWork, decided: list[Decided], waited: dict[uuid.UUID, float]) -> None:
+    """After the decisions are stored: publishes each, and blocks the meters nobody can serve. `waited`: seconds
+    from each attempt's receipt to its decision."""
+    if not decided:
+        return
+    for d in decided:
+        outcome = "blocked" if d.decision.provider_id is None else "routed"
+        metrics.DECISION_SECONDS.labels(outcome).observe(waited[d.attempt_id])
+    blocked_meters = sorted({d.meter_number for d in decided if d.decision.provider_id is None})
+    newly_blocked = (
+        {
+            r["meter_number"]
+            for r in await conn.fetch(
+                """UPDATE meters SET blocked = true, updated_at = now()
+           WHERE meter_number = ANY($1::text[]) AND NOT blocked RETURNING meter_number""",
+                blocked_meters,
+            )
+        }
+        if blocked_meters
+        else set()
+    )
+    for d in decided:
+        skipped = list(_skipped_models(tuple(d.decision.skipped)))
+        corr = str(d.attempt_id)
+        if d.decision.provider_id is None:
+            out.emit(
+                "routing_decisions",
+                PurchaseBlocked.new(
+                    PurchaseBlockedData(
+                        attempt_id=d.attempt_id,
+                        meter_number=d.meter_number,
+                        reason=d.decision.reason,
+                        skipped=skipped,
+                    ),
+                    source=SOURCE,
+                    correlationid=corr,
+                    causationid=d.causation_id,
+                ),
+            )
+            if d.meter_number in newly_blocked:
+                newly_blocked.discard(d.meter_number)
+                out.emit(
+                    "meter_events",
+                    MeterBlocked.new(
+                        MeterBlockedData(
+                            meter_number=d.meter_number, reason=d.decision.reason, attempt_id=d.attempt_id
+                        ),
+                        source=SOURCE,
+                        correlationid=corr,
+                        causationid=d.causation_id,
+                    ),
+                )
+        else:
+            out.emit(
+                "routing_decisions",
+                PurchaseRouted.new(
+                    PurchaseRoutedData(
+                        attempt_id=d.attempt_id,
+                        meter_number=d.meter_number,
+                        provider_id=d.decision.provider_id,
+                        reason=d.decision.reason,
+                        skipped=skipped,
+                    ),
+                    source=SOURCE,
+                    correlationid=corr,
+                    causationid=d.causation_id,
+                ),
+            )
+
+
+# Both by the skipped list's value: a handful of lists repeat across thousands of decisions, and building each
+# anew (stdlib json, a validated model per provider) was a tenth of the lookup worker's CPU. The models are frozen.
+@functools.lru_cache(maxsize=4096)
+def _skipped_json(skipped: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps([{"provider_id": p, "reason": r} for p, r in skipped])
+
+
+@functools.lru_cache(maxsize=4096)
+def _skipped_models(skipped: tuple[tuple[str, str], ...]) -> tuple[SkippedProvider, ...]:
+    return tuple(SkippedProvider(provider_id=p, reason=r) for p, r in skipped)
