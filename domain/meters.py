@@ -35,14 +35,18 @@ class RoutingContext:
     institution_providers: Mapping[str, AbstractSet[str]]
     preferences: dict[tuple[str, str], list[Preference]]  # (institution, utility) → preferences
 
+    # The institution's providers in order, worked out once per batch rather than once per attempt.
+    _allowed: dict[str, list[tuple[str, bool, str]]] = field(default_factory=dict, init=False, repr=False)
+
     def candidates(self, meter: Meter, institution_id: str) -> list[Candidate]:
         """Only the institution's own providers: a decision never names another institution's."""
-        allowed = self.institution_providers.get(institution_id, set())
-        return [
-            Candidate(pid, enabled, True, health, meter.status_for(institution_id, pid))
-            for pid, (enabled, health) in sorted(self.providers.items())
-            if pid in allowed
-        ]
+        own = self._allowed.get(institution_id)
+        if own is None:
+            allowed = self.institution_providers.get(institution_id, set())
+            own = self._allowed[institution_id] = [
+                (pid, enabled, health) for pid, (enabled, health) in sorted(self.providers.items()) if pid in allowed
+            ]
+        return [Candidate(pid, on, True, health, meter.status_for(institution_id, pid)) for pid, on, health in own]
 
     def prefs(self, meter: Meter, institution_id: str) -> list[Preference]:
         return self.preferences.get((institution_id, meter.utility_id or ""), [])

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Kind = Literal["ranked", "unranked", "excluded"]
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
+    """A provider as routing weighs it for one attempt (a tuple: several are made per attempt, on the hot path)."""
+
     provider_id: str
     enabled: bool
     enabled_for_institution: bool

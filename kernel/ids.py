@@ -1,6 +1,8 @@
 """Ids this system makes: UUIDv7 (RFC 9562), time-ordered, so rows keyed by them are appended to the end of their
 indexes instead of scattered across them, and history can be cut by time. uuid-utils makes them (Python's `uuid`
-has no v7 before 3.14); its `compat` module returns the standard `uuid.UUID` that asyncpg and pydantic take.
+has no v7 before 3.14), as asyncpg's own UUID: a `uuid.UUID` (equal to and hashed as the standard one, taken by
+pydantic), the type asyncpg returns for every uuid it reads, and made in a fifth of the time of a standard one
+(`uuid_utils.compat` builds that from an int: 2.5 µs, and several ids are made per attempt).
 """
 
 from __future__ import annotations
@@ -8,11 +10,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from uuid_utils import compat
+from asyncpg.pgproto.pgproto import UUID as PgUUID
+from uuid_utils import uuid7
 
 
 def new_id() -> uuid.UUID:
-    return compat.uuid7()
+    made: uuid.UUID = PgUUID(uuid7().bytes)
+    return made
 
 
 def id_floor(at: datetime) -> uuid.UUID:

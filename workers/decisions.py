@@ -93,7 +93,7 @@ async def publish_decisions(conn: Db, out: UnitOfWork, decided: list[Decided], w
         if d.decision.provider_id is None:
             out.emit(
                 "routing_decisions",
-                PurchaseBlocked.new(
+                PurchaseBlocked.new_encoded(
                     PurchaseBlockedData(
                         attempt_id=d.attempt_id,
                         meter_number=d.meter_number,
@@ -109,7 +109,7 @@ async def publish_decisions(conn: Db, out: UnitOfWork, decided: list[Decided], w
                 newly_blocked.discard(d.meter_number)
                 out.emit(
                     "meter_events",
-                    MeterBlocked.new(
+                    MeterBlocked.new_encoded(
                         MeterBlockedData(
                             meter_number=d.meter_number, reason=d.decision.reason, attempt_id=d.attempt_id
                         ),
@@ -121,7 +121,7 @@ async def publish_decisions(conn: Db, out: UnitOfWork, decided: list[Decided], w
         else:
             out.emit(
                 "routing_decisions",
-                PurchaseRouted.new(
+                PurchaseRouted.new_encoded(
                     PurchaseRoutedData(
                         attempt_id=d.attempt_id,
                         meter_number=d.meter_number,

@@ -7,15 +7,22 @@ meters it changed, so two transactions that touch one meter write their rows in 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from kernel.dbconn import Db
 from kernel.topics import topic
-from schemas.envelope import Envelope
+from schemas.envelope import Encoded, Envelope
 
 Row = tuple[str, str, bytes, list[list[str]] | None]  # topic, key, value, headers other than the constant ones
+
+
+@functools.lru_cache(maxsize=1024)
+def _topic_name(topic_key: str, prefix: str, params: tuple[tuple[str, str], ...]) -> str:
+    """A topic's name, worked out once per (topic, prefix, provider) rather than once per event."""
+    return topic(topic_key).name(prefix, **dict(params))
 
 
 @dataclass
@@ -33,12 +40,14 @@ class Outbox:
     # because of one (its causation id) carries them on (kernel/tracing.py).
     traced: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def emit(self, topic_key: str, event: Envelope[Any], **params: str) -> None:
-        """Queue `event` for the topic named `topic_key` in topics.yaml, keyed by its meter number."""
-        name = topic(topic_key).name(self.topic_prefix, **params)
+    def emit(self, topic_key: str, event: Envelope[Any] | Encoded, **params: str) -> None:
+        """Queue `event` (a model, or one already encoded: `Envelope.new_encoded`) for the topic named `topic_key`
+        in topics.yaml, keyed by its meter number."""
+        name = _topic_name(topic_key, self.topic_prefix, tuple(sorted(params.items())))
         trace = self.traced.get(event.causationid or "") if self.traced else None
         extra = [[k, v] for k, v in trace.items()] if trace else None
-        self.rows.append((name, event.subject, event.encode(), extra))
+        value = event.value if isinstance(event, Encoded) else event.encode()
+        self.rows.append((name, event.subject, value, extra))
 
     def reject(self, index: int, reason: str) -> None:
         """The message at `index` cannot be applied; it goes to the dead-letter topic, stage `apply`."""

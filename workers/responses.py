@@ -119,7 +119,7 @@ async def _record_support(conn: Db, out: UnitOfWork, valid: list[Matched]) -> li
         changes.append(c)
         out.emit(
             "meter_events",
-            SupportChanged.new(
+            SupportChanged.new_encoded(
                 SupportChangedData(
                     meter_number=c.meter_number,
                     provider_id=c.provider_id,
@@ -190,7 +190,7 @@ async def _unblock(conn: Db, out: UnitOfWork, supporter: dict[str, str]) -> None
     for meter in sorted(supporter):
         out.emit(
             "meter_events",
-            MeterUnblocked.new(
+            MeterUnblocked.new_encoded(
                 MeterUnblockedData(meter_number=meter, provider_id=supporter[meter]),
                 source=SOURCE,
                 correlationid=meter,

@@ -71,7 +71,7 @@ async def open_rounds(
     for lookup_id, r, round_id, pid in lookups:
         out.emit(
             "lookup_requests",
-            LookupRequested.new(
+            LookupRequested.new_encoded(
                 LookupRequestedData(
                     lookup_id=lookup_id,
                     round_id=round_id,

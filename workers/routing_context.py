@@ -14,12 +14,13 @@ from workers.meter_locks import lock_or_create, read_meters
 from workers.reference_data import CACHE, KINDS, PARTS
 
 # The batch's facts, one row per fact (kind, meter or utility, institution, provider, status or health or preference
-# kind, rank or enabled, weight), then the reference data's version and, when the cached copy is stale, the reference
-# tables whole (workers/reference_data.py).
+# kind, rank or enabled, weight; a meter's support as "provider=status,..." in one row, provider ids being plain),
+# then the reference data's version and, when the cached copy is stale, the reference tables whole
+# (workers/reference_data.py).
 FACTS = (
     """
-SELECT 's', meter_number, NULL, provider_id, status, NULL::int, NULL::int FROM meter_support
- WHERE meter_number = ANY($1::text[])
+SELECT 's', meter_number, NULL, NULL, string_agg(provider_id || '=' || status, ','), NULL::int, NULL::int
+  FROM meter_support WHERE meter_number = ANY($1::text[]) GROUP BY meter_number
 UNION ALL SELECT 'm', meter_number, institution_id, NULL, NULL, NULL, NULL FROM rebroadcast_marks
  WHERE meter_number = ANY($1::text[])
 UNION ALL SELECT 'r', meter_number, institution_id, provider_id, NULL, NULL, NULL FROM support_resets
@@ -83,8 +84,8 @@ def _context(rows: dict[str, asyncpg.Record], facts: list[asyncpg.Record], insti
     meters = {n: Meter(n, r["utility_id"], r["blocked"]) for n, r in rows.items()}
     version = ""
     for kind, key, inst_id, provider, text, _, _ in facts:
-        if kind == "s":
-            meters[key].support[provider] = text
+        if kind == "s":  # every provider's answer in one row per meter: a fifth of the rows to decode
+            meters[key].support.update(pair.split("=") for pair in text.split(","))
         elif kind == "m":
             meters[key].marked_by.add(inst_id)
         elif kind == "r":

@@ -24,7 +24,7 @@ from kernel.dbconn import Db
 from messaging.dead_letters import Failure
 from messaging.inbound import Decoded, Inbound, Item
 from messaging.retrying import BatchTooSlow
-from schemas.envelope import Envelope
+from schemas.envelope import Encoded, Envelope
 from workers.failpoints import Failpoints
 from workers.group_progress import NEVER, GroupProgress
 from workers.meter_locks import read_meters
@@ -41,7 +41,7 @@ class UnitOfWork:
         self.conn = conn
         self.outbox = Outbox(topic_prefix)
 
-    def emit(self, topic_key: str, event: Envelope[Any], **params: str) -> None:
+    def emit(self, topic_key: str, event: Envelope[Any] | Encoded, **params: str) -> None:
         self.outbox.emit(topic_key, event, **params)
 
     def reject(self, index: int, reason: str) -> None:
