@@ -13,8 +13,10 @@ from tests.harness import eventually
 from workers.fetch_ahead import FetchAhead
 
 
-async def _offsets(ahead: FetchAhead, running: asyncio.Future[None], tp: TopicPartition) -> list[int]:
-    return [r.offset for r in (await ahead.take(running, 10)).get(tp, [])]
+async def _offsets(ahead: FetchAhead[int], running: asyncio.Future[None], tp: TopicPartition) -> list[int]:
+    taken = (await ahead.take(running, 10)).get(tp, [])
+    assert all(int(r.value or b"") == decoded for r, decoded in taken), "each record with what decode made of it"
+    return [r.offset for r, _ in taken]
 
 
 async def test_gathers_in_order_up_to_a_batch_and_forgets_what_a_seek_makes_stale(
@@ -32,7 +34,7 @@ async def test_gathers_in_order_up_to_a_batch_and_forgets_what_a_seek_makes_stal
         await producer.flush()
         consumer.assign([tp])
         consumer.seek(tp, 0)
-        ahead = FetchAhead(consumer, max_records=10)
+        ahead = FetchAhead(consumer, max_records=10, decode=lambda r: int(r.value or b""))
         running = asyncio.ensure_future(ahead.run())
         await _full(ahead)
         await asyncio.sleep(0.3)
@@ -51,7 +53,7 @@ async def test_gathers_in_order_up_to_a_batch_and_forgets_what_a_seek_makes_stal
         await producer.stop()
 
 
-async def _full(ahead: FetchAhead) -> None:
+async def _full(ahead: FetchAhead[int]) -> None:
     async def full() -> bool:
         return ahead.count == ahead.max_records
 

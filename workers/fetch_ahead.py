@@ -4,24 +4,29 @@ aiokafka asks a broker for more only once everything it holds from that broker h
 fetch answers as soon as one record is there. Taken only between batches, a record that reached the broker during
 a batch waited for that batch, the fetch of the one record before it, and then the batch after (bench: the paced
 latency). Taking continuously in the background keeps a fetch outstanding all the time; the batch loop then takes
-everything gathered at once, up to a batch's worth (no more is taken until it has).
+everything gathered at once, up to a batch's worth (no more is taken until it has). Each record is decoded as it is
+taken, so the next batch's decoding runs while this one waits on the database, not after it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+T = TypeVar("T")
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+Gathered: TypeAlias = dict[TopicPartition, list[tuple[Record, T]]]
 
 
-class FetchAhead:
-    def __init__(self, consumer: AIOKafkaConsumer, max_records: int) -> None:
-        self.consumer, self.max_records = consumer, max_records
-        self.gathered: Records = {}
+class FetchAhead(Generic[T]):
+    """Gathers (record, decoded) per partition, in order."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, max_records: int, decode: Callable[[Record], T]) -> None:
+        self.consumer, self.max_records, self.decode = consumer, max_records, decode
+        self.gathered: Gathered[T] = {}
         self.count = 0
         self.arrived = asyncio.Event()
         self.room = asyncio.Event()
@@ -31,16 +36,19 @@ class FetchAhead:
         """Until cancelled; a consumer error ends it (and `take` raises it)."""
         while True:
             await self.room.wait()
-            records: Records = await self.consumer.getmany(timeout_ms=1000, max_records=self.max_records - self.count)
+            records = await self.consumer.getmany(timeout_ms=1000, max_records=self.max_records - self.count)
             for tp, recs in records.items():
-                self.gathered.setdefault(tp, []).extend(recs)
+                decode = self.decode
+                self.gathered.setdefault(tp, []).extend([(r, decode(r)) for r in recs])
                 self.count += len(recs)
             if self.count:
                 self.arrived.set()
             if self.count >= self.max_records:
                 self.room.clear()
 
-    async def take(self, running: asyncio.Future[None], timeout_s: float) -> Records:
+    async def take(
+        self, running: asyncio.Future[None], timeout_s: float
+    ) -> dict[TopicPartition, list[tuple[Record, T]]]:
         """Everything gathered (waiting up to `timeout_s` for something to arrive)."""
         if not self.count:
             arrived = asyncio.ensure_future(self.arrived.wait())

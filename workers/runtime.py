@@ -13,6 +13,7 @@ import asyncio
 import functools
 import time
 import uuid
+from typing import Any
 
 import asyncpg
 import structlog
@@ -26,6 +27,7 @@ from messaging import metrics
 from messaging.dead_letters import DeadLetterer, DeadLetterFailed, Failure
 from messaging.inbound import Item, decode
 from messaging.retrying import MESSAGE_FAULTS, BatchTooSlow, patiently, pause, retry_until_stopped
+from schemas.envelope import Envelope
 from workers.commit_hints import CommitHints
 from workers.failpoints import Failpoints
 from workers.fetch_ahead import FetchAhead
@@ -66,7 +68,8 @@ class ConsumerRuntime:
         self.member = f"{flow.worker}-{uuid.uuid4().hex[:8]}"
         self.progress = GroupProgress(flow.group_id, self.member)
         self.consumer: AIOKafkaConsumer | None = None
-        self.ahead: FetchAhead | None = None  # records taken while a batch is applied (workers/fetch_ahead.py)
+        # Records taken, and decoded, while a batch is applied (workers/fetch_ahead.py).
+        self.ahead: FetchAhead[Envelope[Any] | Failure | None] | None = None
         self.dead_letters = DeadLetterer(bootstrap, flow.group_id)
         self.failpoints = Failpoints(settings.failpoints)
         self.applied = 0  # messages handed to the handler and committed (for tests and metrics)
@@ -116,7 +119,10 @@ class ConsumerRuntime:
             self.consumer = consumer = await patiently(self._start_consumer)
             await self._topic_known(consumer, stop)
             consumer.subscribe([self.topic_name], listener=_Fence(self))
-            self.ahead = ahead = FetchAhead(consumer, s.batch_max_records)
+            model, most = self.flow.model, s.max_message_bytes
+            self.ahead = ahead = FetchAhead[Envelope[Any] | Failure | None](
+                consumer, s.batch_max_records, lambda rec: decode(rec, model, most)
+            )
             fetching = asyncio.ensure_future(ahead.run())
             try:
                 while not stop.is_set():
@@ -150,26 +156,20 @@ class ConsumerRuntime:
                 except (TimeoutError, KafkaError) as e:
                     log.warning("stop timed out", worker=self.flow.worker, part=type(part).__name__, error=str(e))
 
-    def _report_progress(self, records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+    def _report_progress(self, records: dict[TopicPartition, list[Item]]) -> None:
         assert self.consumer is not None
         for tp in self.consumer.assignment():
             high = self.consumer.highwater(tp)
-            last = records[tp][-1].offset + 1 if tp in records else None
+            last = records[tp][-1][0].offset + 1 if tp in records else None
             if high is not None and last is not None:
                 metrics.LAG.labels(self.flow.worker, tp.topic, tp.partition).set(max(high - last, 0))
         metrics.LAST_PROGRESS.labels(self.flow.worker).set(time.time())
 
-    async def _process(
-        self, records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], stop: asyncio.Event
-    ) -> None:
+    async def _process(self, records: dict[TopicPartition, list[Item]], stop: asyncio.Event) -> None:
         # Records fetched before our claim of their partition finished (it waits for the previous holder's
         # transaction) are not ours to apply yet; the claim seeks back to the stored offset, so none is skipped.
-        items: dict[TopicPartition, list[Item]] = {
-            tp: [(rec, decode(rec, self.flow.model, self.settings.max_message_bytes)) for rec in recs]
-            for tp, recs in records.items()
-            if tp in self.progress.epochs
-        }
-        unclaimed = {str(tp): (rs[0].offset, rs[-1].offset) for tp, rs in records.items() if tp not in items}
+        items = {tp: recs for tp, recs in records.items() if tp in self.progress.epochs}
+        unclaimed = {str(tp): (rs[0][0].offset, rs[-1][0].offset) for tp, rs in records.items() if tp not in items}
         if unclaimed:
             log.debug("records of partitions not claimed yet dropped", worker=self.flow.worker, records=unclaimed)
         if not items:
