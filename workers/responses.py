@@ -32,20 +32,21 @@ async def handle_lookup_responses(
     budget_seconds: float | None = None,
 ) -> None:
     conn, out = work.conn, work
-    now: datetime = await conn.fetchval("SELECT now()")
-    batch = [_bounded(m, now, max_skew_seconds) for m in batch]
     locked = await read_meters(conn, (m.event.data.meter_number for m in batch))
-    sent = {
-        r["lookup_id"]: SentLookup(**r)
-        for r in await conn.fetch(
-            """SELECT l.lookup_id, l.provider_id, l.meter_number, l.sent_at, l.round_id, r.reason, r.opened_at,
-                  r.institution_id
-           FROM lookups l JOIN lookup_rounds r USING (round_id)
-           WHERE l.lookup_id = ANY($1::uuid[]) AND l.lookup_id >= $2 AND r.round_id >= $2""",
-            [m.event.data.lookup_id for m in batch],
-            live_since_id(),  # an answer a week late is to a lookup we no longer hold open (kernel/live_window.py)
-        )
-    }
+    # The lookups answered, and the database's clock (answers dated past it are clamped) in the same round trip:
+    # one row with the clock alone when none of them is known.
+    rows = await conn.fetch(
+        """SELECT now() AS now, l.lookup_id, l.provider_id, l.meter_number, l.sent_at, l.round_id, r.reason,
+                  r.opened_at, r.institution_id
+           FROM (SELECT now()) clock
+           LEFT JOIN (lookups l JOIN lookup_rounds r USING (round_id))
+                  ON l.lookup_id = ANY($1::uuid[]) AND l.lookup_id >= $2 AND r.round_id >= $2""",
+        [m.event.data.lookup_id for m in batch],
+        live_since_id(),  # an answer a week late is to a lookup we no longer hold open (kernel/live_window.py)
+    )
+    now: datetime = rows[0]["now"]
+    sent = {r["lookup_id"]: SentLookup(*list(r.values())[1:]) for r in rows if r["lookup_id"] is not None}
+    batch = [_bounded(m, now, max_skew_seconds) for m in batch]
     valid: list[Matched] = []
     for i, m in enumerate(batch):
         lookup = sent.get(m.event.data.lookup_id)
