@@ -243,6 +243,11 @@ class ConsumerRuntime:
             for tp, start in starts.items():
                 self.transactions.starts[tp] = start
                 self.consumer.seek(tp, start)
+            if self.ahead is not None:
+                # Gathered while we waited for the log's start, from the position before the seek: not what comes
+                # next. Kept, they made the next batch start past the log's start, which reads as a gap, so the
+                # partition was sought again, and again (seen with four lookup workers joining at once).
+                self.ahead.forget(never_stored)
 
     async def _log_starts(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         assert self.consumer is not None
