@@ -11,6 +11,7 @@ from domain.attempts import Decided
 from kernel.dbconn import Db
 from kernel.live_window import live_since
 from messaging import metrics
+from schemas.envelope import D, Encoded, Envelope
 from schemas.meter_events import MeterBlocked, MeterBlockedData
 from schemas.purchase import (
     PurchaseBlocked,
@@ -89,51 +90,25 @@ async def publish_decisions(conn: Db, out: UnitOfWork, decided: list[Decided], w
     )
     for d in decided:
         skipped = list(_skipped_models(tuple(d.decision.skipped)))
-        corr = str(d.attempt_id)
+        a, m, why = d.attempt_id, d.meter_number, d.decision.reason
         if d.decision.provider_id is None:
-            out.emit(
-                "routing_decisions",
-                PurchaseBlocked.new_encoded(
-                    PurchaseBlockedData(
-                        attempt_id=d.attempt_id,
-                        meter_number=d.meter_number,
-                        reason=d.decision.reason,
-                        skipped=skipped,
-                    ),
-                    source=SOURCE,
-                    correlationid=corr,
-                    causationid=d.causation_id,
-                ),
-            )
-            if d.meter_number in newly_blocked:
-                newly_blocked.discard(d.meter_number)
+            blocked = PurchaseBlockedData(attempt_id=a, meter_number=m, reason=why, skipped=skipped)
+            out.emit("routing_decisions", _encoded(PurchaseBlocked, blocked, d))
+            if m in newly_blocked:
+                newly_blocked.discard(m)
                 out.emit(
                     "meter_events",
-                    MeterBlocked.new_encoded(
-                        MeterBlockedData(
-                            meter_number=d.meter_number, reason=d.decision.reason, attempt_id=d.attempt_id
-                        ),
-                        source=SOURCE,
-                        correlationid=corr,
-                        causationid=d.causation_id,
-                    ),
+                    _encoded(MeterBlocked, MeterBlockedData(meter_number=m, reason=why, attempt_id=a), d),
                 )
         else:
-            out.emit(
-                "routing_decisions",
-                PurchaseRouted.new_encoded(
-                    PurchaseRoutedData(
-                        attempt_id=d.attempt_id,
-                        meter_number=d.meter_number,
-                        provider_id=d.decision.provider_id,
-                        reason=d.decision.reason,
-                        skipped=skipped,
-                    ),
-                    source=SOURCE,
-                    correlationid=corr,
-                    causationid=d.causation_id,
-                ),
-            )
+            p = d.decision.provider_id
+            routed = PurchaseRoutedData(attempt_id=a, meter_number=m, provider_id=p, reason=why, skipped=skipped)
+            out.emit("routing_decisions", _encoded(PurchaseRouted, routed, d))
+
+
+def _encoded(kind: type[Envelope[D]], data: D, d: Decided) -> Encoded:
+    """An event about decision `d`: the attempt is its correlation, the message that caused the decision its cause."""
+    return kind.new_encoded(data, source=SOURCE, correlationid=str(d.attempt_id), causationid=d.causation_id)
 
 
 # Both by the skipped list's value: a handful of lists repeat across thousands of decisions, and building each

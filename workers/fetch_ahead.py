@@ -37,8 +37,8 @@ class FetchAhead(Generic[T]):
         while True:
             await self.room.wait()
             records = await self.consumer.getmany(timeout_ms=1000, max_records=self.max_records - self.count)
+            decode = self.decode
             for tp, recs in records.items():
-                decode = self.decode
                 self.gathered.setdefault(tp, []).extend([(r, decode(r)) for r in recs])
                 self.count += len(recs)
             if self.count:

@@ -45,7 +45,11 @@ async def handle_lookup_responses(
         live_since_id(),  # an answer a week late is to a lookup we no longer hold open (kernel/live_window.py)
     )
     now: datetime = rows[0]["now"]
-    sent = {r["lookup_id"]: SentLookup(*list(r.values())[1:]) for r in rows if r["lookup_id"] is not None}
+    sent = {
+        r["lookup_id"]: SentLookup(**{k: v for k, v in r.items() if k != "now"})
+        for r in rows
+        if r["lookup_id"] is not None
+    }
     batch = [_bounded(m, now, max_skew_seconds) for m in batch]
     valid: list[Matched] = []
     for i, m in enumerate(batch):

@@ -82,8 +82,9 @@ async def load_lookup_context(
 
 def _context(rows: dict[str, asyncpg.Record], facts: list[asyncpg.Record], institutions: list[str]) -> RoutingContext:
     meters = {n: Meter(n, r["utility_id"], r["blocked"]) for n, r in rows.items()}
-    version = ""
-    for kind, key, inst_id, provider, text, _, _ in facts:
+    version, reference = "", []
+    for fact in facts:
+        kind, key, inst_id, provider, text, _, _ = fact
         if kind == "s":  # every provider's answer in one row per meter: a fifth of the rows to decode
             meters[key].support.update(pair.split("=") for pair in text.split(","))
         elif kind == "m":
@@ -94,7 +95,9 @@ def _context(rows: dict[str, asyncpg.Record], facts: list[asyncpg.Record], insti
             meters[key].preferred[inst_id] = provider
         elif kind == "v":
             version = key
-    ref = CACHE.settle(version, [tuple(f) for f in facts if f[0] in KINDS])
+        elif kind in KINDS:
+            reference.append(tuple(fact))
+    ref = CACHE.settle(version, reference)
     # Only the batch's institutions: what a context holds of another institution is never routing's to see.
     inst = {i: ref.institution_providers[i] for i in institutions if i in ref.institution_providers}
     prefs = {(i, u): p for i in institutions for u, p in ref.preferences.get(i, {}).items()}

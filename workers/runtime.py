@@ -230,24 +230,20 @@ class ConsumerRuntime:
 
     async def _seek_to_stored(self, offsets: dict[TopicPartition, int]) -> None:
         assert self.consumer is not None
+        # The database is the truth: Kafka's committed offset (a hint) may be ahead of it. A partition never stored
+        # starts at the log's start, as a concrete offset (`_apply` checks the first record against it).
+        never_stored = [tp for tp, offset in offsets.items() if offset == NEVER]
+        starts = await self.consumer.beginning_offsets(never_stored) if never_stored else {}
+        # Every seek, then what was gathered forgotten, with no wait in between: records the fetch-ahead took from the
+        # position before a seek are not what comes next. (Forgotten before the wait for the log's start, those taken
+        # during it made the next batch start past that start, which reads as a gap, so the partition was sought
+        # again, and again: seen with four lookup workers joining at once.)
+        for tp, offset in offsets.items():
+            if offset == NEVER:
+                offset = self.transactions.starts[tp] = starts[tp]
+            self.consumer.seek(tp, offset)
         if self.ahead is not None:
             self.ahead.forget(offsets)
-        never_stored = []
-        for tp, offset in offsets.items():
-            if offset != NEVER:
-                self.consumer.seek(tp, offset)
-            else:  # the database is the truth: Kafka's committed offset (a hint) may be ahead of it
-                never_stored.append(tp)
-        if never_stored:  # to the log's start, as a concrete offset: `_apply` checks the first record against it
-            starts = await self.consumer.beginning_offsets(never_stored)
-            for tp, start in starts.items():
-                self.transactions.starts[tp] = start
-                self.consumer.seek(tp, start)
-            if self.ahead is not None:
-                # Gathered while we waited for the log's start, from the position before the seek: not what comes
-                # next. Kept, they made the next batch start past the log's start, which reads as a gap, so the
-                # partition was sought again, and again (seen with four lookup workers joining at once).
-                self.ahead.forget(never_stored)
 
     async def _log_starts(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         assert self.consumer is not None
