@@ -85,6 +85,8 @@ async def _statements_on(env: BenchEnv) -> str | None:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         name = await conn.fetchval("SELECT quote_ident(current_database())")
         await conn.execute(f"ALTER DATABASE {name} SET pg_stat_statements.track = 'top'")
+        # Planning counted too: the workers plan every statement for its own arguments (force_custom_plan).
+        await conn.execute(f"ALTER DATABASE {name} SET pg_stat_statements.track_planning = on")
         await conn.execute("SELECT pg_stat_statements_reset()")
         return None
     except asyncpg.PostgresError as e:
@@ -97,21 +99,22 @@ async def _statements_top(env: BenchEnv, n: int, top: int = 15) -> str:
     conn = await env.db()
     try:
         rows = await conn.fetch(
-            """SELECT calls, total_exec_time, mean_exec_time, rows, regexp_replace(query, '\\s+', ' ', 'g') AS q
+            """SELECT calls, total_exec_time, mean_exec_time, total_plan_time, rows,
+                      regexp_replace(query, '\\s+', ' ', 'g') AS q
                FROM pg_stat_statements JOIN pg_database d ON d.oid = dbid WHERE d.datname = current_database()
-               ORDER BY total_exec_time DESC LIMIT $1""",
+               ORDER BY total_exec_time + total_plan_time DESC LIMIT $1""",
             top,
         )
     finally:
         await conn.close()
     out = [
-        "| calls | total ms | mean ms | µs per attempt | rows | statement |",
-        "|---:|---:|---:|---:|---:|---|",
+        "| calls | total ms | mean ms | µs per attempt | planning µs per attempt | rows | statement |",
+        "|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         q = r["q"][:150].replace("|", "\\|")
-        per = r["total_exec_time"] * 1000 / n
-        times = f"{r['total_exec_time']:.0f} | {r['mean_exec_time']:.3f} | {per:.1f}"
+        per, planning = r["total_exec_time"] * 1000 / n, r["total_plan_time"] * 1000 / n
+        times = f"{r['total_exec_time']:.0f} | {r['mean_exec_time']:.3f} | {per:.1f} | {planning:.1f}"
         out.append(f"| {r['calls']} | {times} | {r['rows']} | `{q}` |")
     return "\n".join(out) + "\n"
 

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     db_plan_cache_mode: Literal["auto", "force_custom_plan"] = Field(
         default="force_custom_plan", alias="PPU_DB_PLAN_CACHE_MODE"
     )
+    # What the planner assumes a random page read costs against a sequential one, in the workers' sessions. 4 (the
+    # server's default) is for spinning disks; a worker's reads hit a hot set in memory. With it, PostgreSQL read a
+    # batch's 500 meters of support as a sequential scan and sort of the whole table (bench/profiles).
+    db_random_page_cost: float = Field(default=1.1, gt=0, alias="PPU_DB_RANDOM_PAGE_COST")
     # Days of history kept per table before its time partitions are dropped, as JSON (db/partitions.py lists
     # the tables and their defaults): PPU_RETENTION_DAYS='{"lookups": 30, "audit_log": 730}'.
     retention_days: dict[str, int] = Field(default_factory=dict, alias="PPU_RETENTION_DAYS")

@@ -49,6 +49,7 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
         # Every statement of a worker reads a few rows by key. Allowed parallel workers, PostgreSQL planned the read of
         # a batch's attempt ids over a week of history as parallel sequential scans: 67 ms instead of 16 per batch.
         "max_parallel_workers_per_gather": "0",
+        "random_page_cost": str(settings.db_random_page_cost),
     }
     pool = await patiently(
         lambda: create_pool(where.database_url, min_size=1, max_size=4 + 2 * len(names), server_settings=plans)
