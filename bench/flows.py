@@ -19,6 +19,7 @@ from bench.measure import paced, percentiles, produce, read_until, steady_rate
 from console.queries import search_meters
 from kernel.ids import new_id
 from kernel.topics import topic
+from operations.timeline import meter_timeline
 from schemas.lookup import LookupResponded, LookupRespondedData
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
 from workers.registry import ALL
@@ -282,6 +283,21 @@ async def response_latency(env: BenchEnv, rate: float, seconds: float, meters: i
         await conn.close()
         stop(procs)
     return {k: v * 1000 for k, v in percentiles([seen[lk] - sent[str(lk)] for lk in seen]).items()}
+
+
+async def timeline_latency(env: BenchEnv, meters: int, pages: int = 30) -> dict[str, float]:
+    """A meter page's timeline (its first page), ms, in a session set as the console's pool sets it."""
+    conn = await env.db()
+    await conn.execute("SET plan_cache_mode = force_custom_plan; SET jit = off")
+    timings = []
+    try:
+        for _ in range(pages):
+            started = time.perf_counter()
+            await meter_timeline(conn, INSTITUTION, f"06{random.randrange(meters):08d}")
+            timings.append((time.perf_counter() - started) * 1000)
+    finally:
+        await conn.close()
+    return percentiles(timings)
 
 
 async def search_latency(env: BenchEnv, meters: int, queries: int = 300) -> dict[str, float]:

@@ -55,15 +55,17 @@ async def history_only(n: int) -> dict[str, Any]:
     empty = await _with_meters(f"{tag}s", 10_000)
     r: dict[str, Any] = {"commit": measured_commit(), "messages": n}
     r["lookup_flow_10k_per_s"], _ = await flows.lookup_flow(empty, n, 10_000)
-    r["lookup_flow_10m_history_per_s"] = await _history_flow(f"{tag}h", n)
+    r.update(await _history_flow(f"{tag}h", n))
     r["lookup_10m_history_vs_empty_ratio"] = r["lookup_flow_10m_history_per_s"] / r["lookup_flow_10k_per_s"]
     return r
 
 
-async def _history_flow(tag: str, n: int) -> float:
+async def _history_flow(tag: str, n: int) -> dict[str, float]:
+    """The lookup flow over 10 million attempts of history, and the meter page's timeline there."""
     hist = await with_history(tag, HISTORY_ROWS)  # with the 10,000 meters, warmed up
     rate, _ = await flows.lookup_flow(hist, n, 10_000)
-    return rate
+    page = await flows.timeline_latency(hist, 10_000)
+    return {"lookup_flow_10m_history_per_s": rate} | {f"meter_timeline_{k}_ms_10m_history": v for k, v in page.items()}
 
 
 async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: float) -> dict[str, Any]:
@@ -99,7 +101,7 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     r["lookup_flow_10k_per_s"], mem_lookup = await flows.lookup_flow(small, n, 10_000, cores=cores)
     r["lookup_flow_cpu_cores"] = cores  # what limits the flow on this 2-core machine
     step("lookup flow over 10 million attempts of history (its template is built once, in minutes)")
-    r["lookup_flow_10m_history_per_s"] = await _history_flow(f"{tag}h", n)
+    r.update(await _history_flow(f"{tag}h", n))
     step("CPU per attempt, every process of the lookup flow")
     parts = await flows.lookup_cpu(await _with_meters(f"{tag}c", 10_000), n, 10_000)
     r["cpu_us_per_attempt_by_part"] = parts

@@ -50,6 +50,8 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
         # a batch's attempt ids over a week of history as parallel sequential scans: 67 ms instead of 16 per batch.
         "max_parallel_workers_per_gather": "0",
         "random_page_cost": str(settings.db_random_page_cost),
+        # Key reads of a few rows: compiling a statement (JIT) would cost more than running it.
+        "jit": "off",
     }
     pool = await patiently(
         lambda: create_pool(where.database_url, min_size=1, max_size=4 + 2 * len(names), server_settings=plans)
