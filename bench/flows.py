@@ -9,14 +9,17 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import asyncpg
 
 from bench.env import INSTITUTION, PROVIDERS, BenchEnv, RssSampler, cpu_seconds, cpu_used, start_workers, stop
 from bench.floors import attempts
 from bench.measure import paced, percentiles, produce, read_until, steady_rate
-from console.queries import search_meters
+from console.queries import SESSION_SETTINGS, search_meters
 from kernel.ids import new_id
 from kernel.topics import topic
 from operations.timeline import meter_timeline
@@ -286,30 +289,35 @@ async def response_latency(env: BenchEnv, rate: float, seconds: float, meters: i
 
 
 async def timeline_latency(env: BenchEnv, meters: int, pages: int = 30) -> dict[str, float]:
-    """A meter page's timeline (its first page), ms, in a session set as the console's pool sets it."""
-    conn = await env.db()
-    await conn.execute("SET plan_cache_mode = force_custom_plan; SET jit = off")
-    timings = []
-    try:
-        for _ in range(pages):
-            started = time.perf_counter()
-            await meter_timeline(conn, INSTITUTION, f"06{random.randrange(meters):08d}")
-            timings.append((time.perf_counter() - started) * 1000)
-    finally:
-        await conn.close()
-    return percentiles(timings)
+    """A meter page's timeline (its first page), ms."""
+    return await _console_reads(
+        env, [partial(meter_timeline, institution_id=INSTITUTION, meter_number=_meter(meters)) for _ in range(pages)]
+    )
 
 
 async def search_latency(env: BenchEnv, meters: int, queries: int = 300) -> dict[str, float]:
+    def query(i: int) -> str:
+        n = _meter(meters)
+        return n[: random.randint(4, 9)] if i % 3 else n[3:8]  # mostly prefixes, every third an infix
+
+    return await _console_reads(env, [partial(search_meters, q=query(i)) for i in range(queries)])
+
+
+def _meter(meters: int) -> str:
+    return f"06{random.randrange(meters):08d}"
+
+
+async def _console_reads(
+    env: BenchEnv, reads: list[Callable[[asyncpg.Connection], Awaitable[object]]]
+) -> dict[str, float]:
+    """ms per read, one after another, in a session set as the console's pool sets its own."""
     conn = await env.db()
-    await conn.execute("SET plan_cache_mode = force_custom_plan")  # as the console's pool does
+    await conn.execute("; ".join(f"SET {k} = {v}" for k, v in SESSION_SETTINGS.items()))
     timings = []
     try:
-        for i in range(queries):
-            n = f"06{random.randrange(meters):08d}"
-            q = n[: random.randint(4, 9)] if i % 3 else n[3:8]  # mostly prefixes, every third an infix
+        for read in reads:
             started = time.perf_counter()
-            await search_meters(conn, q)
+            await read(conn)
             timings.append((time.perf_counter() - started) * 1000)
     finally:
         await conn.close()

@@ -16,6 +16,7 @@ from swagger_ui_bundle import swagger_ui_path
 from console import api, bulk_confirm, dead_letters, pages
 from console.auth import SESSION_HOURS, LoginRequired, optional_user
 from console.limits import BodyLimit
+from console.queries import SESSION_SETTINGS
 from kernel.connections import create_pool, endpoints, producer
 from kernel.errors import PpuError
 from kernel.settings import Settings
@@ -39,13 +40,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         where = endpoints(settings)
         app.state.settings = settings
-        # Infix search uses the trigram index only when planned for its actual pattern (a custom plan). No JIT: a
-        # page reads few rows from many partitions, and compiling such a plan took 30 s of a 10M-history meter page.
         app.state.pool = await create_pool(
-            where.database_url,
-            min_size=1,
-            max_size=10,
-            server_settings={"plan_cache_mode": "force_custom_plan", "jit": "off"},
+            where.database_url, min_size=1, max_size=10, server_settings=SESSION_SETTINGS
         )
         app.state.producer = producer(where.kafka_bootstrap_servers)
         await app.state.producer.start()

@@ -7,6 +7,10 @@ import re
 from kernel.dbconn import Db
 
 SEARCH_LIMIT = 10
+# The console pool's sessions (console/app.py; the bench times its pages in the same). Custom plans: infix search uses
+# the trigram index only when planned for its actual pattern. No JIT: a page reads few rows from many partitions, and
+# compiling such a plan took 30 s of a meter page over 10 million attempts.
+SESSION_SETTINGS = {"plan_cache_mode": "force_custom_plan", "jit": "off"}
 
 
 def clean_query(q: str) -> str:
