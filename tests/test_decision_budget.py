@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -96,3 +98,32 @@ async def test_past_the_budget_with_no_supporter_the_first_supporting_answer_dec
     await system.respond(requests["p2"], "supported")
     d = await decided(db, attempt.data.attempt_id)
     assert (d["outcome"], d["provider_id"]) == ("routed", "p2")
+
+
+async def test_the_budget_counts_from_the_purchase_s_own_time_never_from_the_future_nor_far_back(
+    system: System, db: asyncpg.Connection
+) -> None:
+    """The purchase service's timeout starts at its send: a wait's budget starts at the attempt's time, not when the
+    worker read it; clamped to the database's now (a sender's clock ahead) and to half a budget back (the sweeper's
+    watermark, workers/lookup.py). `recorded_at` is the storing transaction's now."""
+    shifts = {"0401000061": -0.2, "0401000062": 30.0, "0401000063": -10.0}  # the attempt's time, from now
+    for meter, shift in shifts.items():
+        e = await system.attempt(meter, send=False)
+        shifted = e.model_copy(update={"time": e.time + timedelta(seconds=shift)})
+        await system.send("purchase_attempts", shifted)
+        row = await eventually(
+            functools.partial(
+                db.fetchrow,
+                """SELECT joined_at = received_at AS own_time, joined_at = recorded_at AS now,
+                          extract(epoch FROM recorded_at - joined_at)::float8 AS back
+                   FROM purchase_attempts WHERE attempt_id = $1""",
+                e.data.attempt_id,
+            ),
+            what=f"the attempt on {meter} stored",
+        )
+        if shift == -0.2:
+            assert row["own_time"], "within half a budget: the attempt's own time"
+        elif shift > 0:
+            assert row["now"] and not row["own_time"], "a time ahead of the database's: now"
+        else:
+            assert row["back"] == pytest.approx(BUDGET / 2), "far back: half a budget before now"

@@ -11,6 +11,14 @@ from workers.rounds import decide_waiting, open_rounds
 from workers.routing_context import load_lookup_context
 from workers.unit_of_work import UnitOfWork
 
+# When a waiting attempt's budget starts (purchase_attempts.joined_at): the purchase's own time, as the purchase
+# service's timeout counts from its send, not from when this worker got to it (a backlog, a batch in progress).
+# Never in the future (the sender's clock may be ahead), and never more than half the budget back: the sweeper's
+# watermark (workers/sweeper.py) passes waits up to a budget before its sweep, so a batch that began less than
+# half a budget before a sweep and committed after it is still seen; an attempt older than that is decided half a
+# budget after it is read, at the latest.
+BUDGET_FROM = "greatest(least(t, now()), now() - make_interval(secs => $7::float8 / 2))"  # $7: the budget
+
 
 async def handle_purchase_attempts(
     batch: list[Inbound[PurchaseAttempted]], work: UnitOfWork, deadline_seconds: float, budget_seconds: float
@@ -50,12 +58,12 @@ async def handle_purchase_attempts(
         f"""WITH attempts AS (
                INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, round_id,
                                               joined_at, decided_at)
-               SELECT a, m, i, t, r, CASE WHEN r IS NOT NULL THEN now() END, CASE WHEN d THEN now() END
+               SELECT a, m, i, t, r, CASE WHEN r IS NOT NULL THEN {BUDGET_FROM} END, CASE WHEN d THEN now() END
                FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[], $6::bool[])
                     AS u(a, m, i, t, r, d)
                RETURNING attempt_id, decided_at,
                          greatest(extract(epoch FROM now() - received_at), 0)::float8 AS waited),
-           decisions AS ({decisions_insert(7)})
+           decisions AS ({decisions_insert(8)})
            SELECT attempt_id, waited FROM attempts WHERE decided_at IS NOT NULL""",
         [a.attempt_id for a in attempts],
         [a.meter_number for a in attempts],
@@ -63,6 +71,7 @@ async def handle_purchase_attempts(
         [a.received_at for a in attempts],
         [waits_on.get(a.attempt_id) for a in attempts],
         [a.attempt_id in decided for a in attempts],
+        budget_seconds,
         *columns,
     )
     await publish_decisions(conn, out, plan.decided, {w["attempt_id"]: w["waited"] for w in waited})
