@@ -1,12 +1,12 @@
 """When the attempts waiting on a round are decided, and when a round closes.
 
 An attempt waiting on a round is decided as soon as no answer still awaited could change its decision (see
-`routing.settled`). Once it has waited the purchase-time decision budget (PPU_DECISION_BUDGET_SECONDS, 2 s by
-default: the purchase service will not wait for ever; counted from the attempt's own time, workers/lookup.py), it is decided with the best eligible Supported answer so far,
-if there is one; with none, it waits on, for the next answer or the round's deadline, whichever comes first. At
-the deadline it is decided with what is known then, blocked if nobody supports the meter. The round itself keeps
-collecting answers until its deadline whatever was decided. A round closes when every provider asked has
-answered, or when it expires.
+`routing.settled`). Once it has waited the purchase-time decision budget (PPU_DECISION_BUDGET_SECONDS, 2 s by default:
+the purchase service will not wait for ever; counted from the attempt's own time, workers/lookup.py), it is decided
+with the best eligible Supported answer so far, if there is one; with none, it waits on, for the next answer or the
+round's deadline, whichever comes first. At the deadline it is decided with what is known then, blocked if nobody
+supports the meter. The round itself keeps collecting answers until its deadline whatever was decided. A round closes
+when every provider asked has answered, or when it expires.
 """
 
 from __future__ import annotations
