@@ -21,7 +21,7 @@ TARGETS = {  # issue #17's table where it names a figure
     "lookup_p50_first_steady_s_ms_at_1000": ("report", 0.0),  # with the last: does a backlog grow?
     "lookup_p50_last_s_ms_at_1000": ("report", 0.0),
     "response_p99_ms_at_1000": ("<", 50.0),
-    "first_seen_decision_p99_ms": ("<", 2100.0),  # the default 2 s decision budget + 100 ms
+    "first_seen_decision_p99_ms": ("<=", 2100.0),  # the default 2 s decision budget + 100 ms (#17: "≤ budget + 100")
     "lookup_1m_vs_10k_ratio": (">=", 0.9),
     "lookup_10m_history_vs_empty_ratio": (">=", 0.9),
     "poison_1pct_vs_clean_ratio": (">=", 0.9),  # good messages' throughput unaffected by poison among them

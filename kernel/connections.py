@@ -51,9 +51,21 @@ async def connect(url: str) -> asyncpg.Connection:
     return conn
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A released connection's session kept as it is (asyncpg still rolls back a transaction left open)."""
+
+
 async def create_pool(
-    url: str, min_size: int = 1, max_size: int = 10, server_settings: dict[str, str] | None = None
+    url: str,
+    min_size: int = 1,
+    max_size: int = 10,
+    server_settings: dict[str, str] | None = None,
+    keep_sessions: bool = False,
 ) -> asyncpg.Pool:
+    """`keep_sessions`: no reset statement on release. asyncpg's default runs `pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL` whenever a connection goes back: for the workers, which take one for each batch and relay
+    cycle, a round trip of every batch. Only for code that leaves no session state behind (the workers: transaction-
+    scoped settings and locks only; db/partitions.py resets the one setting it makes)."""
     try:
         return await asyncpg.create_pool(
             url,
@@ -62,6 +74,7 @@ async def create_pool(
             init=_init_connection,
             timeout=10,
             server_settings=server_settings,
+            reset=_keep_session if keep_sessions else None,
         )
     except (OSError, TimeoutError) as e:
         raise PpuError(f"cannot reach PostgreSQL at {_redact(url)}: {e}") from None

@@ -16,6 +16,10 @@ from kernel.ids import id_floor
 LIVE_DAYS = 7
 # Rows written after a moment carry ids made after it less this: clocks of several hosts and long transactions.
 ID_MARGIN = timedelta(hours=1)
+# The window's end, for the same pruning while planning: no row of the window is stamped later than this ahead of
+# our clock (rows are stamped by the database's clock or a worker's, each within this of ours). Partitions are made a
+# week ahead, so without an end every read planned and scanned them all.
+AHEAD = timedelta(days=1)
 
 
 def live_since() -> datetime:
@@ -24,6 +28,14 @@ def live_since() -> datetime:
 
 def live_since_id() -> uuid.UUID:
     return id_floor(live_since())
+
+
+def live_until() -> datetime:
+    return datetime.now(UTC) + AHEAD
+
+
+def live_until_id() -> uuid.UUID:
+    return id_floor(live_until())
 
 
 def ids_since(at: datetime) -> uuid.UUID:

@@ -106,7 +106,8 @@ async def test_the_budget_counts_from_the_purchase_s_own_time_never_from_the_fut
     """The purchase service's timeout starts at its send: a wait's budget starts at the attempt's time, not when the
     worker read it; clamped to the database's now (a sender's clock ahead) and to half a budget back (the sweeper's
     watermark, workers/lookup.py). `recorded_at` is the storing transaction's now."""
-    shifts = {"0401000061": -0.2, "0401000062": 30.0, "0401000063": -10.0}  # the attempt's time, from now
+    # The attempt's time, from now; the one within range last, when the worker is past its start (its group join).
+    shifts = {"0401000062": 30.0, "0401000063": -10.0, "0401000061": -0.2}
     for meter, shift in shifts.items():
         e = await system.attempt(meter, send=False)
         shifted = e.model_copy(update={"time": e.time + timedelta(seconds=shift)})

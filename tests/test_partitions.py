@@ -16,8 +16,10 @@ from db.migrate import MIGRATIONS, migrate
 from db.partitions import AHEAD_DAYS, HISTORY, maintain, partitions, retention
 from kernel.errors import PpuError
 from kernel.ids import id_floor, id_time, new_id
+from kernel.live_window import live_since, live_since_id, live_until, live_until_id
 from kernel.settings import Settings
 from tests.harness import eventually, plan_of
+from workers.routing_context import LOOKUP_FACTS
 from workers.sweeper import run_sweeper
 
 TODAY = datetime.now(UTC).date()
@@ -183,3 +185,16 @@ async def test_the_sweeper_maintains_the_partitions(db: asyncpg.Connection, data
 
 async def _has(db: asyncpg.Connection, name: str) -> bool:
     return bool(await db.fetchval("SELECT to_regclass($1) IS NOT NULL", name))
+
+
+async def test_the_hot_path_plans_the_live_window_s_partitions_not_those_made_ahead(db: asyncpg.Connection) -> None:
+    """The lookup worker's facts statement is bounded at both ends (kernel/live_window.py): the partitions made a week
+    ahead are left out while planning, not planned and scanned every batch."""
+    await maintain(db)
+    args = (["0601"], ["bank"], "", [uuid.uuid4()], live_since(), live_since_id(), live_until(), live_until_id())
+    plan = await plan_of(db, LOOKUP_FACTS, *args)
+    today, far = f"_p{TODAY:%Y%m%d}", f"_p{TODAY + timedelta(days=3):%Y%m%d}"
+    assert "purchase_attempts" + far in await partitions(db, "purchase_attempts"), "made ahead"
+    for table in ("purchase_attempts", "lookup_rounds"):
+        assert table + today in plan, table
+        assert table + far not in plan, f"{table}: a partition days ahead is planned"

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from domain.attempts import Decided
 from kernel.dbconn import Db
-from kernel.live_window import live_since
+from kernel.live_window import live_since, live_until
 from messaging import metrics
 from schemas.envelope import D, Encoded, Envelope
 from schemas.meter_events import MeterBlocked, MeterBlockedData
@@ -56,9 +56,11 @@ async def record_decisions(conn: Db, out: UnitOfWork, decided: list[Decided], si
         for r in await conn.fetch(
             """UPDATE purchase_attempts SET decided_at = now()
                WHERE attempt_id = ANY($1::uuid[]) AND decided_at IS NULL AND recorded_at >= $2
+                 AND recorded_at < $3
                RETURNING attempt_id, greatest(extract(epoch FROM now() - received_at), 0)::float8 AS waited""",
             [d.attempt_id for d in decided],
             since or live_since(),
+            live_until(),
         )
     }
     decided = [d for d in decided if d.attempt_id in claimed]

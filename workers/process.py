@@ -54,7 +54,9 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
         "jit": "off",
     }
     pool = await patiently(
-        lambda: create_pool(where.database_url, min_size=1, max_size=4 + 2 * len(names), server_settings=plans)
+        lambda: create_pool(
+            where.database_url, min_size=1, max_size=4 + 2 * len(names), server_settings=plans, keep_sessions=True
+        )
     )
     try:
         async with contextlib.AsyncExitStack() as stack:

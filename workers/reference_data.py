@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from domain.routing import Preference
 
 # Parts of the facts statement (kind, key, institution, provider, text, rank or enabled, weight), each read only when
-# the caller's version ($3) is not the database's.
-STALE = "(SELECT reference_stamp()) IS DISTINCT FROM $3::text"
+# the caller's version ($3) is not the database's. The version is worked out once per statement (STAMP, which the
+# statement starts with): called in each part, it was a tenth of a millisecond four times a batch.
+STAMP = "WITH stamp AS MATERIALIZED (SELECT reference_stamp() AS s)"
+STALE = "(SELECT s FROM stamp) IS DISTINCT FROM $3::text"
 PARTS = f"""
-UNION ALL SELECT 'v', reference_stamp(), NULL, NULL, NULL, NULL, NULL
+UNION ALL SELECT 'v', (SELECT s FROM stamp), NULL, NULL, NULL, NULL, NULL
 UNION ALL SELECT 'e', NULL, NULL, provider_id, health, enabled::int, NULL FROM providers WHERE {STALE}
 UNION ALL SELECT 'i', NULL, institution_id, provider_id, NULL, NULL, NULL FROM institution_providers WHERE {STALE}
 UNION ALL SELECT 'u', utility_id, institution_id, provider_id, kind, rank, weight FROM utility_routing_preferences

@@ -12,7 +12,7 @@ import structlog
 from domain import answers as rules
 from domain.answers import Change, Recorded, SentLookup
 from kernel.dbconn import Db
-from kernel.live_window import live_since_id
+from kernel.live_window import live_since_id, live_until_id
 from messaging.inbound import Inbound
 from schemas.lookup import LookupResponded
 from schemas.meter_events import MeterUnblocked, MeterUnblockedData, SupportChanged, SupportChangedData
@@ -40,9 +40,11 @@ async def handle_lookup_responses(
                   r.opened_at, r.institution_id
            FROM (SELECT now()) clock
            LEFT JOIN (lookups l JOIN lookup_rounds r USING (round_id))
-                  ON l.lookup_id = ANY($1::uuid[]) AND l.lookup_id >= $2 AND r.round_id >= $2""",
+                  ON l.lookup_id = ANY($1::uuid[]) AND l.lookup_id >= $2 AND r.round_id >= $2
+                     AND l.lookup_id < $3 AND r.round_id < $3""",
         [m.event.data.lookup_id for m in batch],
         live_since_id(),  # an answer a week late is to a lookup we no longer hold open (kernel/live_window.py)
+        live_until_id(),  # and the window's end: the partitions made ahead are not planned
     )
     now: datetime = rows[0]["now"]
     sent = {

@@ -9,7 +9,7 @@ from domain.attempts import LookupPlan
 from domain.rounds import WaitingAttempt, settle
 from kernel.dbconn import Db
 from kernel.ids import id_floor, id_time, new_id
-from kernel.live_window import ID_MARGIN
+from kernel.live_window import ID_MARGIN, live_until, live_until_id
 from schemas.lookup import LookupRequested, LookupRequestedData, RoundExpired, RoundExpiredData
 from workers.decisions import record_decisions
 from workers.routing_context import load_context
@@ -104,16 +104,17 @@ async def decide_waiting(
     if not round_ids:
         return 0
     # Bounds that let PostgreSQL read only the partitions these rounds' lookups and attempts can be in: both are
-    # written after their round was opened.
+    # written after their round was opened, and within the live window (its end: kernel/live_window.py).
     since = min(id_time(r) for r in round_ids) - ID_MARGIN
     rounds = await conn.fetch(
         """SELECT r.round_id, r.meter_number, r.reason, r.opened_at, r.providers_asked,
                   coalesce(array_agg(l.provider_id) FILTER (WHERE l.responded_at IS NULL), '{}') AS unanswered
            FROM lookup_rounds r JOIN lookups l USING (round_id)
-           WHERE r.round_id = ANY($1::uuid[]) AND r.closed_at IS NULL AND l.lookup_id >= $2
+           WHERE r.round_id = ANY($1::uuid[]) AND r.closed_at IS NULL AND l.lookup_id >= $2 AND l.lookup_id < $3
            GROUP BY r.round_id ORDER BY r.meter_number""",
         round_ids,
         id_floor(since),
+        live_until_id(),
     )
     if not rounds:
         return 0
@@ -122,10 +123,12 @@ async def decide_waiting(
                   coalesce($2::float8 IS NOT NULL AND joined_at <= now() - make_interval(secs => $2), false)
                       AS over_budget
            FROM purchase_attempts
-           WHERE round_id = ANY($1::uuid[]) AND decided_at IS NULL AND recorded_at >= $3 ORDER BY received_at""",
+           WHERE round_id = ANY($1::uuid[]) AND decided_at IS NULL AND recorded_at >= $3 AND recorded_at < $4
+           ORDER BY received_at""",
         [r["round_id"] for r in rounds],
         budget_seconds,
         since,
+        live_until(),
     )
     ctx = await load_context(
         conn, sorted({r["meter_number"] for r in rounds}), sorted({w["institution_id"] for w in waiting})

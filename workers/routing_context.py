@@ -9,16 +9,17 @@ import asyncpg
 
 from domain.meters import Meter, RoutingContext
 from kernel.dbconn import Db
-from kernel.live_window import live_since, live_since_id
+from kernel.live_window import live_since, live_since_id, live_until, live_until_id
 from workers.meter_locks import lock_or_create, read_meters
-from workers.reference_data import CACHE, KINDS, PARTS
+from workers.reference_data import CACHE, KINDS, PARTS, STAMP
 
 # The batch's facts, one row per fact (kind, meter or utility, institution, provider, status or health or preference
 # kind, rank or enabled, weight; a meter's support as "provider=status,..." in one row, provider ids being plain),
 # then the reference data's version and, when the cached copy is stale, the reference tables whole
 # (workers/reference_data.py).
 FACTS = (
-    """
+    STAMP
+    + """
 SELECT 's', meter_number, NULL, NULL, string_agg(provider_id || '=' || status, ','), NULL::int, NULL::int
   FROM meter_support WHERE meter_number = ANY($1::text[]) GROUP BY meter_number
 UNION ALL SELECT 'm', meter_number, institution_id, NULL, NULL, NULL, NULL FROM rebroadcast_marks
@@ -30,15 +31,17 @@ UNION ALL SELECT 'p', meter_number, institution_id, provider_id, NULL, NULL, NUL
     + PARTS
 )
 # The lookup worker's batch also reads, in the same round trip, its attempt ids seen before (within the live window:
-# $4, since $5) and the meters' open rounds (ids since $6). Worker sessions plan without parallel workers
+# $4, since $5 and before $7) and the meters' open rounds (ids from $6, before $8). The upper bounds let PostgreSQL
+# leave the partitions made ahead (db/partitions.py) out while planning: 18 partitions planned and scanned a batch
+# instead of 6, 1.2 ms of the statement's 3. Worker sessions plan without parallel workers
 # (workers/process.py): as parallel scans these two reads once cost 80 ms instead of 16 over 10 million attempts.
 LOOKUP_FACTS = (
     FACTS
     + """
 UNION ALL SELECT 'a', meter_number, institution_id, attempt_id::text, NULL, NULL, NULL FROM purchase_attempts
- WHERE attempt_id = ANY($4::uuid[]) AND recorded_at >= $5
+ WHERE attempt_id = ANY($4::uuid[]) AND recorded_at >= $5 AND recorded_at < $7
 UNION ALL SELECT 'o', meter_number, NULL, round_id::text, NULL, NULL, NULL FROM lookup_rounds
- WHERE meter_number = ANY($1::text[]) AND closed_at IS NULL AND round_id >= $6"""
+ WHERE meter_number = ANY($1::text[]) AND closed_at IS NULL AND round_id >= $6 AND round_id < $8"""
 )
 
 
@@ -67,7 +70,15 @@ async def load_lookup_context(
     rounds, in one statement."""
     rows, created = await lock_or_create(conn, meter_numbers)
     facts = await conn.fetch(
-        LOOKUP_FACTS, meter_numbers, institutions, CACHE.version(), attempt_ids, live_since(), live_since_id()
+        LOOKUP_FACTS,
+        meter_numbers,
+        institutions,
+        CACHE.version(),
+        attempt_ids,
+        live_since(),
+        live_since_id(),
+        live_until(),
+        live_until_id(),
     )
     found = LookupFacts(created=created)
     for kind, key, inst_id, ident, *_ in facts:

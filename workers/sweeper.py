@@ -20,7 +20,7 @@ import structlog
 from db.partitions import maintain_quietly
 from db.provider_health import refresh_states
 from kernel.dbconn import Db
-from kernel.live_window import live_since
+from kernel.live_window import live_since, live_until
 from messaging import metrics
 from messaging.retrying import TRANSIENT, pause
 from workers.auto_recheck import recheck_due
@@ -74,7 +74,7 @@ async def sweep_budget(
             """WITH waits AS (
                    SELECT round_id, meter_number, joined_at FROM purchase_attempts
                    WHERE decided_at IS NULL AND round_id IS NOT NULL AND ($2::timestamptz IS NULL OR joined_at > $2)
-                     AND recorded_at >= $3)
+                     AND recorded_at >= $3 AND recorded_at < $4)
                SELECT now() - make_interval(secs => $1) AS reached,
                       array(SELECT DISTINCT (round_id, meter_number) FROM waits
                             WHERE joined_at <= now() - make_interval(secs => $1)) AS due,
@@ -83,6 +83,7 @@ async def sweep_budget(
             budget_seconds,
             since,
             live_since(),
+            live_until(),
         )
         assert found is not None
         due = [{"round_id": r, "meter_number": m} for r, m in found["due"]]
