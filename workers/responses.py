@@ -64,19 +64,19 @@ async def handle_lookup_responses(
             valid.append((m, lookup))
     if not valid:
         return
+    # The answers on their lookups, and a DOWN provider that answers is back (domain/health.py; routing may choose it
+    # again): one round trip, the two tables having nothing to do with each other.
     await conn.execute(
-        """UPDATE lookups l SET responded_at = u.t, status = u.s
-           FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(id, t, s)
-           WHERE l.lookup_id = u.id AND l.lookup_id = ANY($1::uuid[]) -- the partitions by id, read while planning
-             AND (l.responded_at IS NULL OR l.responded_at < u.t)""",
+        """WITH answered AS (
+               UPDATE lookups l SET responded_at = u.t, status = u.s
+               FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(id, t, s)
+               WHERE l.lookup_id = u.id AND l.lookup_id = ANY($1::uuid[]) -- the partitions by id, read while planning
+                 AND (l.responded_at IS NULL OR l.responded_at < u.t))
+           UPDATE providers SET health = 'DEGRADED', health_changed_at = now()
+           WHERE provider_id = ANY($4::text[]) AND health = 'DOWN'""",
         [m.event.data.lookup_id for m, _ in valid],
         [m.event.data.responded_at for m, _ in valid],
         [m.event.data.status for m, _ in valid],
-    )
-    # A DOWN provider that answers is back (domain/health.py); routing may choose it again.
-    await conn.execute(
-        """UPDATE providers SET health = 'DEGRADED', health_changed_at = now()
-           WHERE provider_id = ANY($1::text[]) AND health = 'DOWN'""",
         sorted({m.event.data.provider_id for m, _ in valid}),
     )
     changes = await _record_support(conn, out, valid)
@@ -181,6 +181,8 @@ async def _clear_rebroadcast_marks(conn: Db, valid: list[Matched]) -> None:
     """The first answer to a rebroadcast round that an institution's attempt opened after the institution marked
     the meter clears that institution's mark."""
     rounds = [lookup for _, lookup in valid if lookup.reason == "rebroadcast" and lookup.institution_id is not None]
+    if not rounds:  # most batches: answers to routine lookups; no round trip for nothing
+        return
     await conn.execute(
         """DELETE FROM rebroadcast_marks k USING unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(m, i, opened)
            WHERE k.meter_number = u.m AND k.institution_id = u.i AND u.opened >= k.marked_at""",
@@ -191,6 +193,8 @@ async def _clear_rebroadcast_marks(conn: Db, valid: list[Matched]) -> None:
 
 
 async def _unblock(conn: Db, out: UnitOfWork, supporter: dict[str, str]) -> None:
+    if not supporter:
+        return
     await conn.execute(
         "UPDATE meters SET blocked = false, updated_at = now() WHERE meter_number = ANY($1::text[])", sorted(supporter)
     )

@@ -139,10 +139,11 @@ async def decide_waiting(
     decided, closing_ids = settle(unanswered, waits, ctx, expired, causation_id, over_budget)
     closing = [r for r in rounds if r["round_id"] in set(closing_ids)]
     await record_decisions(conn, out, decided, since=since)
-    await conn.execute(
-        "UPDATE lookup_rounds SET closed_at = now() WHERE round_id = ANY($1::uuid[])",
-        [r["round_id"] for r in closing],
-    )
+    if closing:  # no round trip for nothing: most calls close none
+        await conn.execute(
+            "UPDATE lookup_rounds SET closed_at = now() WHERE round_id = ANY($1::uuid[])",
+            [r["round_id"] for r in closing],
+        )
     if expired:
         for r in closing:
             out.emit(

@@ -68,14 +68,14 @@ async def sweep_budget(
     (the response consumer decides it then) or the deadline. Returns the time this sweep reached, and in how many
     seconds the next wait crosses the budget (None: no wait open, or the lease is not ours)."""
     async with conn.transaction():
-        if not await _still_mine(conn, holder):
-            return None, None  # another holder may sweep meanwhile: every open wait is looked at when ours again
+        # The lease checked in the same round trip (as `_still_mine` does): this loop runs for every budget crossed.
         found = await conn.fetchrow(
             """WITH waits AS (
                    SELECT round_id, meter_number, joined_at FROM purchase_attempts
                    WHERE decided_at IS NULL AND round_id IS NOT NULL AND ($2::timestamptz IS NULL OR joined_at > $2)
-                     AND recorded_at >= $3 AND recorded_at < $4)
-               SELECT now() - make_interval(secs => $1) AS reached,
+                     AND recorded_at >= $3 AND recorded_at < $4),
+                    mine AS (SELECT true FROM leases WHERE name = $5 AND holder = $6 AND expires_at > now() FOR SHARE)
+               SELECT EXISTS (SELECT FROM mine) AS mine, now() - make_interval(secs => $1) AS reached,
                       array(SELECT DISTINCT (round_id, meter_number) FROM waits
                             WHERE joined_at <= now() - make_interval(secs => $1)) AS due,
                       (SELECT extract(epoch FROM min(joined_at) + make_interval(secs => $1) - now()) FROM waits
@@ -84,8 +84,12 @@ async def sweep_budget(
             since,
             live_since(),
             live_until(),
+            LEASE,
+            holder,
         )
         assert found is not None
+        if not found["mine"]:
+            return None, None  # another holder may sweep meanwhile: every open wait is looked at when ours again
         due = [{"round_id": r, "meter_number": m} for r, m in found["due"]]
         await _decide(conn, topic_prefix, due, expired=False, budget_seconds=budget_seconds)
         reached: datetime = found["reached"]
