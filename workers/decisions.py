@@ -49,23 +49,27 @@ async def record_decisions(conn: Db, out: UnitOfWork, decided: list[Decided], si
     publishes it (`publish_decisions`); attempts already decided elsewhere are left out."""
     if not decided:
         return
-    # Claimed first: a waiting attempt gets one decision however many transactions try (the row lock makes a
-    # second wait, then see it decided). Partitioned history has no unique attempt id to lean on (0013).
+    # Claimed, and only the claimed stored, in one round trip: a waiting attempt gets one decision however many
+    # transactions try (the row lock makes a second wait, then see it decided, so it claims and stores nothing).
+    # Partitioned history has no unique attempt id to lean on (0013).
     claimed = {
         r["attempt_id"]: r["waited"]
         for r in await conn.fetch(
-            """UPDATE purchase_attempts SET decided_at = now()
-               WHERE attempt_id = ANY($1::uuid[]) AND decided_at IS NULL AND recorded_at >= $2
-                 AND recorded_at < $3
-               RETURNING attempt_id, greatest(extract(epoch FROM now() - received_at), 0)::float8 AS waited""",
+            f"""WITH claimed AS (
+                   UPDATE purchase_attempts SET decided_at = now()
+                   WHERE attempt_id = ANY($1::uuid[]) AND decided_at IS NULL AND recorded_at >= $2
+                     AND recorded_at < $3
+                   RETURNING attempt_id, greatest(extract(epoch FROM now() - received_at), 0)::float8 AS waited),
+               stored AS ({decisions_insert(4)} WHERE u.a IN (SELECT attempt_id FROM claimed))
+               SELECT attempt_id, waited FROM claimed""",
             [d.attempt_id for d in decided],
             since or live_since(),
             live_until(),
+            *decision_columns(decided),
         )
     }
     decided = [d for d in decided if d.attempt_id in claimed]
     if decided:
-        await conn.execute(decisions_insert(1), *decision_columns(decided))
         await publish_decisions(conn, out, decided, claimed)
 
 

@@ -106,29 +106,33 @@ async def decide_waiting(
     # Bounds that let PostgreSQL read only the partitions these rounds' lookups and attempts can be in: both are
     # written after their round was opened, and within the live window (its end: kernel/live_window.py).
     since = min(id_time(r) for r in round_ids) - ID_MARGIN
-    rounds = await conn.fetch(
-        """SELECT r.round_id, r.meter_number, r.reason, r.opened_at, r.providers_asked,
-                  coalesce(array_agg(l.provider_id) FILTER (WHERE l.responded_at IS NULL), '{}') AS unanswered
-           FROM lookup_rounds r JOIN lookups l USING (round_id)
-           WHERE r.round_id = ANY($1::uuid[]) AND r.closed_at IS NULL AND l.lookup_id >= $2 AND l.lookup_id < $3
-           GROUP BY r.round_id ORDER BY r.meter_number""",
+    # The open rounds, each with the attempts waiting on it (none: one row, its attempt columns null), in one round
+    # trip; rounds in meter order, attempts in the order received, as the callers lock and decide.
+    rows = await conn.fetch(
+        """WITH open AS (
+               SELECT r.round_id, r.meter_number, r.reason, r.opened_at, r.providers_asked,
+                      coalesce(array_agg(l.provider_id) FILTER (WHERE l.responded_at IS NULL), '{}') AS unanswered
+               FROM lookup_rounds r JOIN lookups l USING (round_id)
+               WHERE r.round_id = ANY($1::uuid[]) AND r.closed_at IS NULL AND l.lookup_id >= $2 AND l.lookup_id < $3
+               GROUP BY r.round_id)
+           SELECT o.*, a.attempt_id, a.institution_id, a.received_at,
+                  coalesce($4::float8 IS NOT NULL AND a.joined_at <= now() - make_interval(secs => $4), false)
+                      AS over_budget
+           FROM open o LEFT JOIN purchase_attempts a
+                ON a.round_id = o.round_id AND a.round_id = ANY($1::uuid[]) AND a.decided_at IS NULL
+               AND a.recorded_at >= $5 AND a.recorded_at < $6""",
         round_ids,
         id_floor(since),
         live_until_id(),
-    )
-    if not rounds:
-        return 0
-    waiting = await conn.fetch(
-        """SELECT attempt_id, meter_number, institution_id, round_id,
-                  coalesce($2::float8 IS NOT NULL AND joined_at <= now() - make_interval(secs => $2), false)
-                      AS over_budget
-           FROM purchase_attempts
-           WHERE round_id = ANY($1::uuid[]) AND decided_at IS NULL AND recorded_at >= $3 AND recorded_at < $4
-           ORDER BY received_at""",
-        [r["round_id"] for r in rounds],
         budget_seconds,
         since,
         live_until(),
+    )
+    if not rows:
+        return 0
+    rounds = sorted({r["round_id"]: r for r in rows}.values(), key=lambda r: r["meter_number"])
+    waiting = sorted(
+        (r for r in rows if r["attempt_id"] is not None), key=lambda r: (r["received_at"], r["attempt_id"])
     )
     ctx = await load_context(
         conn, sorted({r["meter_number"] for r in rounds}), sorted({w["institution_id"] for w in waiting})
