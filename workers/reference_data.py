@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from domain.routing import Preference
 
 # Parts of the facts statement (kind, key, institution, provider, text, rank or enabled, weight), each read only when
-# the caller's version ($3) is not the database's. The version is worked out once per statement (STAMP, which the
-# statement starts with): called in each part, it was a tenth of a millisecond four times a batch.
+# the caller's version ($3) is not the database's. The version is worked out once per statement (`with_reference`
+# puts it first): called in each part, it was a tenth of a millisecond four times a batch.
 STAMP = "WITH stamp AS MATERIALIZED (SELECT reference_stamp() AS s)"
 STALE = "(SELECT s FROM stamp) IS DISTINCT FROM $3::text"
 PARTS = f"""
@@ -25,6 +25,14 @@ UNION ALL SELECT 'e', NULL, NULL, provider_id, health, enabled::int, NULL FROM p
 UNION ALL SELECT 'i', NULL, institution_id, provider_id, NULL, NULL, NULL FROM institution_providers WHERE {STALE}
 UNION ALL SELECT 'u', utility_id, institution_id, provider_id, kind, rank, weight FROM utility_routing_preferences
  WHERE {STALE}"""
+
+
+def with_reference(facts: str) -> str:
+    """A facts statement (a UNION ALL of rows shaped as above) that also reads the reference version and, when stale,
+    the reference tables; the parts lean on the version worked out first, so they go only with it."""
+    return f"{STAMP}\n{facts}{PARTS}"
+
+
 KINDS = frozenset("eiu")
 Fact = tuple[str, str | None, str | None, str | None, str | None, int | None, int | None]  # a row of that statement
 

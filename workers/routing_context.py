@@ -11,15 +11,14 @@ from domain.meters import Meter, RoutingContext
 from kernel.dbconn import Db
 from kernel.live_window import live_since, live_since_id, live_until, live_until_id
 from workers.meter_locks import lock_or_create, read_meters
-from workers.reference_data import CACHE, KINDS, PARTS, STAMP
+from workers.reference_data import CACHE, KINDS, with_reference
 
 # The batch's facts, one row per fact (kind, meter or utility, institution, provider, status or health or preference
 # kind, rank or enabled, weight; a meter's support as "provider=status,..." in one row, provider ids being plain),
 # then the reference data's version and, when the cached copy is stale, the reference tables whole
 # (workers/reference_data.py).
-FACTS = (
-    STAMP
-    + """
+FACTS = with_reference(
+    """
 SELECT 's', meter_number, NULL, NULL, string_agg(provider_id || '=' || status, ','), NULL::int, NULL::int
   FROM meter_support WHERE meter_number = ANY($1::text[]) GROUP BY meter_number
 UNION ALL SELECT 'm', meter_number, institution_id, NULL, NULL, NULL, NULL FROM rebroadcast_marks
@@ -28,7 +27,6 @@ UNION ALL SELECT 'r', meter_number, institution_id, provider_id, NULL, NULL, NUL
  WHERE meter_number = ANY($1::text[]) AND institution_id = ANY($2::text[])
 UNION ALL SELECT 'p', meter_number, institution_id, provider_id, NULL, NULL, NULL FROM meter_preferences
  WHERE meter_number = ANY($1::text[]) AND institution_id = ANY($2::text[])"""
-    + PARTS
 )
 # The lookup worker's batch also reads, in the same round trip, its attempt ids seen before (within the live window:
 # $4, since $5 and before $7) and the meters' open rounds (ids from $6, before $8). The upper bounds let PostgreSQL

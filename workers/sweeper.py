@@ -68,13 +68,13 @@ async def sweep_budget(
     (the response consumer decides it then) or the deadline. Returns the time this sweep reached, and in how many
     seconds the next wait crosses the budget (None: no wait open, or the lease is not ours)."""
     async with conn.transaction():
-        # The lease checked in the same round trip (as `_still_mine` does): this loop runs for every budget crossed.
+        # The lease checked in the same round trip (`_still_mine`'s check): this loop runs for every budget crossed.
         found = await conn.fetchrow(
-            """WITH waits AS (
+            f"""WITH waits AS (
                    SELECT round_id, meter_number, joined_at FROM purchase_attempts
                    WHERE decided_at IS NULL AND round_id IS NOT NULL AND ($2::timestamptz IS NULL OR joined_at > $2)
                      AND recorded_at >= $3 AND recorded_at < $4),
-                    mine AS (SELECT true FROM leases WHERE name = $5 AND holder = $6 AND expires_at > now() FOR SHARE)
+                    mine AS ({_held("$5", "$6")})
                SELECT EXISTS (SELECT FROM mine) AS mine, now() - make_interval(secs => $1) AS reached,
                       array(SELECT DISTINCT (round_id, meter_number) FROM waits
                             WHERE joined_at <= now() - make_interval(secs => $1)) AS due,
@@ -107,11 +107,14 @@ async def recheck_once(conn: Db, holder: str, topic_prefix: str) -> int:
         return marked
 
 
+def _held(name: str, holder: str) -> str:
+    """The lease row if `holder` (a parameter) still holds the lease `name`, share-locked until the transaction ends."""
+    return f"SELECT true FROM leases WHERE name = {name} AND holder = {holder} AND expires_at > now() FOR SHARE"
+
+
 async def _still_mine(conn: Db, holder: str) -> bool:
     """Inside the sweep's transaction: a lapsed holder sweeps nothing (another may hold the lease now)."""
-    held = await conn.fetchval(
-        "SELECT true FROM leases WHERE name = $1 AND holder = $2 AND expires_at > now() FOR SHARE", LEASE, holder
-    )
+    held = await conn.fetchval(_held("$1", "$2"), LEASE, holder)
     return bool(held)
 
 
