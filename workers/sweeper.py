@@ -8,6 +8,7 @@ the lease only when it has lapsed. The sweep itself re-checks the lease inside i
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -188,7 +189,9 @@ async def _keep_house(
     keep: Mapping[str, int] | None,
 ) -> None:
     """The lease, the deadlines, the re-checks, the inbox's and the history's retention, the provider health."""
-    refreshed = purged = rechecked = partitioned = 0.0
+    # Each periodic job runs in the first round, then at its interval. Not from 0.0: the monotonic clock counts from
+    # the machine's boot, so on one booted less than an hour ago the partitions waited for that hour (seen in CI).
+    refreshed = purged = rechecked = partitioned = -math.inf
     while not stop.is_set():
         try:
             async with pool.acquire() as conn:
