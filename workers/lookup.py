@@ -3,7 +3,10 @@ to rounds, or routed/blocked at once."""
 
 from __future__ import annotations
 
+import uuid
+
 from domain.attempts import Attempt, plan_attempts
+from kernel.dbconn import Db
 from messaging.inbound import Inbound
 from schemas.purchase import PurchaseAttempted
 from workers.decisions import decision_columns, decisions_insert, publish_decisions
@@ -19,6 +22,24 @@ from workers.unit_of_work import UnitOfWork
 # budget after it is read, at the latest.
 BUDGET_FROM = "greatest(least(t, now()), now() - make_interval(secs => $7::float8 / 2))"  # $7: the budget
 
+# An attempt id is the purchase service's, and the attempts table cannot hold it unique: partitioned by time, its key
+# is (attempt_id, recorded_at). Under the meter's lock, one batch at a time sees an attempt again; the same id for
+# another meter is another meter's lock, so two lookup processes each stored it (and decided it) unseen by the other.
+# A transaction lock per id, taken before the meters' (both in one order, so batches cannot deadlock) and in a
+# statement of its own (the facts read after it then sees what the holder committed), makes the second wait for the
+# first and refuse its copy. 32-bit keys under a class of our own: a collision only makes two batches wait in turn.
+ATTEMPT_LOCKS = "SELECT pg_advisory_xact_lock(1347441985, k) FROM unnest($1::int4[]) AS k"  # class: b"PPUA"
+
+
+def _lock_key(attempt_id: uuid.UUID) -> int:
+    x = attempt_id.int
+    folded = (x ^ (x >> 32) ^ (x >> 64) ^ (x >> 96)) & 0xFFFFFFFF
+    return folded - (1 << 32) if folded >= 1 << 31 else folded
+
+
+async def lock_attempt_ids(conn: Db, attempt_ids: list[uuid.UUID]) -> None:
+    await conn.execute(ATTEMPT_LOCKS, sorted({_lock_key(a) for a in attempt_ids}))
+
 
 async def handle_purchase_attempts(
     batch: list[Inbound[PurchaseAttempted]], work: UnitOfWork, deadline_seconds: float, budget_seconds: float
@@ -26,10 +47,11 @@ async def handle_purchase_attempts(
     conn, out = work.conn, work
     events = [m.event for m in batch]
     meters = sorted({e.data.meter_number for e in events})
-    # The meters are locked (the new ones created) from here on: the attempts seen before (within the live window)
-    # cannot change under us, and no other batch opens a round on them; both hold by this lock alone (migration
+    # The attempt ids, then the meters, are locked (the new meters created) from here on: the attempts seen before
+    # (within the live window) cannot change under us, and no other batch opens a round on these meters (migration
     # 0013). The same attempt again under a new event id has its one decision; its id again for another meter or
     # institution is not the same purchase, and is refused.
+    await lock_attempt_ids(conn, [e.data.attempt_id for e in events])
     ctx, facts = await load_lookup_context(
         conn, meters, sorted({e.data.institution_id for e in events}), [e.data.attempt_id for e in events]
     )
