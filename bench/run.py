@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -57,6 +58,23 @@ async def history_only(n: int) -> dict[str, Any]:
     r["lookup_flow_10k_per_s"], _ = await flows.lookup_flow(empty, n, 10_000)
     r.update(await _history_flow(f"{tag}h", n))
     r["lookup_10m_history_vs_empty_ratio"] = r["lookup_flow_10m_history_per_s"] / r["lookup_flow_10k_per_s"]
+    return r
+
+
+async def scale_out_only(n: int, pairs: int = 3) -> dict[str, Any]:
+    """`--only scale-out`: the lookup flow with one lookup worker and relay, then with two of each, `pairs` times in
+    turn after a warm-up; the ratio is the median of each pair's (the machine drifts less within a pair)."""
+    tag = f"b{int(time.time())}"
+    warm = await _with_meters(f"{tag}w", 10_000)
+    await flows.lookup_flow(warm, 3000, 10_000)
+    r: dict[str, Any] = {"commit": measured_commit(), "messages": n}
+    ratios = []
+    for i in range(1, pairs + 1):
+        one, _ = await flows.lookup_flow(await _with_meters(f"{tag}o{i}", 10_000), n, 10_000)
+        two, _ = await flows.lookup_flow(await _with_meters(f"{tag}t{i}", 10_000), n, 10_000, workers=2, relays=2)
+        r[f"lookup_flow_pair{i}_1_worker_per_s"], r[f"lookup_flow_pair{i}_2_workers_per_s"] = one, two
+        ratios.append(two / one)
+    r["scale_out_2_vs_1_ratio"] = statistics.median(ratios)
     return r
 
 
@@ -194,7 +212,10 @@ def measured_commit() -> str:
 )
 @click.option("--latency-seconds", type=click.FloatRange(1, 600), default=30, show_default=True)
 @click.option(
-    "--only", type=click.Choice(["latency", "first-seen", "profile", "history"]), default=None, help="one figure alone"
+    "--only",
+    type=click.Choice(["latency", "first-seen", "profile", "history", "scale-out"]),
+    default=None,
+    help="one figure alone",
 )
 def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: float, only: str | None) -> None:
     """Measure throughput, latency, memory, search and scale-out; write bench/results/<timestamp>.*"""
@@ -217,6 +238,8 @@ def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: floa
         results = asyncio.run(history_only(messages))
     elif only == "first-seen":
         results = asyncio.run(first_seen_only())
+    elif only == "scale-out":
+        results = asyncio.run(scale_out_only(messages))
     else:
         results = asyncio.run(run_all(messages, soak_seconds, rate, latency_seconds))
     for path in write(results, RESULTS, stamp):
