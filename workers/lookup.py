@@ -51,10 +51,9 @@ async def handle_purchase_attempts(
     # (within the live window) cannot change under us, and no other batch opens a round on these meters (migration
     # 0013). The same attempt again under a new event id has its one decision; its id again for another meter or
     # institution is not the same purchase, and is refused.
-    await lock_attempt_ids(conn, [e.data.attempt_id for e in events])
-    ctx, facts = await load_lookup_context(
-        conn, meters, sorted({e.data.institution_id for e in events}), [e.data.attempt_id for e in events]
-    )
+    attempt_ids = [e.data.attempt_id for e in events]
+    await lock_attempt_ids(conn, attempt_ids)
+    ctx, facts = await load_lookup_context(conn, meters, sorted({e.data.institution_id for e in events}), attempt_ids)
     known, open_round, new_meters = facts.seen, facts.open_rounds, facts.created
     attempts = []
     for i, e in enumerate(events):

@@ -190,7 +190,8 @@ async def _keep_house(
 ) -> None:
     """The lease, the deadlines, the re-checks, the inbox's and the history's retention, the provider health."""
     # Each periodic job runs in the first round, then at its interval. Not from 0.0: the monotonic clock counts from
-    # the machine's boot, so on one booted less than an hour ago the partitions waited for that hour (seen in CI).
+    # the machine's boot, so on one booted less than an hour ago the partitions waited for that hour (seen after a
+    # reboot).
     refreshed = purged = rechecked = partitioned = -math.inf
     while not stop.is_set():
         try:
