@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from domain.command_proof import sign
 from kernel.connections import started_producer
+from kernel.dbconn import Db
 from kernel.passwords import hash_password
 from kernel.settings import Settings
 from kernel.topics import topic
@@ -181,6 +182,6 @@ async def running(settings: Settings, names: tuple[str, ...] = ALL) -> AsyncIter
             await asyncio.wait_for(task, 30)
 
 
-async def plan_of(db: asyncpg.Connection, sql: str, *args: Any) -> str:
+async def plan_of(db: Db, sql: str, *args: Any) -> str:
     """PostgreSQL's plan for `sql` with these parameters (planned for their values), as EXPLAIN prints it."""
     return "\n".join(r[0] for r in await db.fetch(f"EXPLAIN {sql}", *args))

@@ -16,7 +16,7 @@ from kernel.connections import create_pool, started_producer
 from kernel.settings import Settings
 from kernel.topics import topic
 from tests.harness import plan_of
-from workers.outbox_relay import TAKE, TAKE_SETTINGS, relay_once, run_relay
+from workers.outbox_relay import TAKE, open_relay_pool, relay_once, run_relay
 from workers.relay_lanes import LANES, RelayLanes
 
 KEYS, PER_KEY = 40, 60
@@ -64,7 +64,9 @@ def _topic(settings: Settings) -> str:
     return topic("lookup_requests").name(settings.topic_prefix, provider_id="p1")
 
 
-async def test_the_relays_read_ignores_statistics_of_a_nearly_empty_outbox(db: asyncpg.Connection) -> None:
+async def test_the_relays_read_ignores_statistics_of_a_nearly_empty_outbox(
+    db: asyncpg.Connection, settings: Settings
+) -> None:
     """The soak's stall: statistics from a just-drained outbox (500 rows over many pages) while a backlog refills its
     free space. The relay's read must stay on the primary key and delete by address, not scan and sort every row."""
     filler = "INSERT INTO outbox (topic, key, value) SELECT 't', 'k' || g, convert_to(repeat('x', 500), 'UTF8') "
@@ -74,14 +76,17 @@ async def test_the_relays_read_ignores_statistics_of_a_nearly_empty_outbox(db: a
     await db.execute(filler + "FROM generate_series(1, 20000) g")  # the backlog, in the free space
     assert await db.fetchval("SELECT reltuples FROM pg_class WHERE relname = 'outbox'") == 500
 
-    async def plan(settings: str) -> str:
-        async with db.transaction():
-            await db.execute(settings)
-            return await plan_of(db, TAKE, list(range(LANES)), 1000)
-
-    # The trap is real with these statistics: without the relay's settings PostgreSQL scans the table.
-    assert SCAN.search(await plan("SET LOCAL synchronous_commit = off"))
-    taken = await plan(TAKE_SETTINGS)
+    # The trap is real with these statistics: in a session without the relay's settings PostgreSQL scans the table.
+    async with db.transaction():
+        assert SCAN.search(await plan_of(db, TAKE, list(range(LANES)), 1000))
+    assert settings.database_url is not None
+    relay = await open_relay_pool(settings.database_url, {})  # the pool the relay's process opens
+    try:
+        async with relay.acquire() as conn, conn.transaction():
+            taken = await plan_of(conn, TAKE, list(range(LANES)), 1000)
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"  # the cycle's delete waits for no fsync
+    finally:
+        await relay.close()
     assert not SCAN.search(taken) and "Index Scan using outbox_pkey" in taken and "Tid Scan" in taken
 
 

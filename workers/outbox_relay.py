@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry.trace import Span, SpanKind
 
 from kernel import tracing
+from kernel.connections import create_pool
 from kernel.dbconn import Db
 from messaging import metrics
 from messaging.retrying import TRANSIENT
@@ -45,9 +46,20 @@ TAKE = """WITH held AS (SELECT lane FROM outbox_lanes WHERE lane = ANY($1::small
              counted AS (UPDATE outbox_lanes l SET published = l.published + g.n
                          FROM (SELECT lane, count(*) AS n FROM gone GROUP BY lane) g WHERE l.lane = g.lane)
           SELECT outbox_id, topic, key, value, headers FROM gone ORDER BY outbox_id"""
-# The delete need not wait for the disk: if it is lost in a crash, the rows are published again, and consumers drop the
-# duplicates by message id (an fsync off every cycle). No sequential scan: the plan above whatever the statistics say.
-TAKE_SETTINGS = "SET LOCAL synchronous_commit = off; SET LOCAL enable_seqscan = off"
+# The relay's sessions (its own pool, workers/process.py; set once per session, not per cycle: a round trip of four
+# fewer each cycle). The delete need not wait for the disk: if it is lost in a crash, the rows are published again,
+# and consumers drop the duplicates by message id (an fsync off every cycle); its lanes' beats are rewritten every few
+# seconds anyway. No sequential scan: the plan above whatever the statistics say. Only the relay's statements run in
+# these sessions: a worker's own writes must wait for the disk (a decision published from a commit lost in a crash
+# would be made again, differently).
+RELAY_SESSION = {"synchronous_commit": "off", "enable_seqscan": "off"}
+
+
+async def open_relay_pool(url: str, server_settings: dict[str, str]) -> asyncpg.Pool:
+    """The relay's sessions: the workers' settings and RELAY_SESSION's; one cycle at a time, a beat beside it."""
+    return await create_pool(
+        url, min_size=1, max_size=2, server_settings={**server_settings, **RELAY_SESSION}, keep_sessions=True
+    )
 
 
 async def relay_once(
@@ -57,8 +69,8 @@ async def relay_once(
     limit: int = 1000,
     failpoints: Failpoints = NONE,
 ) -> int:
+    """One cycle on a session of RELAY_SESSION's settings."""
     async with conn.transaction():
-        await conn.execute(TAKE_SETTINGS)
         rows = await conn.fetch(TAKE, list(range(LANES)) if lanes is None else lanes, limit)
         if not rows:
             return 0

@@ -18,7 +18,7 @@ from kernel.settings import Settings
 from messaging import metrics
 from messaging.retrying import patiently
 from workers.failpoints import Failpoints
-from workers.outbox_relay import run_relay
+from workers.outbox_relay import open_relay_pool, run_relay
 from workers.registry import CONSUMERS, consumer_flow
 from workers.runtime import ConsumerRuntime
 from workers.sweeper import run_sweeper
@@ -60,6 +60,10 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
     )
     try:
         async with contextlib.AsyncExitStack() as stack:
+            relay_pool = pool
+            if "outbox-relay" in names:  # sessions of its own settings (workers/outbox_relay.py)
+                relay_pool = await patiently(lambda: open_relay_pool(where.database_url, plans))
+                stack.push_async_callback(relay_pool.close)
             # A broker restarting as we start is waited for; a failed try leaves nothing open in the stack.
             # No linger: the relay appends a whole cycle's rows before it yields, so the producer's sender, which runs
             # only then, batches them anyway; lingering would only add its milliseconds to every message.
@@ -86,7 +90,9 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
                     )
                 elif name == "outbox-relay":
                     jobs.append(
-                        run_relay(pool, shared, stop, where.database_url, failpoints=Failpoints(settings.failpoints))
+                        run_relay(
+                            relay_pool, shared, stop, where.database_url, failpoints=Failpoints(settings.failpoints)
+                        )
                     )
             log.info("workers started", workers=names)
             # Everything loaded so far lives as long as the process: out of the collector's sight (gc.freeze), and
