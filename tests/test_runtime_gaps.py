@@ -4,16 +4,21 @@ between. Against the real broker and database."""
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from kernel.connections import create_pool, started_producer
 from kernel.settings import Settings
 from kernel.topics import topic
-from messaging.inbound import Item
+from messaging.inbound import Inbound, Item
+from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
 from workers.group_progress import NEVER
 from workers.registry import consumer_flow
 from workers.runtime import ConsumerRuntime
+from workers.unit_of_work import UnitOfWork
 
 
 def record(tp: TopicPartition, offset: int) -> ConsumerRecord[bytes, bytes]:
@@ -63,3 +68,49 @@ async def _delete_records_before(settings: Settings, tp: TopicPartition, offset:
         await admin.delete_records({tp: RecordsToDelete(offset)})
     finally:
         await admin.close()
+
+
+async def test_a_batch_refused_for_a_gap_leaves_no_inbox_marks_behind(
+    settings: Settings, topics: list[str], db: asyncpg.Connection
+) -> None:
+    """The fence and the inbox are one statement, read before the gap is seen: the refused partition's messages must
+    not stay marked as handled, or reading them again from the stored offset would drop them as duplicates."""
+    assert settings.kafka_bootstrap_servers and settings.database_url
+    name = topic("purchase_attempts").name(settings.topic_prefix)
+    gapped, steady = TopicPartition(name, 0), TopicPartition(name, 1)
+    pool = await create_pool(settings.database_url)
+    runtime = ConsumerRuntime(consumer_flow("lookup", settings), settings, pool, settings.kafka_bootstrap_servers)
+    handled: list[uuid.UUID] = []
+
+    async def handler(batch: list[Inbound[Any]], work: UnitOfWork) -> None:
+        handled.extend(m.event.id for m in batch)
+
+    runtime.transactions.handler = handler
+    try:
+        await runtime.transactions.progress.claim(pool, [gapped, steady])
+        await db.execute("UPDATE consumer_offsets SET next_offset = 2 WHERE topic = $1", name)
+        late, on_time = attempt(), attempt()
+        # Offset 3 where 2 is expected: a gap (the retention check asks the broker: the records are all there).
+        runtime.transactions.log_starts = _log_starts_at_zero
+        nexts, applied, _ = await runtime.transactions.apply(
+            {gapped: [(record(gapped, 3), late)], steady: [(record(steady, 2), on_time)]}
+        )
+        assert nexts == {steady: 3} and applied == 1 and handled == [on_time.id]
+        marked = {r["message_id"] for r in await db.fetch("SELECT message_id FROM inbox")}
+        assert on_time.id in marked and late.id not in marked
+        # Read again from the stored offset: the message is applied, not dropped as seen.
+        nexts, applied, _ = await runtime.transactions.apply(
+            {gapped: [(record(gapped, 2), attempt()), (record(gapped, 3), late)]}
+        )
+        assert nexts == {gapped: 4} and applied == 2 and late.id in handled
+    finally:
+        await pool.close()
+
+
+async def _log_starts_at_zero(partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    return dict.fromkeys(partitions, 0)
+
+
+def attempt() -> PurchaseAttempted:
+    data = PurchaseAttemptedData(attempt_id=uuid.uuid4(), meter_number="04010000001", institution_id="i1")
+    return PurchaseAttempted.new(data, source="test", correlationid=str(data.attempt_id))

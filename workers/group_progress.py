@@ -42,32 +42,22 @@ class GroupProgress:
         for tp in partitions:
             self.epochs.pop(tp, None)
 
-    async def _mine(
-        self, conn: Db | asyncpg.Pool, partitions: list[TopicPartition], lock: bool
-    ) -> dict[TopicPartition, int]:
+    async def stored(self, pool: asyncpg.Pool, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """The next offsets stored for the partitions this member still holds (same epoch)."""
         held = [tp for tp in partitions if tp in self.epochs]
-        rows = await conn.fetch(
-            f"""SELECT topic, partition, next_offset FROM consumer_offsets
-                WHERE group_id = $1 AND (topic, partition, epoch) IN
-                      (SELECT * FROM unnest($2::text[], $3::int[], $4::bigint[]))
-                {"FOR UPDATE" if lock else ""}""",
+        rows = await pool.fetch(
+            """SELECT topic, partition, next_offset FROM consumer_offsets
+               WHERE group_id = $1 AND (topic, partition, epoch) IN
+                     (SELECT * FROM unnest($2::text[], $3::int[], $4::bigint[]))""",
             self.group_id,
             *_columns(held),
             [self.epochs[tp] for tp in held],
         )
         return {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
-    async def fence(self, conn: Db, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        """Locks the rows this member still holds (same epoch) until the transaction ends; their next offsets.
-        A partition missing from the answer was taken by another member: its records must not be applied."""
-        return await self._mine(conn, partitions, lock=True)
-
-    async def stored(self, pool: asyncpg.Pool, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return await self._mine(pool, partitions, lock=False)
-
     def storing(self, next_offsets: dict[TopicPartition, int]) -> tuple[str, str, list[str], list[int], list[int]]:
         """The statement (and its arguments) that stores the next offsets: run in the batch's transaction, after
-        `fence` locked the rows (the unit of work runs it with the outbox's write, in one round trip)."""
+        `fence_and_mark` locked the rows (the unit of work runs it with the outbox's write, in one round trip)."""
         return (
             """UPDATE consumer_offsets c SET next_offset = u.o, updated_at = now()
                FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, o)
@@ -77,14 +67,34 @@ class GroupProgress:
             list(next_offsets.values()),
         )
 
-    async def first_seen(self, conn: Db, message_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-        """Records the ids in the inbox; returns those never handled before by this group."""
-        if not message_ids:
-            return set()
+    async def fence_and_mark(
+        self, conn: Db, partitions: list[TopicPartition], records: list[tuple[TopicPartition, int, uuid.UUID]]
+    ) -> tuple[dict[TopicPartition, int], set[uuid.UUID]]:
+        """The fence: locks the rows this member still holds (same epoch) until the transaction ends; a partition
+        missing from the answer was taken by another member, and its records must not be applied. And the inbox:
+        records the ids of `records` (partition, offset, message id) of the partitions held, at or past their stored
+        offsets. One round trip, the first of every batch. Returns the held partitions' next offsets and the ids
+        never handled before."""
+        held = [tp for tp in partitions if tp in self.epochs]
         rows = await conn.fetch(
-            """INSERT INTO inbox (group_id, message_id) SELECT $1, unnest($2::uuid[])
-               ON CONFLICT DO NOTHING RETURNING message_id""",
+            """WITH owned AS (
+                   SELECT topic, partition, next_offset FROM consumer_offsets
+                   WHERE group_id = $1 AND (topic, partition, epoch) IN
+                         (SELECT * FROM unnest($2::text[], $3::int[], $4::bigint[]))
+                   FOR UPDATE),
+                 marked AS (
+                   INSERT INTO inbox (group_id, message_id)
+                   SELECT $1, c.id FROM unnest($5::text[], $6::int[], $7::bigint[], $8::uuid[]) AS c(t, p, o, id)
+                   JOIN owned ON owned.topic = c.t AND owned.partition = c.p AND c.o >= owned.next_offset
+                   ON CONFLICT DO NOTHING RETURNING message_id)
+               SELECT topic, partition, next_offset, NULL::uuid AS message_id FROM owned
+               UNION ALL SELECT NULL, NULL, NULL, message_id FROM marked""",
             self.group_id,
-            message_ids,
+            *_columns(held),
+            [self.epochs[tp] for tp in held],
+            *_columns([tp for tp, _, _ in records]),
+            [offset for _, offset, _ in records],
+            [message_id for _, _, message_id in records],
         )
-        return {r["message_id"] for r in rows}
+        owned = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows if r["topic"] is not None}
+        return owned, {r["message_id"] for r in rows if r["message_id"] is not None}

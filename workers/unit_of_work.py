@@ -1,8 +1,9 @@
 """The unit of work: one batch applied in one PostgreSQL transaction, or not at all.
 
-Inside it, in order: fence the partitions (only the member that last claimed a partition may store its offset),
-refuse a batch that starts past the stored offset, drop records applied before and message ids already in the
-inbox, run the handler, dead-letter what failed to decode and what the handler rejects (each write acknowledged
+Inside it, in order: fence the partitions (only the member that last claimed a partition may store its offset) and
+mark the message ids in the inbox, in one statement; refuse a batch that starts past the stored offset (the
+transaction is redone without it, its marks gone); drop records applied before and ids already in the inbox; run
+the handler, dead-letter what failed to decode and what the handler rejects (each write acknowledged
 before the offsets move), write the outbox, store the next offsets. A handler sees only `UnitOfWork`: its
 connection, `emit` and `reject`.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -87,12 +88,27 @@ class BatchTransactions:
     async def _apply(
         self, items: dict[TopicPartition, list[Item]], spans: list[Span]
     ) -> tuple[dict[TopicPartition, int], int, int]:
+        while True:
+            try:
+                return await self._apply_once(items, spans)
+            except _Gap as gap:  # rolled back, inbox marks included: applied without those partitions
+                items = {tp: tp_items for tp, tp_items in items.items() if tp not in gap.partitions}
+
+    async def _apply_once(
+        self, items: dict[TopicPartition, list[Item]], spans: list[Span]
+    ) -> tuple[dict[TopicPartition, int], int, int]:
         async with self.pool.acquire() as conn, conn.transaction():
-            owned = await self.progress.fence(conn, list(items))
+            # The fence and the inbox in one round trip. A record that failed to decode is marked too, by an id from
+            # its place in the log: after the fence, a record of a partition we lost, or one read again after a
+            # re-seek, is not dead-lettered twice, by any member.
+            owned, new = await self.progress.fence_and_mark(conn, list(items), list(_marks(items)))
             if len(owned) < len(items):
                 lost = [str(tp) for tp in items if tp not in owned]
                 log.warning("fenced: partitions lost to another member", group=self.progress.group_id, lost=lost)
+            held = set(owned)
             await self._refuse_gaps(items, owned)
+            if len(owned) < len(held):  # rare (a position reset racing our claim): their marks must not stay
+                raise _Gap(held - set(owned))
             fresh: list[Decoded] = []
             failed: list[tuple[Record, Failure]] = []
             for tp, tp_items in items.items():
@@ -101,18 +117,13 @@ class BatchTransactions:
                         continue  # applied before, or dead-lettered already
                     if isinstance(ev, Failure):
                         failed.append((rec, ev))
-                    else:
+                    elif ev.id in new:
+                        new.discard(ev.id)  # a duplicate inside the batch counts once
                         fresh.append((tp, (rec, ev)))
-            # After the fence: a record of a partition we lost, or one we read again after a re-seek, is not
-            # dead-lettered twice. The writes go out now and are awaited just before the offsets are stored (their
-            # round trip overlaps the handler's work); if one fails the transaction rolls back and the retry skips
-            # the acknowledged ones. Marked in the inbox too (an id from the record's place in the log): a record
-            # delivered again after this transaction committed is never dead-lettered twice, by any member.
-            marks = {_letter_id(rec): (rec, failure) for rec, failure in failed}
-            unmarked = await self.progress.first_seen(conn, list(marks))
-            letters = [self._letter(rec, failure) for mark, (rec, failure) in marks.items() if mark in unmarked]
+            # The writes go out now and are awaited just before the offsets are stored (their round trip overlaps
+            # the handler's work); if one fails the transaction rolls back and the retry skips the acknowledged ones.
+            letters = [self._letter(rec, failure) for rec, failure in failed if _letter_id(rec) in new]
             try:
-                fresh = await self._not_seen(conn, fresh)
                 batch = [Inbound(ev, rec.topic, rec.partition, rec.offset) for _, (rec, ev) in fresh]
                 work = UnitOfWork(conn, self.topic_prefix)
                 if tracing.enabled():
@@ -181,22 +192,28 @@ class BatchTransactions:
             except TimeoutError:
                 raise BatchTooSlow(f"{len(batch)} messages took over a third of the poll interval") from None
 
-    async def _not_seen(self, conn: Db, fresh: list[Decoded]) -> list[Decoded]:
-        """Keeps the messages whose ids this group never handled (a duplicate inside the batch counts once)."""
-        new = await self.progress.first_seen(conn, [ev.id for _, (_, ev) in fresh])
-        kept: list[Decoded] = []
-        for tp, (rec, ev) in fresh:
-            if ev.id in new:
-                new.discard(ev.id)
-                kept.append((tp, (rec, ev)))
-        return kept
-
 
 async def _acknowledged(letters: list[asyncio.Task[None]]) -> None:
     """Waits for every dead-letter write; the first that failed fails the batch."""
     for sent in await asyncio.gather(*letters, return_exceptions=True):
         if isinstance(sent, BaseException):
             raise sent
+
+
+class _Gap(Exception):
+    """Partitions whose batch starts after a gap (`_refuse_gaps`): the transaction is redone without them."""
+
+    def __init__(self, partitions: set[TopicPartition]) -> None:
+        super().__init__(f"gap before the batch in {sorted(map(str, partitions))}")
+        self.partitions = partitions
+
+
+def _marks(items: dict[TopicPartition, list[Item]]) -> Iterator[tuple[TopicPartition, int, uuid.UUID]]:
+    """Each record's inbox id: its message's, or for one that failed to decode, one from its place in the log."""
+    for tp, tp_items in items.items():
+        for rec, ev in tp_items:
+            if ev is not None:
+                yield tp, rec.offset, _letter_id(rec) if isinstance(ev, Failure) else ev.id
 
 
 def _letter_id(rec: Record) -> uuid.UUID:
