@@ -1,0 +1,80 @@
+"""The first-seen benchmark's parts: its simulated providers answer from a process of their own, and its figures
+keep the cold start apart from the steady state."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaConsumer
+
+from bench.flows import WARM_UP_S, latency_figures
+from bench.simulated_providers import providers_apart
+from kernel.connections import started_producer
+from kernel.settings import Settings
+from kernel.topics import topic
+from providers.kafka_simulator import Coverage
+from schemas.lookup import LookupRequested, LookupRequestedData, LookupResponded
+
+
+def test_the_first_second_is_reported_apart_and_the_steady_state_after_the_warm_up() -> None:
+    sent = {f"a{i}": 1000.0 + i * 0.1 for i in range(100)}  # 10 s at 10 per second
+    received = {c: t + (0.9 if t < 1001.0 else 0.02) for c, t in sent.items()}  # a slow first second
+    del received["a99"]
+    figures = latency_figures(sent, received)
+    assert 890 < figures["cold_p99"] < 910
+    assert 19 < figures["p99"] < 21  # nothing of the first second, nor of the warm-up, in the steady state
+    assert figures["lost"] == 1
+    assert WARM_UP_S >= 1
+
+
+async def test_the_simulated_providers_answer_from_their_own_process(settings: Settings, topics: list[str]) -> None:
+    assert settings.kafka_bootstrap_servers is not None
+    bootstrap, prefix = settings.kafka_bootstrap_servers, settings.topic_prefix
+    coverages = {"p1": Coverage(re.compile(r"07\d+")), "p2": Coverage(re.compile(r"\d+"), silent=True)}
+    answers = AIOKafkaConsumer(
+        topic("lookup_responses").name(prefix), bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
+    await answers.start()
+    try:
+        with providers_apart(bootstrap, prefix, coverages):
+            async with started_producer(bootstrap) as producer:
+                # Asked again until answered: a simulator reads from the end of its topic once it has joined.
+                for _ in range(60):
+                    for provider in coverages:
+                        request = _request(provider, "0712345678")
+                        name = topic("lookup_requests").name(prefix, provider_id=provider)
+                        await producer.send_and_wait(name, request.encode(), key=b"0712345678")
+                    got = await answers.getmany(timeout_ms=500)
+                    replies = [LookupResponded.model_validate_json(r.value or b"") for rs in got.values() for r in rs]
+                    if replies:
+                        break
+        assert replies, "no answer within 30 s"
+        assert {(r.data.provider_id, r.data.status) for r in replies} == {("p1", "supported")}  # p2 stays silent
+    finally:
+        await answers.stop()
+
+
+def _request(provider: str, meter: str) -> LookupRequested:
+    data = LookupRequestedData(
+        lookup_id=uuid.uuid4(),
+        round_id=uuid.uuid4(),
+        meter_number=meter,
+        provider_id=provider,
+        reason="first_seen",
+        deadline=datetime.now(UTC) + timedelta(seconds=60),
+    )
+    return LookupRequested.new(data, source="test", correlationid=str(data.lookup_id))
+
+
+async def test_the_providers_process_is_gone_when_the_block_ends(settings: Settings, topics: list[str]) -> None:
+    assert settings.kafka_bootstrap_servers is not None
+    before = set(multiprocessing.active_children())
+    silent = {"p1": Coverage(re.compile(r"\d+"), silent=True)}
+    with providers_apart(settings.kafka_bootstrap_servers, settings.topic_prefix, silent):
+        assert len(set(multiprocessing.active_children()) - before) == 1
+        await asyncio.sleep(0)
+    assert set(multiprocessing.active_children()) - before == set()
