@@ -63,12 +63,13 @@ def lookup(
     lookup_id: uuid.UUID | None = None,
     institution: str | None = "i1",
     utility: str | None = None,
+    provider: str = "p1",
 ) -> LookupRequested:
     data = LookupRequestedData(
         lookup_id=lookup_id or uuid.uuid4(),
         round_id=uuid.uuid4(),
         meter_number=meter,
-        provider_id="p1",
+        provider_id=provider,
         reason="first_seen",
         institution_id=institution,
         utility_name=utility,

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import re
-import uuid
-from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer
 
@@ -17,7 +15,8 @@ from kernel.connections import started_producer
 from kernel.settings import Settings
 from kernel.topics import topic
 from providers.kafka_simulator import Coverage
-from schemas.lookup import LookupRequested, LookupRequestedData, LookupResponded
+from schemas.lookup import LookupResponded
+from tests.bridging import lookup
 
 
 def test_the_first_second_is_reported_apart_and_the_steady_state_after_the_warm_up() -> None:
@@ -45,7 +44,7 @@ async def test_the_simulated_providers_answer_from_their_own_process(settings: S
                 # Asked again until answered: a simulator reads from the end of its topic once it has joined.
                 for _ in range(60):
                     for provider in coverages:
-                        request = _request(provider, "0712345678")
+                        request = lookup("0712345678", 60, provider=provider)
                         name = topic("lookup_requests").name(prefix, provider_id=provider)
                         await producer.send_and_wait(name, request.encode(), key=b"0712345678")
                     got = await answers.getmany(timeout_ms=500)
@@ -56,18 +55,6 @@ async def test_the_simulated_providers_answer_from_their_own_process(settings: S
         assert {(r.data.provider_id, r.data.status) for r in replies} == {("p1", "supported")}  # p2 stays silent
     finally:
         await answers.stop()
-
-
-def _request(provider: str, meter: str) -> LookupRequested:
-    data = LookupRequestedData(
-        lookup_id=uuid.uuid4(),
-        round_id=uuid.uuid4(),
-        meter_number=meter,
-        provider_id=provider,
-        reason="first_seen",
-        deadline=datetime.now(UTC) + timedelta(seconds=60),
-    )
-    return LookupRequested.new(data, source="test", correlationid=str(data.lookup_id))
 
 
 async def test_the_providers_process_is_gone_when_the_block_ends(settings: Settings, topics: list[str]) -> None:
