@@ -356,7 +356,7 @@ async def first_seen_decisions(env: BenchEnv, rate: float, seconds: float) -> di
     silent. From the attempt's send to its decision being readable on the routing-decisions topic: the decision
     budget, not the round's deadline (60 s), bounds it. Reported as the lookup latency is (latency_figures): the
     first second apart (the relay's first records to the decision and event topics took 50-270 ms to be
-    acknowledged, over two seconds: new partitions' first appends), the steady state after WARM_UP_S."""
+    acknowledged, 1-8 ms afterwards; the cause is not pinned down), the steady state after WARM_UP_S."""
     import re
 
     from providers.kafka_simulator import Coverage
