@@ -41,6 +41,8 @@ async def test_the_search_index_is_not_one_a_batch_of_meters_can_be_read_by(db: 
     batch = [f"06{i * 7:08d}" for i in range(1, 401)]
     locked = await plan_of(db, meter_locks.LOCK, batch)  # what every flow runs (read_meters)
     assert "meters_pkey" in locked and "gin" not in locked.lower() and "infix" not in locked
+    gated = await plan_of(db, meter_locks.LOCK_AFTER_KEYS, batch, [1, 2], 3)  # the lookup's, after attempt locks
+    assert "meters_pkey" in gated and "infix" not in gated and "One-Time Filter" in gated
     async with db.transaction():  # the search's query matches its index (PostgreSQL takes it when it pays)
         await db.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off")
         await db.execute("SET LOCAL enable_indexonlyscan = off")

@@ -4,6 +4,7 @@ that each member bumps when it is assigned the partition, and the inbox of handl
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import asyncpg
 from aiokafka import TopicPartition
@@ -69,12 +70,12 @@ class GroupProgress:
 
     async def fence_and_mark(
         self, conn: Db, partitions: list[TopicPartition], records: list[tuple[TopicPartition, int, uuid.UUID]]
-    ) -> tuple[dict[TopicPartition, int], set[uuid.UUID]]:
+    ) -> tuple[dict[TopicPartition, int], set[uuid.UUID], datetime]:
         """The fence: locks the rows this member still holds (same epoch) until the transaction ends; a partition
         missing from the answer was taken by another member, and its records must not be applied. And the inbox:
         records the ids of `records` (partition, offset, message id) of the partitions held, at or past their stored
-        offsets. One round trip, the first of every batch. Returns the held partitions' next offsets and the ids
-        never handled before."""
+        offsets. One round trip, the first of every batch. Returns the held partitions' next offsets, the ids
+        never handled before, and the transaction's clock (`now()`, the time every row it writes records)."""
         held = [tp for tp in partitions if tp in self.epochs]
         rows = await conn.fetch(
             """WITH owned AS (
@@ -87,8 +88,9 @@ class GroupProgress:
                    SELECT $1, c.id FROM unnest($5::text[], $6::int[], $7::bigint[], $8::uuid[]) AS c(t, p, o, id)
                    JOIN owned ON owned.topic = c.t AND owned.partition = c.p AND c.o >= owned.next_offset
                    ON CONFLICT DO NOTHING RETURNING message_id)
-               SELECT topic, partition, next_offset, NULL::uuid AS message_id FROM owned
-               UNION ALL SELECT NULL, NULL, NULL, message_id FROM marked""",
+               SELECT topic, partition, next_offset, NULL::uuid AS message_id, NULL::timestamptz AS at FROM owned
+               UNION ALL SELECT NULL, NULL, NULL, message_id, NULL FROM marked
+               UNION ALL SELECT NULL, NULL, NULL, NULL, now()""",
             self.group_id,
             *_columns(held),
             [self.epochs[tp] for tp in held],
@@ -97,4 +99,5 @@ class GroupProgress:
             [message_id for _, _, message_id in records],
         )
         owned = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows if r["topic"] is not None}
-        return owned, {r["message_id"] for r in rows if r["message_id"] is not None}
+        (now,) = (r["at"] for r in rows if r["at"] is not None)
+        return owned, {r["message_id"] for r in rows if r["message_id"] is not None}, now

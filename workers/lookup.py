@@ -4,9 +4,9 @@ to rounds, or routed/blocked at once."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from domain.attempts import Attempt, plan_attempts
-from kernel.dbconn import Db
 from messaging.inbound import Inbound
 from schemas.purchase import PurchaseAttempted
 from workers.decisions import decision_columns, decisions_insert, publish_decisions
@@ -28,7 +28,8 @@ BUDGET_FROM = "greatest(least(t, now()), now() - make_interval(secs => $7::float
 # A transaction lock per id, taken before the meters' (both in one order, so batches cannot deadlock) and in a
 # statement of its own (the facts read after it then sees what the holder committed), makes the second wait for the
 # first and refuse its copy. 32-bit keys under a class of our own: a collision only makes two batches wait in turn.
-ATTEMPT_LOCKS = "SELECT pg_advisory_xact_lock(1347441985, k) FROM unnest($1::int4[]) AS k"  # class: b"PPUA"
+# Taken in the meters' lock statement, before them (workers/meter_locks.LOCK_AFTER_KEYS).
+ATTEMPT_LOCK_CLASS = 1347441985  # b"PPUA"
 
 
 def _lock_key(attempt_id: uuid.UUID) -> int:
@@ -37,8 +38,10 @@ def _lock_key(attempt_id: uuid.UUID) -> int:
     return folded - (1 << 32) if folded >= 1 << 31 else folded
 
 
-async def lock_attempt_ids(conn: Db, attempt_ids: list[uuid.UUID]) -> None:
-    await conn.execute(ATTEMPT_LOCKS, sorted({_lock_key(a) for a in attempt_ids}))
+def _waited(now: datetime, received_at: datetime | None) -> float:
+    """Seconds from an attempt's time to its decision at `now`, as the database works it out elsewhere
+    (`record_decisions`): never negative, whatever the sender's clock; 0 for an attempt without a time."""
+    return max((now - received_at).total_seconds(), 0.0) if received_at is not None else 0.0
 
 
 async def handle_purchase_attempts(
@@ -52,10 +55,11 @@ async def handle_purchase_attempts(
     # 0013). The same attempt again under a new event id has its one decision; its id again for another meter or
     # institution is not the same purchase, and is refused.
     attempt_ids = [e.data.attempt_id for e in events]
-    await lock_attempt_ids(conn, attempt_ids)
-    ctx, facts = await load_lookup_context(conn, meters, sorted({e.data.institution_id for e in events}), attempt_ids)
+    institutions = sorted({e.data.institution_id for e in events})
+    id_locks = (ATTEMPT_LOCK_CLASS, [_lock_key(a) for a in attempt_ids])
+    ctx, facts = await load_lookup_context(conn, meters, institutions, attempt_ids, id_locks)
     known, open_round, new_meters = facts.seen, facts.open_rounds, facts.created
-    attempts = []
+    attempts: list[Attempt] = []
     for i, e in enumerate(events):
         d = e.data
         first = known.get(d.attempt_id)
@@ -67,25 +71,21 @@ async def handle_purchase_attempts(
             out.reject(i, f"attempt id {d.attempt_id} is already used for another meter or institution")
     plan = plan_attempts(attempts, ctx, new_meters, set(open_round))
     to_open, joiners = plan.rounds, plan.joiners
-    for r, round_id in await open_rounds(conn, out, [*to_open.values(), *plan.routine], deadline_seconds):
+    for r, round_id in await open_rounds(out, [*to_open.values(), *plan.routine], deadline_seconds):
         if r.reason != "routine":
             open_round[r.meter_number] = round_id
-    # Each attempt is written once, as it stands after this batch: waiting on a round, or decided.
+    if not attempts:
+        return
+    # Each attempt is written once, as it stands after this batch: waiting on a round, or decided. With the
+    # decisions made at once, written with the outbox (nothing below reads them unless it joins an existing round).
     waits_on = {a: open_round[m] for a, m in joiners}
     decided = {d.attempt_id for d in plan.decided}
-    # The attempts and the decisions made at once, in one statement.
-    columns = decision_columns(plan.decided)
-    waited = await conn.fetch(
-        f"""WITH attempts AS (
-               INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, round_id,
-                                              joined_at, decided_at)
-               SELECT a, m, i, t, r, CASE WHEN r IS NOT NULL THEN {BUDGET_FROM} END, CASE WHEN d THEN now() END
-               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[], $6::bool[])
-                    AS u(a, m, i, t, r, d)
-               RETURNING attempt_id, decided_at,
-                         greatest(extract(epoch FROM now() - received_at), 0)::float8 AS waited),
-           decisions AS ({decisions_insert(8)})
-           SELECT attempt_id, waited FROM attempts WHERE decided_at IS NOT NULL""",
+    out.write_later(
+        f"""INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, round_id,
+                                          joined_at, decided_at)
+            SELECT a, m, i, t, r, CASE WHEN r IS NOT NULL THEN {BUDGET_FROM} END, CASE WHEN d THEN now() END
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[], $6::bool[])
+                 AS u(a, m, i, t, r, d)""",
         [a.attempt_id for a in attempts],
         [a.meter_number for a in attempts],
         [a.institution_id for a in attempts],
@@ -93,10 +93,14 @@ async def handle_purchase_attempts(
         [waits_on.get(a.attempt_id) for a in attempts],
         [a.attempt_id in decided for a in attempts],
         budget_seconds,
-        *columns,
     )
-    await publish_decisions(conn, out, plan.decided, {w["attempt_id"]: w["waited"] for w in waited})
+    if plan.decided:
+        out.write_later(decisions_insert(1), *decision_columns(plan.decided))
+    now = await out.now()
+    received = {a.attempt_id: a.received_at for a in attempts}
+    await publish_decisions(conn, out, plan.decided, {a: _waited(now, received[a]) for a in decided})
     # Joining a round that already has answers may be decidable right away.
     joined_existing = sorted({open_round[m] for _, m in joiners if m not in to_open}, key=str)
     if joined_existing:
+        await out.write_pending()  # the attempts that joined are read back
         await decide_waiting(conn, out, joined_existing, expired=False, budget_seconds=budget_seconds)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,13 @@ from kernel.topics import topic
 from schemas.envelope import Encoded, Envelope
 
 Row = tuple[str, str, bytes, list[list[str]] | None]  # topic, key, value, headers other than the constant ones
+_PARAM = re.compile(r"\$(\d+)")
+
+
+def _shifted(sql: str, by: int) -> str:
+    """`sql` with its parameters $1, $2, ... renumbered from $(1 + by): statements joined into one share one list.
+    (Our statements hold no other `$`: no dollar quoting, no `$` in literals.)"""
+    return _PARAM.sub(lambda m: f"${int(m.group(1)) + by}", sql) if by else sql
 
 
 @functools.lru_cache(maxsize=1024)
@@ -36,6 +44,9 @@ class Outbox:
     topic_prefix: str
     rows: list[Row] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    # Writes that nothing later in the transaction reads (an INSERT each, numbered from $1, with its arguments): sent
+    # with the outbox's own write in one round trip, as data-modifying CTEs, instead of one round trip each.
+    later: list[tuple[str, tuple[object, ...]]] = field(default_factory=list)
     # Tracing on: the W3C headers of the span that handled each inbound event, by event id. An event emitted
     # because of one (its causation id) carries them on (kernel/tracing.py).
     traced: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -53,26 +64,45 @@ class Outbox:
         """The message at `index` cannot be applied; it goes to the dead-letter topic, stage `apply`."""
         self.rejected.append(Rejection(index, reason))
 
+    def write_later(self, insert: str, *args: object) -> None:
+        """Queues `insert` (one INSERT, without a WITH of its own) to run with the flush, or at `write_pending`."""
+        self.later.append((insert, args))
+
+    async def write_pending(self, conn: Db) -> None:
+        """Runs the queued writes now: for a handler that reads what it wrote (in one round trip)."""
+        if self.later:
+            sql, args = self._joined([])
+            await conn.execute(sql, *args)
+
+    def _joined(self, then: list[tuple[str, tuple[object, ...]]]) -> tuple[str, list[object]]:
+        """The queued writes and `then` (whose last one is the statement's body) as one statement and its arguments."""
+        parts, args = [*self.later, *then], list[object]()
+        self.later = []
+        texts: list[str] = []
+        for sql, part_args in parts:
+            texts.append(_shifted(sql, len(args)))
+            args.extend(part_args)
+        if len(texts) == 1:
+            return texts[0], args
+        ctes = ", ".join(f"w{i} AS ({t})" for i, t in enumerate(texts[:-1]))
+        return f"WITH {ctes} {texts[-1]}", args
+
     async def flush(self, conn: Db, then: str | None = None, *args: object) -> None:
-        """Writes the queued rows. `then`: a statement (numbered from $1, with `args`) run in the same round trip."""
-        if not self.rows:
-            if then is not None:
-                await conn.execute(then, *args)
-            return
-        names, keys, values, extras = zip(*self.rows, strict=True)
-        n = len(args)
-        # Only the headers a row adds (trace context); the relay adds the constant ones itself
-        # (`workers/outbox_relay.CONSTANT_HEADERS`).
-        write = f"""INSERT INTO outbox (topic, key, value, headers)
-               SELECT t, k, v, h::jsonb
-               FROM unnest(${n + 1}::text[], ${n + 2}::text[], ${n + 3}::bytea[], ${n + 4}::text[]) AS u(t, k, v, h)"""
-        await conn.execute(
-            write if then is None else f"WITH written AS ({write}) {then}",
-            *args,
-            list(names),
-            list(keys),
-            list(values),
-            # As JSON text: a list of lists would be read as a second array dimension.
-            [json.dumps(e) if e else None for e in extras],
-        )
-        self.rows.clear()
+        """Writes the queued writes and rows. `then`: a statement (numbered from $1, with `args`) run in the same
+        round trip."""
+        parts: list[tuple[str, tuple[object, ...]]] = []
+        if self.rows:
+            names, keys, values, extras = zip(*self.rows, strict=True)
+            # Only the headers a row adds (trace context); the relay adds the constant ones itself
+            # (`workers/outbox_relay.CONSTANT_HEADERS`).
+            write = """INSERT INTO outbox (topic, key, value, headers)
+               SELECT t, k, v, h::jsonb FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[]) AS u(t, k, v, h)"""
+            # Headers as JSON text: a list of lists would be read as a second array dimension.
+            headers = [json.dumps(e) if e else None for e in extras]
+            parts.append((write, (list(names), list(keys), list(values), headers)))
+            self.rows.clear()
+        if then is not None:
+            parts.append((then, args))
+        if parts or self.later:
+            sql, joined_args = self._joined(parts)
+            await conn.execute(sql, *joined_args)

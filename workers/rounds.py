@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import timedelta
 
 from domain.attempts import LookupPlan
 from domain.rounds import WaitingAttempt, settle
@@ -19,9 +19,10 @@ SOURCE = "ppu/lookup"
 
 
 async def open_rounds(
-    conn: Db, out: UnitOfWork, plans: list[LookupPlan], deadline_seconds: float
+    out: UnitOfWork, plans: list[LookupPlan], deadline_seconds: float
 ) -> list[tuple[LookupPlan, uuid.UUID]]:
-    """Inserts rounds and their lookups and queues one request per provider; returns the plans with round ids.
+    """Queues rounds and their lookups (written with the outbox, `write_later`: nothing in the batch reads them
+    before) and one request per provider; returns the plans with round ids.
 
     A routine round is closed at birth: it asks the chosen provider, but no attempt waits on it.
     """
@@ -29,44 +30,39 @@ async def open_rounds(
         return []
     opened = [(r, new_id()) for r in plans]
     lookups = [(new_id(), r, rid, pid) for r, rid in opened for pid in r.providers]
-    # Rounds and their lookups in one statement; it returns the database's clock for every time we record.
-    first = await conn.fetchrow(
-        """WITH opened AS (
-               INSERT INTO lookup_rounds (round_id, meter_number, reason, opened_at, deadline, closed_at,
-                                          providers_asked, institution_id)
-               SELECT r, m, why, now(), now() + make_interval(secs => $4),
-                      CASE WHEN why = 'routine' THEN now() END, string_to_array(p, ','), i
-               FROM unnest($1::uuid[], $2::text[], $3::text[], $5::text[], $6::text[]) AS u(r, m, why, p, i)
-               RETURNING opened_at, deadline),
-           asked AS (
-               INSERT INTO lookups (lookup_id, round_id, meter_number, provider_id, sent_at)
-               SELECT l, r, m, p, now() FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[]) AS u(l, r, m, p))
-           SELECT opened_at, deadline FROM opened LIMIT 1""",
+    # The transaction's clock, as now() in the writes: the deadline the requests carry is the one stored.
+    now = await out.now()
+    deadline = now + timedelta(seconds=deadline_seconds)
+    out.write_later(
+        """INSERT INTO lookup_rounds (round_id, meter_number, reason, opened_at, deadline, closed_at,
+                                      providers_asked, institution_id)
+           SELECT r, m, why, now(), $4, CASE WHEN why = 'routine' THEN now() END, string_to_array(p, ','), i
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $5::text[], $6::text[]) AS u(r, m, why, p, i)""",
         [rid for _, rid in opened],
         [r.meter_number for r, _ in opened],
         [r.reason for r, _ in opened],
-        deadline_seconds,
+        deadline,
         [",".join(r.providers) for r, _ in opened],
         [r.institution_id for r, _ in opened],
+    )
+    out.write_later(
+        """INSERT INTO lookups (lookup_id, round_id, meter_number, provider_id, sent_at)
+           SELECT l, r, m, p, now() FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(l, r, m, p)""",
         [lk for lk, _, _, _ in lookups],
         [rid for _, _, rid, _ in lookups],
         [r.meter_number for _, r, _, _ in lookups],
         [p for _, _, _, p in lookups],
     )
-    assert first is not None  # rounds is not empty
-    now: datetime = first["opened_at"]
-    deadline: datetime = first["deadline"]
     broadcast = [(r.meter_number, pid) for _, r, _, pid in lookups if r.reason != "routine"]
     # "Awaiting confirmation" compares the last response with the last broadcast, so routine lookups don't count.
     if broadcast:
-        await conn.execute(
+        out.write_later(
             """INSERT INTO meter_support (meter_number, provider_id, last_lookup_sent_at)
-               SELECT m, p, $3 FROM unnest($1::text[], $2::text[]) AS u(m, p)
+               SELECT m, p, now() FROM unnest($1::text[], $2::text[]) AS u(m, p)
                ON CONFLICT (meter_number, provider_id)
                DO UPDATE SET last_lookup_sent_at = excluded.last_lookup_sent_at""",
             [m for m, _ in broadcast],
             [p for _, p in broadcast],
-            now,
         )
     for lookup_id, r, round_id, pid in lookups:
         out.emit(

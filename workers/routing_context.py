@@ -62,11 +62,16 @@ async def load_context(
 
 
 async def load_lookup_context(
-    conn: Db, meter_numbers: list[str], institutions: list[str], attempt_ids: list[uuid.UUID]
+    conn: Db,
+    meter_numbers: list[str],
+    institutions: list[str],
+    attempt_ids: list[uuid.UUID],
+    first: tuple[int, list[int]] | None = None,
 ) -> tuple[RoutingContext, LookupFacts]:
-    """The meters locked, created when new (`lock_or_create`), then their facts with the attempts seen and the open
-    rounds, in one statement."""
-    rows, created = await lock_or_create(conn, meter_numbers)
+    """The meters locked (after the transaction locks `first`), created when new (`lock_or_create`), then their facts
+    with the attempts seen and the open rounds, in one statement: the facts see what the holders of those locks
+    committed."""
+    rows, created = await lock_or_create(conn, meter_numbers, first)
     facts = await conn.fetch(
         LOOKUP_FACTS,
         meter_numbers,

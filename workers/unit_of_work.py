@@ -4,8 +4,8 @@ Inside it, in order: fence the partitions (only the member that last claimed a p
 mark the message ids in the inbox, in one statement; refuse a batch that starts past the stored offset (the
 transaction is redone without it, its marks gone); drop records applied before and ids already in the inbox; run
 the handler, dead-letter what failed to decode and what the handler rejects (each write acknowledged
-before the offsets move), write the outbox, store the next offsets. A handler sees only `UnitOfWork`: its
-connection, `emit` and `reject`.
+before the offsets move), then in one statement the writes the handler deferred, the outbox and the next offsets.
+A handler sees only `UnitOfWork`: its connection, clock, `emit`, `reject` and `write_later`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -36,11 +37,28 @@ Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 
 class UnitOfWork:
-    """What a handler receives: the transaction's connection and the outbox its events and refusals go to."""
+    """What a handler receives: the transaction's connection and the outbox its events, refusals and the writes
+    nothing later reads go to."""
 
-    def __init__(self, conn: Db, topic_prefix: str) -> None:
+    def __init__(self, conn: Db, topic_prefix: str, now: datetime | None = None) -> None:
         self.conn = conn
         self.outbox = Outbox(topic_prefix)
+        self._now = now
+
+    async def now(self) -> datetime:
+        """The transaction's clock, as `now()` in its statements (read once if the fence did not bring it)."""
+        if self._now is None:
+            self._now = await self.conn.fetchval("SELECT now()")
+        assert self._now is not None
+        return self._now
+
+    def write_later(self, insert: str, *args: object) -> None:
+        """`insert` (numbered from $1) runs with the outbox's write at the end, in its round trip: for writes that
+        nothing later in the transaction reads (`write_pending` runs them sooner)."""
+        self.outbox.write_later(insert, *args)
+
+    async def write_pending(self) -> None:
+        await self.outbox.write_pending(self.conn)
 
     def emit(self, topic_key: str, event: Envelope[Any] | Encoded, **params: str) -> None:
         self.outbox.emit(topic_key, event, **params)
@@ -101,7 +119,7 @@ class BatchTransactions:
             # The fence and the inbox in one round trip. A record that failed to decode is marked too, by an id from
             # its place in the log: after the fence, a record of a partition we lost, or one read again after a
             # re-seek, is not dead-lettered twice, by any member.
-            owned, new = await self.progress.fence_and_mark(conn, list(items), list(_marks(items)))
+            owned, new, now = await self.progress.fence_and_mark(conn, list(items), list(_marks(items)))
             if len(owned) < len(items):
                 lost = [str(tp) for tp in items if tp not in owned]
                 log.warning("fenced: partitions lost to another member", group=self.progress.group_id, lost=lost)
@@ -125,7 +143,7 @@ class BatchTransactions:
             letters = [self._letter(rec, failure) for rec, failure in failed if _letter_id(rec) in new]
             try:
                 batch = [Inbound(ev, rec.topic, rec.partition, rec.offset) for _, (rec, ev) in fresh]
-                work = UnitOfWork(conn, self.topic_prefix)
+                work = UnitOfWork(conn, self.topic_prefix, now)
                 if tracing.enabled():
                     self._trace(fresh, work, spans)
                 await self._handle(batch, work)
