@@ -81,7 +81,10 @@ async def run_simulator(
         topic("lookup_requests").name(prefix, provider_id=provider_id),
         bootstrap_servers=bootstrap,
         group_id=f"{prefix}provider-sim-{provider_id}",
-        auto_offset_reset="latest",
+        # A provider answers the requests published before its first position was set, as a real one reading its
+        # topic must: with "latest", a request sent while the group was joining (`ppu run`'s showcase, at start) was
+        # skipped and its round waited for the deadline. Committed offsets keep a restart from answering twice.
+        auto_offset_reset="earliest",
         enable_auto_commit=True,
     )
     responses = topic("lookup_responses").name(prefix)
