@@ -25,10 +25,10 @@ BUDGET_FROM = "greatest(least(t, now()), now() - make_interval(secs => $7::float
 # An attempt id is the purchase service's, and the attempts table cannot hold it unique: partitioned by time, its key
 # is (attempt_id, recorded_at). Under the meter's lock, one batch at a time sees an attempt again; the same id for
 # another meter is another meter's lock, so two lookup processes each stored it (and decided it) unseen by the other.
-# A transaction lock per id, taken before the meters' (both in one order, so batches cannot deadlock) and in a
-# statement of its own (the facts read after it then sees what the holder committed), makes the second wait for the
-# first and refuse its copy. 32-bit keys under a class of our own: a collision only makes two batches wait in turn.
-# Taken in the meters' lock statement, before them (workers/meter_locks.LOCK_AFTER_KEYS).
+# A transaction lock per id, taken before the meters' (both in one order, so batches cannot deadlock; in the meters'
+# lock statement, workers/meter_locks.LOCK_AFTER_KEYS) and in a statement before the facts read (which then sees what
+# the holder committed), makes the second wait for the first and refuse its copy. 32-bit keys under a class of our
+# own: a collision only makes two batches wait in turn.
 ATTEMPT_LOCK_CLASS = 1347441985  # b"PPUA"
 
 
@@ -69,13 +69,13 @@ async def handle_purchase_attempts(
         elif first != (d.meter_number, d.institution_id):
             # Which meter and institution hold it is not said: the letter may be read by the other institution.
             out.reject(i, f"attempt id {d.attempt_id} is already used for another meter or institution")
+    if not attempts:
+        return
     plan = plan_attempts(attempts, ctx, new_meters, set(open_round))
     to_open, joiners = plan.rounds, plan.joiners
     for r, round_id in await open_rounds(out, [*to_open.values(), *plan.routine], deadline_seconds):
         if r.reason != "routine":
             open_round[r.meter_number] = round_id
-    if not attempts:
-        return
     # Each attempt is written once, as it stands after this batch: waiting on a round, or decided. With the
     # decisions made at once, written with the outbox (nothing below reads them unless it joins an existing round).
     waits_on = {a: open_round[m] for a, m in joiners}

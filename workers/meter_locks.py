@@ -26,30 +26,30 @@ LOCK_AFTER_KEYS = (
 
 
 async def read_meters(
-    conn: Db, meter_numbers: Iterable[str], lock: bool = True, first: tuple[int, list[int]] | None = None
+    conn: Db, meter_numbers: Iterable[str], lock: bool = True, key_locks: tuple[int, list[int]] | None = None
 ) -> dict[str, asyncpg.Record]:
     """The meters of these numbers that exist, by number; their rows locked FOR UPDATE unless `lock` is False.
-    `first`: a lock class and keys whose transaction locks are taken before the meters' (locking only)."""
+    `key_locks`: a lock class and keys whose transaction locks are taken before the meters' (locking only)."""
     numbers = sorted(set(meter_numbers))
-    if first is not None and lock:
-        rows = await conn.fetch(LOCK_AFTER_KEYS, numbers, sorted(set(first[1])), first[0])
+    if key_locks is not None and lock:
+        rows = await conn.fetch(LOCK_AFTER_KEYS, numbers, sorted(set(key_locks[1])), key_locks[0])
     else:
         rows = await conn.fetch(LOCK if lock else READ, numbers)
     return {r["meter_number"]: r for r in rows}
 
 
 async def lock_or_create(
-    conn: Db, meter_numbers: Iterable[str], first: tuple[int, list[int]] | None = None
+    conn: Db, meter_numbers: Iterable[str], key_locks: tuple[int, list[int]] | None = None
 ) -> tuple[dict[str, asyncpg.Record], set[str]]:
     """Locks these meters, creating the ones that do not exist yet; returns their rows and the numbers created now.
 
     The known meters are locked first (one round trip when all are known, as in steady traffic), then the others are
     inserted, which locks them too. One that another transaction inserted meanwhile (its insert waited for that one
     to commit, and did nothing) is locked as a known one. Either order is by number: batches do not deadlock.
-    `first`: transaction locks taken before the meters' (`read_meters`).
+    `key_locks`: transaction locks taken before the meters' (`read_meters`).
     """
     numbers = sorted(set(meter_numbers))
-    rows = await read_meters(conn, numbers, first=first)
+    rows = await read_meters(conn, numbers, key_locks=key_locks)
     missing = [n for n in numbers if n not in rows]
     if not missing:
         return rows, set()

@@ -66,12 +66,12 @@ async def load_lookup_context(
     meter_numbers: list[str],
     institutions: list[str],
     attempt_ids: list[uuid.UUID],
-    first: tuple[int, list[int]] | None = None,
+    key_locks: tuple[int, list[int]] | None = None,
 ) -> tuple[RoutingContext, LookupFacts]:
-    """The meters locked (after the transaction locks `first`), created when new (`lock_or_create`), then their facts
-    with the attempts seen and the open rounds, in one statement: the facts see what the holders of those locks
+    """The meters locked (after the transaction locks `key_locks`), created when new (`lock_or_create`), then their
+    facts with the attempts seen and the open rounds, in one statement: the facts see what the holders of those locks
     committed."""
-    rows, created = await lock_or_create(conn, meter_numbers, first)
+    rows, created = await lock_or_create(conn, meter_numbers, key_locks)
     facts = await conn.fetch(
         LOOKUP_FACTS,
         meter_numbers,
