@@ -28,13 +28,13 @@ from messaging.dead_letters import DeadLetterer, DeadLetterFailed, Failure
 from messaging.inbound import Item, decode
 from messaging.retrying import MESSAGE_FAULTS, BatchTooSlow, patiently, pause, retry_until_stopped
 from schemas.envelope import Envelope
+from workers.batch_transactions import BatchTransactions
 from workers.commit_hints import CommitHints
 from workers.failpoints import Failpoints
 from workers.fetch_ahead import FetchAhead
 from workers.group_progress import NEVER, GroupProgress
 from workers.registry import ConsumerFlow
 from workers.set_aside import PartitionStuck, SetAside
-from workers.unit_of_work import BatchTransactions
 
 log = structlog.get_logger()
 
