@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import asyncpg
+from aiokafka import ConsumerRecord
 
 from bench.env import INSTITUTION, PROVIDERS, BenchEnv, RssSampler, cpu_seconds, cpu_used, start_workers, stop
 from bench.floors import attempts
@@ -209,9 +210,12 @@ async def lookup_latency(env: BenchEnv, rate: float, seconds: float, meters: int
     (a backlog that grows shows as a rising median, which percentiles over the whole run hide)."""
     procs = start_workers(env, "lookup", "outbox-relay")
     received: dict[str, float] = {}
+    stamped: dict[str, tuple[float, float]] = {}  # the request's own time (made by the worker), its produce time
 
-    def record(value: bytes, at: float) -> None:
-        received[json.loads(value)["correlationid"]] = at
+    def record(rec: ConsumerRecord[bytes, bytes], at: float) -> None:
+        request = json.loads(rec.value or b"")
+        received[request["correlationid"]] = at
+        stamped[request["correlationid"]] = (datetime.fromisoformat(request["time"]).timestamp(), rec.timestamp / 1000)
 
     try:
         await asyncio.sleep(8)  # members join their groups before the clock starts
@@ -232,7 +236,7 @@ async def lookup_latency(env: BenchEnv, rate: float, seconds: float, meters: int
         await reader
     finally:
         stop(procs)
-    return latency_figures(sent, received)
+    return latency_figures(sent, received) | stage_figures(sent, stamped, received)
 
 
 WARM_UP_S = 3.0
@@ -253,6 +257,29 @@ def latency_figures(sent: dict[str, float], received: dict[str, float]) -> dict[
     figures["p50_last_s"] = percentiles(by_second[seconds[-1]])["p50"] * 1000 if seconds else float("nan")
     figures["lost"] = float(len(sent) - sum(len(v) for v in by_second.values()))
     return figures
+
+
+def stage_figures(
+    sent: dict[str, float], stamped: dict[str, tuple[float, float]], received: dict[str, float]
+) -> dict[str, float]:
+    """Where the steady state's latency goes, p50 and p99 of each stage (ms): `stage_worker`, from the attempt's send
+    until the lookup worker made its request (the wait for the batch in progress, then its own batch up to that
+    point); `stage_relay`, from then until the relay produced it (the rest of the batch, its commit, the relay's
+    pick-up); `stage_broker`, from then until the reader had it (acknowledgement and fetch). One clock: every
+    process runs on this machine."""
+    start = min(sent.values(), default=0.0)
+    steady = [c for c, at in sent.items() if at - start >= WARM_UP_S and c in stamped and c in received]
+    stages = {
+        "worker": [stamped[c][0] - sent[c] for c in steady],
+        "relay": [stamped[c][1] - stamped[c][0] for c in steady],
+        "broker": [received[c] - stamped[c][1] for c in steady],
+    }
+    return {
+        f"stage_{name}_{p}": v * 1000
+        for name, values in stages.items()
+        for p, v in percentiles(values).items()
+        if p != "p95"
+    }
 
 
 async def response_latency(env: BenchEnv, rate: float, seconds: float, meters: int) -> dict[str, float]:
@@ -366,8 +393,8 @@ async def first_seen_decisions(env: BenchEnv, rate: float, seconds: float) -> di
     coverages[PROVIDERS[-1]] = Coverage(re.compile(r"\d+"), silent=True)
     decided: dict[str, float] = {}
 
-    def record(value: bytes, at: float) -> None:
-        decided[json.loads(value)["correlationid"]] = at
+    def record(rec: ConsumerRecord[bytes, bytes], at: float) -> None:
+        decided[json.loads(rec.value or b"")["correlationid"]] = at
 
     try:
         with providers_apart(env.bootstrap, env.settings.topic_prefix, coverages):

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from tqdm import tqdm
 
 from kernel.connections import started_producer
@@ -56,7 +56,7 @@ async def read_until(
     total: int,
     label: str,
     within: float = 600,
-    on_record: Callable[[bytes, float], None] | None = None,
+    on_record: Callable[[ConsumerRecord[bytes, bytes], float], None] | None = None,
     ready: asyncio.Event | None = None,
 ) -> list[int]:
     """Reads `total` records from the start of `topics`; returns their producer timestamps (ms)."""
@@ -81,7 +81,7 @@ async def read_until(
                         for r in records:
                             stamps.append(r.timestamp)
                             if on_record is not None:
-                                on_record(r.value or b"", now)
+                                on_record(r, now)
                         bar.update(len(records))
     finally:
         await consumer.stop()

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psutil
+from aiokafka import ConsumerRecord
 
 from bench.env import PROVIDERS, ROOT, BenchEnv, cpu_seconds, cpu_used, prepare, start_workers, stop
 from bench.flows import paced_attempts, preload_meters
@@ -47,10 +48,10 @@ async def soak_run(duration_s: float, rate: float, new_share: float, meters: int
     decided: dict[str, float] = {}
     copies = 0
 
-    def record(value: bytes, at: float) -> None:
+    def record(rec: ConsumerRecord[bytes, bytes], at: float) -> None:
         nonlocal copies
         copies += 1
-        decided.setdefault(json.loads(value)["correlationid"], at)
+        decided.setdefault(json.loads(rec.value or b"")["correlationid"], at)
 
     new = itertools.count()
 

@@ -9,7 +9,7 @@ import re
 
 from aiokafka import AIOKafkaConsumer
 
-from bench.flows import WARM_UP_S, latency_figures
+from bench.flows import WARM_UP_S, latency_figures, stage_figures
 from bench.simulated_providers import providers_apart
 from kernel.connections import started_producer
 from kernel.settings import Settings
@@ -28,6 +28,20 @@ def test_the_first_second_is_reported_apart_and_the_steady_state_after_the_warm_
     assert 19 < figures["p99"] < 21  # nothing of the first second, nor of the warm-up, in the steady state
     assert figures["lost"] == 1
     assert WARM_UP_S >= 1
+
+
+def test_the_latency_stages_add_up_and_leave_the_warm_up_out() -> None:
+    sent = {f"a{i}": 1000.0 + i * 0.1 for i in range(100)}
+    # Worker 30 ms, relay 10 ms, broker 5 ms in the steady state; the warm-up 1 s in the worker.
+    stamped = {c: (t + (1.0 if t - 1000.0 < WARM_UP_S else 0.03), 0.0) for c, t in sent.items()}
+    stamped = {c: (made, made + 0.01) for c, (made, _) in stamped.items()}
+    received = {c: produced + 0.005 for c, (_, produced) in stamped.items()}
+    del received["a99"]  # not read: left out of every stage
+    figures = stage_figures(sent, stamped, received)
+    assert 29 < figures["stage_worker_p99"] < 31
+    assert 9 < figures["stage_relay_p50"] < 11
+    assert 4 < figures["stage_broker_p99"] < 6
+    assert set(figures) == {f"stage_{s}_{p}" for s in ("worker", "relay", "broker") for p in ("p50", "p99")}
 
 
 async def test_the_simulated_providers_answer_from_their_own_process(settings: Settings, topics: list[str]) -> None:
