@@ -14,7 +14,8 @@ from bench.report import TARGETS, verdict
 
 def medians(runs: list[dict[str, Any]]) -> dict[str, float]:
     keys = [k for k in TARGETS if all(isinstance(r.get(k), int | float) for r in runs)]
-    keys += sorted(k for k in runs[0] if k.endswith("_per_s") and all(k in r for r in runs))
+    # Each turn's rate (bench/in_turn.py) stays in its own file: the medians of the variants stand for them.
+    keys += sorted(k for k in runs[0] if k.endswith("_per_s") and "_turn" not in k and all(k in r for r in runs))
     return {k: statistics.median(float(r[k]) for r in runs) for k in keys}
 
 

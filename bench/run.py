@@ -15,6 +15,7 @@ from bench import flows
 from bench.env import BenchEnv, drop_previous_runs, prepare
 from bench.floors import faust_peer, faust_version, relay_floor, upsert_floor
 from bench.history import HISTORY_ROWS, with_history
+from bench.in_turn import Variant, in_turn
 from bench.profile import profile_lookup
 from bench.report import markdown, write
 
@@ -62,9 +63,11 @@ async def history_only(n: int) -> dict[str, Any]:
     tag = f"b{int(time.time())}"
     empty = await _with_meters(f"{tag}s", 10_000)
     r: dict[str, Any] = {"commit": measured_commit(), "messages": n}
-    r["lookup_flow_10k_per_s"], _ = await flows.lookup_flow(empty, n, 10_000)
-    r.update(await _history_flow(f"{tag}h", n))
-    r["lookup_10m_history_vs_empty_ratio"] = r["lookup_flow_10m_history_per_s"] / r["lookup_flow_10k_per_s"]
+    await _warm_up(f"{tag}w")
+    page, hist = await _history(f"{tag}h")
+    r.update(page)
+    turns, _ = await in_turn(Variant(empty, 10_000), {"10m_history": Variant(hist, 10_000)}, n)
+    r.update(_turn_figures(turns))
     return r
 
 
@@ -84,12 +87,26 @@ async def scale_out_only(n: int, pairs: int = 3) -> dict[str, Any]:
     return r
 
 
-async def _history_flow(tag: str, n: int) -> dict[str, float]:
-    """The lookup flow over 10 million attempts of history, and the meter page's timeline there."""
-    hist = await with_history(tag, HISTORY_ROWS)  # with the 10,000 meters, warmed up
-    rate, _ = await flows.lookup_flow(hist, n, 10_000)
+async def _history(tag: str) -> tuple[dict[str, float], BenchEnv]:
+    """A database with 10 million attempts of history (and the 10,000 meters), and the meter page's timeline there."""
+    hist = await with_history(tag, HISTORY_ROWS)
     page = await flows.timeline_latency(hist, 10_000)
-    return {"lookup_flow_10m_history_per_s": rate} | {f"meter_timeline_{k}_ms_10m_history": v for k, v in page.items()}
+    return {f"meter_timeline_{k}_ms_10m_history": v for k, v in page.items()}, hist
+
+
+def _turn_figures(turns: dict[str, float]) -> dict[str, float]:
+    """The turns' raw rates, each variant's median rate, and the ratios (bench/in_turn.py) under the issue's names."""
+    names = {
+        "10m_history_vs_10k": "lookup_10m_history_vs_empty_ratio",
+        "1m_vs_10k": "lookup_1m_vs_10k_ratio",
+        "2_workers_vs_10k": "scale_out_2_vs_1_ratio",
+        "4_workers_vs_10k": "scale_out_4_vs_1_ratio",
+    }
+    out = {names.get(k, k): v for k, v in turns.items()}
+    for variant in {k.split("_turn")[0] for k in turns if "_turn" in k} - {"lookup_flow_10k"}:  # its own stays
+        rates = [v for k, v in turns.items() if k.startswith(f"{variant}_turn")]
+        out[f"{variant}_per_s"] = statistics.median(rates)
+    return out
 
 
 async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: float) -> dict[str, Any]:
@@ -122,8 +139,9 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     cores: dict[str, float] = {}
     r["lookup_flow_10k_per_s"], mem_lookup = await flows.lookup_flow(small, n, 10_000, cores=cores)
     r["lookup_flow_cpu_cores"] = cores  # what limits the flow on this 2-core machine
-    step("lookup flow over 10 million attempts of history (its template is built once, in minutes)")
-    r.update(await _history_flow(f"{tag}h", n))
+    step("10 million attempts of history (its template is built once, in minutes): the meter page there")
+    page, hist = await _history(f"{tag}h")
+    r.update(page)
     step("CPU per attempt, every process of the lookup flow")
     parts = await flows.lookup_cpu(await _with_meters(f"{tag}c", 10_000), n, 10_000)
     r["cpu_us_per_attempt_by_part"] = parts
@@ -146,18 +164,20 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     first = await prepare(f"{tag}d")
     r.update(_first_seen(await flows.first_seen_decisions(first, 20, FIRST_SEEN_S)))
 
-    step("scale-out: two, then four, lookup workers and outbox relays")
-    pair = await _with_meters(f"{tag}p", 10_000)
-    r["lookup_flow_2_workers_per_s"], mem_pair = await flows.lookup_flow(pair, n, 10_000, workers=2, relays=2)
-    four = await _with_meters(f"{tag}q", 10_000)
-    r["lookup_flow_4_workers_per_s"], _ = await flows.lookup_flow(four, n, 10_000, workers=4, relays=4)
-
-    step("lookup flow, 1 million meters (preloading 1M meters and 5M support rows)")
+    step("1 million meters (preloading 1M meters and 5M support rows): console search there")
     big = await prepare(f"{tag}m")
     await flows.preload_meters(big, 1_000_000)
-    r["lookup_flow_1m_per_s"], mem_big = await flows.lookup_flow(big, n, 1_000_000)
-    step("console search, 1 million meters")
     r.update({f"search_{k}_ms_1m": v for k, v in (await flows.search_latency(big, 1_000_000)).items()})
+    pair, four = await _with_meters(f"{tag}p", 10_000), await _with_meters(f"{tag}q", 10_000)
+    step("in turn, three times: the lookup flow over 10k meters, 10M history, 1M meters, 2 and 4 workers and relays")
+    variants = {
+        "10m_history": Variant(hist, 10_000),
+        "1m": Variant(big, 1_000_000),
+        "2_workers": Variant(pair, 10_000, workers=2),
+        "4_workers": Variant(four, 10_000, workers=4),
+    }
+    turns, mem_turns = await in_turn(Variant(small, 10_000), variants, n)
+    r.update(_turn_figures(turns))
 
     step(f"soak: every worker for {soak_seconds:.0f} s")
     soak_env = await prepare(f"{tag}k")
@@ -167,12 +187,8 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     r["lookup_flow_ratio_to_floor"] = r["lookup_flow_10k_per_s"] / r["relay_floor_per_s"]
     r["response_flow_ratio_to_floor"] = r["response_flow_per_s"] / min(r["relay_floor_per_s"], r["upsert_floor_per_s"])
     r["lookup_flow_ratio_to_faust"] = r["lookup_flow_10k_per_s"] / r["faust_relay_per_s"]
-    r["lookup_10m_history_vs_empty_ratio"] = r["lookup_flow_10m_history_per_s"] / r["lookup_flow_10k_per_s"]
-    r["lookup_1m_vs_10k_ratio"] = r["lookup_flow_1m_per_s"] / r["lookup_flow_10k_per_s"]
     r["poison_1pct_vs_clean_ratio"] = r["lookup_flow_1pct_poison_per_s"] / r["lookup_flow_10k_per_s"]
-    r["scale_out_2_vs_1_ratio"] = r["lookup_flow_2_workers_per_s"] / r["lookup_flow_10k_per_s"]
-    r["scale_out_4_vs_1_ratio"] = r["lookup_flow_4_workers_per_s"] / r["lookup_flow_10k_per_s"]
-    r["worker_rss_mb_peak"] = max(m.peak() for m in (mem_lookup, mem_resp, mem_pair, mem_big, mem_soak))
+    r["worker_rss_mb_peak"] = max(m.peak() for m in (mem_lookup, mem_resp, mem_soak, *mem_turns))
     r["soak_rss_growth_mb"] = mem_soak.growth()
     r["soak_rss_mb_peak"] = mem_soak.peak()
     return r
