@@ -44,7 +44,9 @@ FILL = [
 
 def template_name(rows: int) -> str:
     migrations = "".join(p.read_text() for p in sorted(MIGRATIONS.glob("*.sql")))
-    schema = hashlib.sha256((migrations + "".join(FILL)).encode())
+    # The partitions' widths too: a template made at other widths measures another layout.
+    widths = "".join(f"{h.table}:{h.step_days}" for h in HISTORY)
+    schema = hashlib.sha256((migrations + "".join(FILL) + widths).encode())
     return f"bench_history_{rows}_{schema.hexdigest()[:10]}"
 
 
