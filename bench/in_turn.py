@@ -17,7 +17,7 @@ from bench.env import BenchEnv, RssSampler, prepare_topics
 
 @dataclass(frozen=True)
 class Variant:
-    env: BenchEnv  # its database, reused each turn under topics of the turn's own
+    env: BenchEnv  # its database (its meters known and supported), reused each turn under topics of the turn's own
     meters: int
     workers: int = 1  # lookup workers, and as many relays
 
