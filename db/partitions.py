@@ -162,12 +162,7 @@ async def _create(conn: Db, h: History, day: date, upto: date) -> int:
 
 async def partitions(conn: Db, table: str) -> list[str]:
     """The table's dated partitions, oldest first."""
-    rows = await conn.fetch(
-        """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-           WHERE i.inhparent = $1::regclass AND c.relname ~ '_p[0-9]{8}$' ORDER BY c.relname""",
-        table,
-    )
-    return [r["relname"] for r in rows]
+    return list(await spans(conn, BY_TABLE[table]))
 
 
 async def maintain(
