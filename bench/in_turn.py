@@ -25,8 +25,9 @@ class Variant:
 async def in_turn(
     base: Variant, variants: dict[str, Variant], n: int, turns: int = 3
 ) -> tuple[dict[str, float], list[RssSampler]]:
-    """`lookup_flow_<name>_turn<i>_per_s` for the base ("10k") and each variant, and `<name>_vs_10k` (the median
-    of the turns' ratios); and the workers' memory over every flow."""
+    """`lookup_flow_<name>_turn<i>_per_s` for the base ("10k") and each variant, each variant's median rate
+    (`lookup_flow_<name>_per_s`) and `<name>_vs_10k` (the median of the turns' ratios); and the workers' memory
+    over every flow."""
     named = {"10k": base, **variants}
     out: dict[str, float] = {}
     memory: list[RssSampler] = []
@@ -41,6 +42,9 @@ async def in_turn(
             memory.append(rss)
     for name in variants:
         each = range(1, turns + 1)
-        ratios = [out[f"lookup_flow_{name}_turn{i}_per_s"] / out[f"lookup_flow_10k_turn{i}_per_s"] for i in each]
-        out[f"{name}_vs_10k"] = statistics.median(ratios)
+        rates = [out[f"lookup_flow_{name}_turn{i}_per_s"] for i in each]
+        out[f"lookup_flow_{name}_per_s"] = statistics.median(rates)
+        out[f"{name}_vs_10k"] = statistics.median(
+            r / out[f"lookup_flow_10k_turn{i}_per_s"] for i, r in zip(each, rates, strict=True)
+        )
     return out, memory

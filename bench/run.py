@@ -95,18 +95,14 @@ async def _history(tag: str) -> tuple[dict[str, float], BenchEnv]:
 
 
 def _turn_figures(turns: dict[str, float]) -> dict[str, float]:
-    """The turns' raw rates, each variant's median rate, and the ratios (bench/in_turn.py) under the issue's names."""
+    """What bench/in_turn.py measured, its ratios under the issue's names."""
     names = {
         "10m_history_vs_10k": "lookup_10m_history_vs_empty_ratio",
         "1m_vs_10k": "lookup_1m_vs_10k_ratio",
         "2_workers_vs_10k": "scale_out_2_vs_1_ratio",
         "4_workers_vs_10k": "scale_out_4_vs_1_ratio",
     }
-    out = {names.get(k, k): v for k, v in turns.items()}
-    for variant in {k.split("_turn")[0] for k in turns if "_turn" in k} - {"lookup_flow_10k"}:  # its own stays
-        rates = [v for k, v in turns.items() if k.startswith(f"{variant}_turn")]
-        out[f"{variant}_per_s"] = statistics.median(rates)
-    return out
+    return {names.get(k, k): v for k, v in turns.items()}
 
 
 async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: float) -> dict[str, Any]:
