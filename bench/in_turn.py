@@ -20,6 +20,7 @@ class Variant:
     env: BenchEnv  # its database (its meters known and supported), reused each turn under topics of the turn's own
     meters: int
     workers: int = 1  # lookup workers, and as many relays
+    poison_every: int = 0  # a poison message after every this many attempts (0: none)
 
 
 async def in_turn(
@@ -37,7 +38,9 @@ async def in_turn(
         for name in order:
             v = named[name]
             env = await prepare_topics(v.env, f"t{i}{name.replace('_', '')}")
-            rate, rss = await flows.lookup_flow(env, n, v.meters, workers=v.workers, relays=v.workers)
+            rate, rss = await flows.lookup_flow(
+                env, n, v.meters, workers=v.workers, relays=v.workers, poison_every=v.poison_every
+            )
             out[f"lookup_flow_{name}_turn{i}_per_s"] = rate
             memory.append(rss)
     for name in variants:

@@ -111,8 +111,8 @@ def soak(duration: float, rate: float, new_share: float) -> None:
     import asyncio
 
     from bench.env import drop_previous_runs
-    from bench.run import measured_commit
     from bench.soak import soak_run
+    from bench.steps import measured_commit
 
     asyncio.run(drop_previous_runs())
     r = asyncio.run(soak_run(duration, rate, new_share))

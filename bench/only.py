@@ -1,0 +1,79 @@
+"""One figure alone (`ppu bench --only …`): quicker than `make bench` when a change touches one of them."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import flows
+from bench.env import prepare
+from bench.in_turn import Variant, in_turn
+from bench.profile import profile_lookup
+from bench.steps import FIRST_SEEN_S, first_seen_figures, history, measured_commit, turn_figures, warm_up, with_meters
+
+
+async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
+    """`--only latency`: the paced lookup latency alone, e.g. to compare PPU_DB_PLAN_CACHE_MODE values."""
+    r: dict[str, Any] = {
+        "commit": measured_commit(),
+        "offered_rate_per_s_for_latency": rate,
+        "latency_seconds": latency_seconds,
+        "db_plan_cache_mode": os.environ.get("PPU_DB_PLAN_CACHE_MODE", "force_custom_plan"),
+    }
+    timed = await with_meters(f"b{int(time.time())}l", 10_000)
+    lat = await flows.lookup_latency(timed, rate, latency_seconds, 10_000)
+    r.update({f"lookup_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()})
+    return r
+
+
+async def first_seen_only() -> dict[str, Any]:
+    """`--only first-seen`: purchase decisions on new meters with one silent provider of five."""
+    env = await prepare(f"b{int(time.time())}d")
+    return {"commit": measured_commit(), **first_seen_figures(await flows.first_seen_decisions(env, 20, FIRST_SEEN_S))}
+
+
+async def profile_only(messages: int, raws: Path) -> dict[str, Any]:
+    """`--only profile`: py-spy over the lookup worker and the relay, pg_stat_statements over the database."""
+    env = await prepare(f"b{int(time.time())}q")
+    return await profile_lookup(env, messages, raws)
+
+
+async def history_only(n: int) -> dict[str, Any]:
+    """`--only history`: the lookup flow over 10 million attempts of history, against an empty database."""
+    tag = f"b{int(time.time())}"
+    empty = await with_meters(f"{tag}s", 10_000)
+    r: dict[str, Any] = {"commit": measured_commit(), "messages": n}
+    await warm_up(f"{tag}w")
+    page, hist = await history(f"{tag}h")
+    r.update(page)
+    turns, _ = await in_turn(Variant(empty, 10_000), {"10m_history": Variant(hist, 10_000)}, n)
+    r.update(turn_figures(turns))
+    return r
+
+
+async def scale_out_only(n: int, pairs: int = 3) -> dict[str, Any]:
+    """`--only scale-out`: the lookup flow with one lookup worker and relay, then with two of each, `pairs` times in
+    turn after a warm-up; the ratio is the median of each pair's (the machine drifts less within a pair)."""
+    tag = f"b{int(time.time())}"
+    await warm_up(f"{tag}w")
+    r: dict[str, Any] = {"commit": measured_commit(), "messages": n}
+    ratios = []
+    for i in range(1, pairs + 1):
+        one, _ = await flows.lookup_flow(await with_meters(f"{tag}o{i}", 10_000), n, 10_000)
+        two, _ = await flows.lookup_flow(await with_meters(f"{tag}t{i}", 10_000), n, 10_000, workers=2, relays=2)
+        r[f"lookup_flow_pair{i}_1_worker_per_s"], r[f"lookup_flow_pair{i}_2_workers_per_s"] = one, two
+        ratios.append(two / one)
+    r["scale_out_2_vs_1_ratio"] = statistics.median(ratios)
+    return r
+
+
+async def poison_only(n: int) -> dict[str, Any]:
+    """`--only poison`: the lookup flow with 1% poison messages against the clean one, in turn after a warm-up."""
+    tag = f"b{int(time.time())}"
+    await warm_up(f"{tag}w")
+    clean, poisoned = await with_meters(f"{tag}s", 10_000), await with_meters(f"{tag}x", 10_000)
+    turns, _ = await in_turn(Variant(clean, 10_000), {"1pct_poison": Variant(poisoned, 10_000, poison_every=100)}, n)
+    return {"commit": measured_commit(), "messages": n, **turn_figures(turns)}

@@ -1,0 +1,67 @@
+"""Steps that `make bench` and the one-figure runs (`ppu bench --only …`) share, and the commit a run measured."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from bench import flows
+from bench.env import BenchEnv, prepare
+from bench.history import HISTORY_ROWS, with_history
+
+FIRST_SEEN_S = 18.0  # at 20 attempts/s: 300 decisions in the steady state, after the warm-up
+
+# bench/in_turn.py's ratios under the issue's names (the rest keep in_turn's).
+TURN_NAMES = {
+    "10m_history_vs_10k": "lookup_10m_history_vs_empty_ratio",
+    "1m_vs_10k": "lookup_1m_vs_10k_ratio",
+    "2_workers_vs_10k": "scale_out_2_vs_1_ratio",
+    "4_workers_vs_10k": "scale_out_4_vs_1_ratio",
+    "1pct_poison_vs_10k": "poison_1pct_vs_clean_ratio",
+}
+
+
+def turn_figures(turns: dict[str, float]) -> dict[str, float]:
+    """What bench/in_turn.py measured, its ratios under the issue's names."""
+    return {TURN_NAMES.get(k, k): v for k, v in turns.items()}
+
+
+def first_seen_figures(figures: dict[str, float]) -> dict[str, float]:
+    named = {k: "first_seen_decisions_lost" if k == "lost" else f"first_seen_decision_{k}_ms" for k in figures}
+    return {named[k]: v for k, v in figures.items()}
+
+
+async def warm_up(tag: str) -> None:
+    """A short lookup flow, not measured: the first flow of a run otherwise pays for the broker's and the database's
+    cold start."""
+    await flows.lookup_flow(await with_meters(tag, 10_000), 3000, 10_000)
+
+
+async def with_meters(tag: str, meters: int) -> BenchEnv:
+    env = await prepare(tag)
+    await flows.preload_meters(env, meters)
+    return env
+
+
+async def history(tag: str) -> tuple[dict[str, float], BenchEnv]:
+    """A database with 10 million attempts of history (and the 10,000 meters), and the meter page's timeline there."""
+    hist = await with_history(tag, HISTORY_ROWS)
+    page = await flows.timeline_latency(hist, 10_000)
+    return {f"meter_timeline_{k}_ms_10m_history": v for k, v in page.items()}, hist
+
+
+def measured_commit() -> str:
+    """The commit measured, marked when the working tree differs from it."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True)
+        # Results files written meanwhile (this run's or an earlier one's, not committed yet) change no code.
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", ":(top)", ":(top,exclude)bench/results"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return "unknown"
+    return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
