@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import flows
+from bench import flows, latency
 from bench.env import prepare
 from bench.in_turn import Variant, in_turn
 from bench.profile import profile_lookup
@@ -24,7 +24,7 @@ async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
         "db_plan_cache_mode": os.environ.get("PPU_DB_PLAN_CACHE_MODE", "force_custom_plan"),
     }
     timed = await with_meters(f"b{int(time.time())}l", 10_000)
-    lat = await flows.lookup_latency(timed, rate, latency_seconds, 10_000)
+    lat = await latency.lookup_latency(timed, rate, latency_seconds, 10_000)
     r.update({f"lookup_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()})
     return r
 
@@ -32,7 +32,8 @@ async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
 async def first_seen_only() -> dict[str, Any]:
     """`--only first-seen`: purchase decisions on new meters with one silent provider of five."""
     env = await prepare(f"b{int(time.time())}d")
-    return {"commit": measured_commit(), **first_seen_figures(await flows.first_seen_decisions(env, 20, FIRST_SEEN_S))}
+    figures = await latency.first_seen_decisions(env, 20, FIRST_SEEN_S)
+    return {"commit": measured_commit(), **first_seen_figures(figures)}
 
 
 async def profile_only(messages: int, raws: Path) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from bench import flows
+from bench import console_reads, flows, latency, response_flows
 from bench.env import drop_previous_runs, prepare
 from bench.floors import faust_peer, faust_version, relay_floor, upsert_floor
 from bench.in_turn import Variant, in_turn
@@ -58,23 +58,23 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     r["cpu_us_per_attempt_by_part"] = parts
     r["cpu_us_per_attempt"] = sum(parts.values())
     step("response flow")
-    r["response_flow_per_s"], mem_resp = await flows.response_flow(small, n, 10_000)
+    r["response_flow_per_s"], mem_resp = await response_flows.response_flow(small, n, 10_000)
     step(f"latency at {rate:.0f} per second")
     timed = await prepare(f"{tag}l")  # fresh topics: the reader counts from their start
     await flows.preload_meters(timed, 10_000)
-    lat = await flows.lookup_latency(timed, rate, latency_seconds, 10_000)
+    lat = await latency.lookup_latency(timed, rate, latency_seconds, 10_000)
     r.update({f"lookup_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()})
-    lat = await flows.response_latency(timed, rate, latency_seconds, 10_000)
+    lat = await response_flows.response_latency(timed, rate, latency_seconds, 10_000)
     r.update({f"response_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()})
 
     step("first-seen decisions with one silent provider of five")
     first = await prepare(f"{tag}d")
-    r.update(first_seen_figures(await flows.first_seen_decisions(first, 20, FIRST_SEEN_S)))
+    r.update(first_seen_figures(await latency.first_seen_decisions(first, 20, FIRST_SEEN_S)))
 
     step("1 million meters (preloading 1M meters and 5M support rows): console search there")
     big = await prepare(f"{tag}m")
     await flows.preload_meters(big, 1_000_000)
-    r.update({f"search_{k}_ms_1m": v for k, v in (await flows.search_latency(big, 1_000_000)).items()})
+    r.update({f"search_{k}_ms_1m": v for k, v in (await console_reads.search_latency(big, 1_000_000)).items()})
     # Databases of their own: the one the flows above used holds the response flow's answers, Not Supported among
     # them, and attempts there are blocked without the routine request the flow counts.
     empty, pair, four, poisoned = [await with_meters(f"{tag}{x}", 10_000) for x in "epqx"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from bench import flows
+from bench import console_reads, flows
 from bench.env import BenchEnv, prepare
 from bench.history import HISTORY_ROWS, with_history
 
@@ -46,7 +46,7 @@ async def with_meters(tag: str, meters: int) -> BenchEnv:
 async def history(tag: str) -> tuple[dict[str, float], BenchEnv]:
     """A database with 10 million attempts of history (and the 10,000 meters), and the meter page's timeline there."""
     hist = await with_history(tag, HISTORY_ROWS)
-    page = await flows.timeline_latency(hist, 10_000)
+    page = await console_reads.timeline_latency(hist, 10_000)
     return {f"meter_timeline_{k}_ms_10m_history": v for k, v in page.items()}, hist
 
 

@@ -9,7 +9,7 @@ import re
 
 from aiokafka import AIOKafkaConsumer
 
-from bench.flows import WARM_UP_S, latency_figures, stage_figures
+from bench.latency import WARM_UP_S, latency_figures, stage_figures
 from bench.simulated_providers import providers_apart
 from kernel.connections import started_producer
 from kernel.settings import Settings

@@ -1,0 +1,132 @@
+"""Latency at a paced rate: attempt sent → lookup request readable (by stage too), and first-seen purchase decisions
+with one silent provider of five. Measured after a warm-up, the first second reported apart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+from datetime import datetime
+
+from aiokafka import ConsumerRecord
+
+from bench.env import PROVIDERS, BenchEnv, start_workers, stop
+from bench.flows import paced_attempts, request_topics
+from bench.measure import percentiles, read_until
+from bench.simulated_providers import providers_apart
+from kernel.topics import topic
+from providers.kafka_simulator import Coverage
+from workers.registry import ALL
+
+
+async def lookup_latency(env: BenchEnv, rate: float, seconds: float, meters: int) -> dict[str, float]:
+    """From each attempt's send to its lookup request being readable on the provider's topic.
+
+    Reported apart: the first second (cold start: first sends to topics never written, first plans), the steady
+    state after a warm-up of WARM_UP_S, and the median per second at the start and at the end of the steady state
+    (a backlog that grows shows as a rising median, which percentiles over the whole run hide)."""
+    procs = start_workers(env, "lookup", "outbox-relay")
+    received: dict[str, float] = {}
+    stamped: dict[str, tuple[float, float]] = {}  # the request's own time (made by the worker), its produce time
+
+    def record(rec: ConsumerRecord[bytes, bytes], at: float) -> None:
+        request = json.loads(rec.value or b"")
+        received[request["correlationid"]] = at
+        stamped[request["correlationid"]] = (datetime.fromisoformat(request["time"]).timestamp(), rec.timestamp / 1000)
+
+    try:
+        await asyncio.sleep(8)  # members join their groups before the clock starts
+        joined = asyncio.Event()
+        reader = asyncio.ensure_future(
+            read_until(
+                env.bootstrap,
+                request_topics(env),
+                int(rate * seconds),
+                "latency: requests out",
+                on_record=record,
+                ready=joined,
+            )
+        )
+        await asyncio.wait_for(joined.wait(), 60)  # and so does the reader
+
+        sent = await paced_attempts(env, lambda: f"06{random.randrange(meters):08d}", rate, seconds)
+        await reader
+    finally:
+        stop(procs)
+    return latency_figures(sent, received) | stage_figures(sent, stamped, received)
+
+
+WARM_UP_S = 3.0
+
+
+def latency_figures(sent: dict[str, float], received: dict[str, float]) -> dict[str, float]:
+    """ms figures from send and receive times (epoch seconds) keyed by correlation id."""
+    start = min(sent.values())
+    by_second: dict[int, list[float]] = {}
+    for corr, at in sent.items():
+        if corr in received:
+            by_second.setdefault(int(at - start), []).append(received[corr] - at)
+    steady = [v for second, values in by_second.items() if second >= WARM_UP_S for v in values]
+    seconds = sorted(s for s in by_second if s >= WARM_UP_S)
+    figures = {f"{k}": v * 1000 for k, v in percentiles(steady).items()}
+    figures["cold_p99"] = percentiles(by_second.get(0, []))["p99"] * 1000
+    figures["p50_first_steady_s"] = percentiles(by_second[seconds[0]])["p50"] * 1000 if seconds else float("nan")
+    figures["p50_last_s"] = percentiles(by_second[seconds[-1]])["p50"] * 1000 if seconds else float("nan")
+    figures["lost"] = float(len(sent) - sum(len(v) for v in by_second.values()))
+    return figures
+
+
+def stage_figures(
+    sent: dict[str, float], stamped: dict[str, tuple[float, float]], received: dict[str, float]
+) -> dict[str, float]:
+    """Where the steady state's latency goes, p50 and p99 of each stage (ms): `stage_worker`, from the attempt's send
+    until the lookup worker made its request (the wait for the batch in progress, then its own batch up to that
+    point); `stage_relay`, from then until the relay produced it (the rest of the batch, its commit, the relay's
+    pick-up); `stage_broker`, from then until the reader had it (acknowledgement and fetch). One clock: every
+    process runs on this machine."""
+    start = min(sent.values(), default=0.0)
+    steady = [c for c, at in sent.items() if at - start >= WARM_UP_S and c in stamped and c in received]
+    stages = {
+        "worker": [stamped[c][0] - sent[c] for c in steady],
+        "relay": [stamped[c][1] - stamped[c][0] for c in steady],
+        "broker": [received[c] - stamped[c][1] for c in steady],
+    }
+    return {
+        f"stage_{name}_{p}": v * 1000
+        for name, values in stages.items()
+        for p, v in percentiles(values).items()
+        if p != "p95"
+    }
+
+
+async def first_seen_decisions(env: BenchEnv, rate: float, seconds: float) -> dict[str, float]:
+    """A purchase on a meter never seen before: five providers asked, four answer within 20-200 ms, one stays
+    silent. From the attempt's send to its decision being readable on the routing-decisions topic: the decision
+    budget, not the round's deadline (60 s), bounds it. Reported as the lookup latency is (latency_figures): the
+    first second apart (the relay's first records to the decision and event topics took 50-270 ms to be
+    acknowledged, 1-8 ms afterwards; the cause is not pinned down), the steady state after WARM_UP_S."""
+    procs = start_workers(env, *ALL)
+    coverages = {p: Coverage(re.compile(r"\d+"), latency_ms=(20, 200)) for p in PROVIDERS[:-1]}
+    coverages[PROVIDERS[-1]] = Coverage(re.compile(r"\d+"), silent=True)
+    decided: dict[str, float] = {}
+
+    def record(rec: ConsumerRecord[bytes, bytes], at: float) -> None:
+        decided[json.loads(rec.value or b"")["correlationid"]] = at
+
+    try:
+        with providers_apart(env.bootstrap, env.settings.topic_prefix, coverages):
+            await asyncio.sleep(8)  # workers and simulators join their groups
+            joined = asyncio.Event()
+            total = int(rate * seconds)
+            decisions = topic("routing_decisions").name(env.settings.topic_prefix)
+            reader = asyncio.ensure_future(
+                read_until(env.bootstrap, [decisions], total, "first-seen decisions", on_record=record, ready=joined)
+            )
+            await asyncio.wait_for(joined.wait(), 60)
+            counter = iter(range(total))
+            sent = await paced_attempts(env, lambda: f"09{next(counter):08d}", rate, seconds)  # never seen
+            await reader
+    finally:
+        stop(procs)
+    return latency_figures(sent, decided)
