@@ -3,19 +3,15 @@ worker processes it measures."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import re
 import secrets
 import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-import psutil
 from pydantic import SecretStr
 
 from db.migrate import migrate
@@ -169,65 +165,3 @@ def start_workers(env: BenchEnv, *names: str) -> list[subprocess.Popen[bytes]]:
 
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:
     stop_children(procs)
-
-
-CpuSnapshot = dict[tuple[str, int], float]  # (label, pid) → CPU seconds so far
-
-
-def cpu_seconds(pids: dict[str, int], groups: dict[str, list[int]] | None = None) -> CpuSnapshot:
-    """CPU seconds so far of the named processes, of each group's processes (under the group's name), and of every
-    PostgreSQL and Kafka (java) process, per process."""
-    out: CpuSnapshot = {}
-    named = list(pids.items())
-    named += [(name, pid) for name, members in (groups or {}).items() for pid in members]
-    for name, pid in named:
-        with contextlib.suppress(psutil.Error):
-            t = psutil.Process(pid).cpu_times()
-            out[(name, pid)] = t.user + t.system
-    for p in psutil.process_iter(["name", "cpu_times"]):
-        label = {"postgres": "postgresql", "java": "kafka"}.get(p.info["name"] or "")
-        if label and p.info["cpu_times"] is not None:
-            out[(label, p.pid)] = p.info["cpu_times"].user + p.info["cpu_times"].system
-    return out
-
-
-def cpu_used(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
-    """CPU seconds each label used between two snapshots, summed over its processes. A process that started in
-    between counts from zero; one that ended in between is not seen (a database backend that exits takes its
-    time with it: an undercount, never the negative sum a difference of totals gave)."""
-    used: dict[str, float] = {}
-    for (label, pid), t in after.items():
-        used[label] = used.get(label, 0.0) + max(t - before.get((label, pid), 0.0), 0.0)
-    return used
-
-
-@dataclass
-class RssSampler:
-    """Resident memory of processes, sampled every `every` seconds while running."""
-
-    pids: list[int]
-    every: float = 0.25
-    samples: dict[int, list[tuple[float, float]]] = field(default_factory=dict)  # pid → [(t, MB)]
-
-    async def run(self, stop_event: asyncio.Event) -> None:
-        while not stop_event.is_set():
-            for pid in self.pids:
-                try:
-                    mb = psutil.Process(pid).memory_info().rss / 2**20
-                except psutil.Error:
-                    continue
-                self.samples.setdefault(pid, []).append((time.monotonic(), mb))
-            await asyncio.sleep(self.every)
-
-    def peak(self) -> float:
-        return max((mb for s in self.samples.values() for _, mb in s), default=0.0)
-
-    def growth(self) -> float:
-        """Largest rise, per process, from the median of its first quarter to the median of its last quarter."""
-        rises = []
-        for s in self.samples.values():
-            if len(s) >= 8:
-                q = len(s) // 4
-                first, last = sorted(mb for _, mb in s[:q]), sorted(mb for _, mb in s[-q:])
-                rises.append(last[len(last) // 2] - first[len(first) // 2])
-        return max(rises, default=0.0)

@@ -12,9 +12,10 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 
-from bench.env import INSTITUTION, PROVIDERS, BenchEnv, RssSampler, cpu_seconds, cpu_used, start_workers, stop
+from bench.env import INSTITUTION, PROVIDERS, BenchEnv, start_workers, stop
 from bench.floors import attempts
 from bench.measure import paced, produce, read_until, steady_rate
+from bench.process_usage import RssSampler, cpu_seconds, cpu_used
 from bench.simulated_providers import providers_apart
 from kernel.topics import topic
 from providers.kafka_simulator import Coverage

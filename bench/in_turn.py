@@ -12,7 +12,8 @@ import statistics
 from dataclasses import dataclass
 
 from bench import flows
-from bench.env import BenchEnv, RssSampler, prepare_topics
+from bench.env import BenchEnv, prepare_topics
+from bench.process_usage import RssSampler
 
 
 @dataclass(frozen=True)

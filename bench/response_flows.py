@@ -8,8 +8,9 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from bench.env import PROVIDERS, BenchEnv, RssSampler, start_workers, stop
+from bench.env import PROVIDERS, BenchEnv, start_workers, stop
 from bench.measure import paced, percentiles, produce
+from bench.process_usage import RssSampler
 from kernel.ids import new_id
 from kernel.topics import topic
 from schemas.lookup import LookupResponded, LookupRespondedData

@@ -26,9 +26,10 @@ from typing import Any
 import psutil
 from aiokafka import ConsumerRecord
 
-from bench.env import PROVIDERS, ROOT, BenchEnv, cpu_seconds, cpu_used, prepare, start_workers, stop
+from bench.env import PROVIDERS, ROOT, BenchEnv, prepare, start_workers, stop
 from bench.flows import paced_attempts, preload_meters
 from bench.measure import percentiles, read_until
+from bench.process_usage import cpu_seconds, cpu_used
 from kernel.topics import topic
 from workers.registry import ALL
 

@@ -1,0 +1,26 @@
+"""CPU attribution summed over processes: never negative when a process ends or starts between snapshots."""
+
+from __future__ import annotations
+
+import os
+
+from bench.process_usage import RssSampler, cpu_seconds, cpu_used
+
+
+def test_cpu_used_counts_new_processes_from_zero_and_ignores_ended_ones() -> None:
+    before = {("postgresql", 1): 5.0, ("postgresql", 2): 9.0, ("lookup", 10): 1.0}
+    after = {("postgresql", 1): 5.5, ("postgresql", 3): 0.25, ("lookup", 10): 3.0}  # pid 2 ended, pid 3 started
+    used = cpu_used(before, after)
+    assert used == {"postgresql": 0.75, "lookup": 2.0}
+
+
+def test_cpu_seconds_reads_this_process_under_its_label() -> None:
+    snapshot = cpu_seconds({"me": os.getpid()})
+    assert snapshot[("me", os.getpid())] > 0
+
+
+def test_rss_growth_compares_first_and_last_quarter_medians() -> None:
+    sampler = RssSampler([1])
+    sampler.samples[1] = [(float(t), 100.0 + (10.0 if t >= 6 else 0.0)) for t in range(8)]
+    assert sampler.peak() == 110.0
+    assert sampler.growth() == 10.0
