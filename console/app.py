@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 from swagger_ui_bundle import swagger_ui_path
 
-from console import api, bulk_confirm, dead_letters, pages
+from console import api, api_meters, api_providers, bulk_confirm, dead_letters, pages
 from console.auth import SESSION_HOURS, LoginRequired, optional_user
 from console.limits import BodyLimit
 from console.queries import SESSION_SETTINGS
@@ -104,6 +104,8 @@ def create_app(settings: Settings) -> FastAPI:
         return pages.page(request, "error.html", status_code=exc.status_code, user=user, message=str(exc.detail))
 
     app.include_router(api.router)
+    app.include_router(api_meters.router)
+    app.include_router(api_providers.router)
     app.include_router(bulk_confirm.api)
     app.include_router(pages.router)
     app.include_router(bulk_confirm.pages)
