@@ -3,9 +3,9 @@ table (the targets are judged on medians; each run's own file stays committed be
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,28 @@ def table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(paths: list[str]) -> None:
-    runs = [json.loads(Path(p).read_text()) for p in paths]
+def read_runs(paths: list[str]) -> list[dict[str, Any]]:
+    """Each results file as a dict; a file that is missing or not a results file is one readable line."""
+    runs = []
+    for p in paths:
+        try:
+            run = json.loads(Path(p).read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{p}: cannot read a results file ({e})") from e
+        if not isinstance(run, dict):
+            raise ValueError(f"{p}: not a `make bench` results file (no figures in it)")
+        runs.append(run)
+    return runs
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.median", description=__doc__)
+    parser.add_argument("results", nargs="+", metavar="RESULT.json", help="bench/results/<stamp>.json of each run")
+    paths = parser.parse_args(argv).results
+    try:
+        runs = read_runs(paths)
+    except ValueError as e:
+        parser.error(str(e))
     print(
         f"Medians of {len(runs)} runs: "
         + ", ".join(f"`{Path(p).stem}` ({r.get('commit')})" for p, r in zip(paths, runs, strict=True))
@@ -42,4 +62,4 @@ def main(paths: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

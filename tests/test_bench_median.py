@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from bench.median import medians, table
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.median import main, medians, table
 
 
 def test_median_of_each_figure_and_its_verdict() -> None:
@@ -21,3 +26,27 @@ def test_median_of_each_figure_and_its_verdict() -> None:
 def test_a_figure_missing_from_a_run_is_left_out() -> None:
     runs = [{"lookup_p99_ms_at_1000": 70.0}, {}]
     assert medians(runs) == {}
+
+
+def test_a_missing_or_wrong_file_is_one_readable_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    not_results = tmp_path / "list.json"
+    not_results.write_text("[1, 2]")
+    for argv in ([str(tmp_path / "nowhere.json")], [str(not_results)], []):
+        with pytest.raises(SystemExit) as stopped:
+            main(argv)
+        assert stopped.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("python -m bench.median: error:")
+        assert "Traceback" not in "".join(err)
+
+
+def test_main_prints_the_medians_of_the_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    paths = []
+    for i, p99 in enumerate([70.0, 40.0, 45.0]):
+        f = tmp_path / f"run{i}.json"
+        f.write_text(json.dumps({"lookup_p99_ms_at_1000": p99, "commit": "abc"}))
+        paths.append(str(f))
+    main(paths)
+    out = capsys.readouterr().out
+    assert out.startswith("Medians of 3 runs: `run0` (abc)")
+    assert "| `lookup_p99_ms_at_1000` | 45.000 | 70, 40, 45 | met (< 50) |" in out
