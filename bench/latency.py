@@ -20,12 +20,15 @@ from providers.kafka_simulator import Coverage
 from workers.registry import ALL
 
 
-async def lookup_latency(env: BenchEnv, rate: float, seconds: float, meters: int) -> dict[str, float]:
+async def lookup_latency(
+    env: BenchEnv, rate: float, seconds: float, meters: int, again: bool = False
+) -> dict[str, float]:
     """From each attempt's send to its lookup request being readable on the provider's topic.
 
     Reported apart: the first second (cold start: first sends to topics never written, first plans), the steady
     state after a warm-up of WARM_UP_S, and the median per second at the start and at the end of the steady state
-    (a backlog that grows shows as a rising median, which percentiles over the whole run hide)."""
+    (a backlog that grows shows as a rising median, which percentiles over the whole run hide). `again`: on an
+    environment measured before (its requests already on the topics are left out), as after a restart."""
     procs = start_workers(env, "lookup", "outbox-relay")
     received: dict[str, float] = {}
     stamped: dict[str, tuple[float, float]] = {}  # the request's own time (made by the worker), its produce time
@@ -46,6 +49,7 @@ async def lookup_latency(env: BenchEnv, rate: float, seconds: float, meters: int
                 "latency: requests out",
                 on_record=record,
                 ready=joined,
+                from_end=again,
             )
         )
         await asyncio.wait_for(joined.wait(), 60)  # and so does the reader
@@ -83,21 +87,25 @@ def stage_figures(
     """Where the steady state's latency goes, p50 and p99 of each stage (ms): `stage_worker`, from the attempt's send
     until the lookup worker made its request (the wait for the batch in progress, then its own batch up to that
     point); `stage_relay`, from then until the relay produced it (the rest of the batch, its commit, the relay's
-    pick-up); `stage_broker`, from then until the reader had it (acknowledgement and fetch). One clock: every
-    process runs on this machine."""
+    pick-up); `stage_broker`, from then until the reader had it (acknowledgement and fetch). The first second's p99
+    of each stage too (`cold_stage_*_p99`), to show where the cold start goes. One clock: every process runs on this
+    machine."""
     start = min(sent.values(), default=0.0)
-    steady = [c for c, at in sent.items() if at - start >= WARM_UP_S and c in stamped and c in received]
-    stages = {
-        "worker": [stamped[c][0] - sent[c] for c in steady],
-        "relay": [stamped[c][1] - stamped[c][0] for c in steady],
-        "broker": [received[c] - stamped[c][1] for c in steady],
-    }
-    return {
-        f"stage_{name}_{p}": v * 1000
-        for name, values in stages.items()
-        for p, v in percentiles(values).items()
-        if p != "p95"
-    }
+    read = [c for c in sent if c in stamped and c in received]
+    steady = [c for c in read if sent[c] - start >= WARM_UP_S]
+    cold = [c for c in read if sent[c] - start < 1]  # the first second: where its cold start goes, by stage
+    figures: dict[str, float] = {}
+    for name, ids in (("stage", steady), ("cold_stage", cold)):
+        stages = {
+            "worker": [stamped[c][0] - sent[c] for c in ids],
+            "relay": [stamped[c][1] - stamped[c][0] for c in ids],
+            "broker": [received[c] - stamped[c][1] for c in ids],
+        }
+        for stage, values in stages.items():
+            for p, v in percentiles(values).items():
+                if p in ("p50", "p99") and (name == "stage" or p == "p99"):
+                    figures[f"{name}_{stage}_{p}"] = v * 1000
+    return figures
 
 
 async def first_seen_decisions(env: BenchEnv, rate: float, seconds: float) -> dict[str, float]:

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from tqdm import tqdm
 
 from kernel.connections import started_producer
@@ -58,16 +58,29 @@ async def read_until(
     within: float = 600,
     on_record: Callable[[ConsumerRecord[bytes, bytes], float], None] | None = None,
     ready: asyncio.Event | None = None,
+    from_end: bool = False,
 ) -> list[int]:
-    """Reads `total` records from the start of `topics`; returns their producer timestamps (ms)."""
-    consumer = AIOKafkaConsumer(
-        *topics,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        group_id=f"bench-reader-{uuid.uuid4().hex[:8]}",
-        max_partition_fetch_bytes=4 << 20,
-    )
-    await consumer.start()
+    """Reads `total` records from the start of `topics` (`from_end`: from their ends now, records already there left
+    out); returns their producer timestamps (ms)."""
+    if from_end:
+        # No group: assigned and positioned at the end offsets before anything new is produced, so none is missed
+        # (a group's "latest" reset happens after joining, when a record may already have come).
+        async with started_producer(bootstrap) as producer:  # the public call that waits for a topic's partitions
+            parts = [TopicPartition(t, p) for t in topics for p in sorted(await producer.partitions_for(t))]
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, max_partition_fetch_bytes=4 << 20)
+        await consumer.start()
+        consumer.assign(parts)
+        for tp, end in (await consumer.end_offsets(parts)).items():
+            consumer.seek(tp, end)
+    else:
+        consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            group_id=f"bench-reader-{uuid.uuid4().hex[:8]}",
+            max_partition_fetch_bytes=4 << 20,
+        )
+        await consumer.start()
     stamps: list[int] = []
     try:
         with tqdm(total=total, desc=label, unit="msg", leave=False) as bar:

@@ -29,6 +29,18 @@ async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
     return r
 
 
+async def cold_start_only(rate: float, latency_seconds: float) -> dict[str, Any]:
+    """`--only cold-start`: where the first second's latency comes from. The paced lookup latency on a new database
+    and new topics (an install's first traffic), then on the same ones with the workers started again (a restart,
+    a deploy): each run's first second and its stages apart."""
+    r: dict[str, Any] = {"commit": measured_commit(), "offered_rate_per_s_for_latency": rate}
+    env = await with_meters(f"b{int(time.time())}k", 10_000)
+    for name, again in (("new", False), ("restarted", True)):
+        lat = await latency.lookup_latency(env, rate, latency_seconds, 10_000, again=again)
+        r.update({f"{name}_{k}_ms_at_{rate:.0f}": v for k, v in lat.items() if "cold" in k or k == "p99"})
+    return r
+
+
 async def first_seen_only() -> dict[str, Any]:
     """`--only first-seen`: purchase decisions on new meters with one silent provider of five."""
     env = await prepare(f"b{int(time.time())}d")

@@ -12,7 +12,15 @@ from bench import console_reads, flows, latency, response_flows
 from bench.env import drop_previous_runs, prepare
 from bench.floors import faust_peer, faust_version, relay_floor, upsert_floor
 from bench.in_turn import Variant, in_turn
-from bench.only import first_seen_only, history_only, latency_only, poison_only, profile_only, scale_out_only
+from bench.only import (
+    cold_start_only,
+    first_seen_only,
+    history_only,
+    latency_only,
+    poison_only,
+    profile_only,
+    scale_out_only,
+)
 from bench.report import markdown, write
 from bench.steps import FIRST_SEEN_S, first_seen_figures, history, measured_commit, turn_figures, warm_up, with_meters
 
@@ -119,7 +127,7 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
 @click.option("--latency-seconds", type=click.FloatRange(1, 600), default=30, show_default=True)
 @click.option(
     "--only",
-    type=click.Choice(["latency", "first-seen", "profile", "history", "scale-out", "poison"]),
+    type=click.Choice(["latency", "cold-start", "first-seen", "profile", "history", "scale-out", "poison"]),
     default=None,
     help="one figure alone",
 )
@@ -140,6 +148,8 @@ def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: floa
         return
     elif only == "latency":
         results = asyncio.run(latency_only(rate, latency_seconds))
+    elif only == "cold-start":
+        results = asyncio.run(cold_start_only(rate, latency_seconds))
     elif only == "history":
         results = asyncio.run(history_only(messages))
     elif only == "first-seen":
