@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import time
 from dataclasses import dataclass, field
 
@@ -27,6 +28,25 @@ def cpu_seconds(pids: dict[str, int], groups: dict[str, list[int]] | None = None
         if label and p.info["cpu_times"] is not None:
             out[(label, p.pid)] = p.info["cpu_times"].user + p.info["cpu_times"].system
     return out
+
+
+def broker_jit_seconds() -> float | None:
+    """Seconds the local Kafka broker has spent compiling (its JVM's JIT) so far, summed over the local Java
+    processes; None when none can be read (no local broker, or no `jstat`). Read with jstat, the JDK's own reader of
+    the JVM's performance counters: no agent attached to the broker, nothing to install beside the JDK."""
+    total, seen = 0.0, False
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] != "java":
+            continue
+        try:
+            done = subprocess.run(
+                ["jstat", "-compiler", str(p.pid)], capture_output=True, text=True, timeout=10, check=True
+            )
+            total += float(done.stdout.splitlines()[1].split()[3])  # Compiled Failed Invalid Time …
+            seen = True
+        except (OSError, subprocess.SubprocessError, IndexError, ValueError):
+            continue
+    return total if seen else None
 
 
 def cpu_used(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:

@@ -21,6 +21,7 @@ from bench.only import (
     profile_only,
     scale_out_only,
 )
+from bench.process_usage import broker_jit_seconds
 from bench.report import markdown, write
 from bench.steps import FIRST_SEEN_S, first_seen_figures, history, measured_commit, turn_figures, warm_up, with_meters
 
@@ -50,7 +51,7 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     r["faust_streaming_version"] = faust_version()
 
     step("warm-up: a short lookup flow, not measured")
-    await warm_up(f"{tag}w")
+    r["warm_up_broker_jit_s"] = await warm_up(f"{tag}w")
 
     step("lookup flow, 10 thousand meters")
     small = await prepare(f"{tag}s")
@@ -62,7 +63,12 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     page, hist = await history(f"{tag}h")
     r.update(page)
     step("CPU per attempt, every process of the lookup flow")
-    parts = await flows.lookup_cpu(await with_meters(f"{tag}c", 10_000), n, 10_000)
+    cpu_env = await with_meters(f"{tag}c", 10_000)
+    jit_before = broker_jit_seconds()
+    parts = await flows.lookup_cpu(cpu_env, n, 10_000)
+    jit_after = broker_jit_seconds()
+    if jit_before is not None and jit_after is not None:  # how much of the broker's part was compiling, not serving
+        r["kafka_jit_s_during_cpu_step"] = jit_after - jit_before
     r["cpu_us_per_attempt_by_part"] = parts
     r["cpu_us_per_attempt"] = sum(parts.values())
     step("response flow")

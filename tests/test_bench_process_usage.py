@@ -1,10 +1,15 @@
-"""CPU attribution summed over processes: never negative when a process ends or starts between snapshots."""
+"""CPU attribution summed over processes: never negative when a process ends or starts between snapshots; the
+broker's JIT compile time, read from outside."""
 
 from __future__ import annotations
 
 import os
 
-from bench.process_usage import RssSampler, cpu_seconds, cpu_used
+import psutil
+import pytest
+
+from bench.process_usage import RssSampler, broker_jit_seconds, cpu_seconds, cpu_used
+from kernel.connections import Endpoints
 
 
 def test_cpu_used_counts_new_processes_from_zero_and_ignores_ended_ones() -> None:
@@ -24,3 +29,17 @@ def test_rss_growth_compares_first_and_last_quarter_medians() -> None:
     sampler.samples[1] = [(float(t), 100.0 + (10.0 if t >= 6 else 0.0)) for t in range(8)]
     assert sampler.peak() == 110.0
     assert sampler.growth() == 10.0
+
+
+def test_the_brokers_compile_time_is_read_when_a_local_jvm_runs(endpoints: Endpoints) -> None:
+    local_jvm = any(p.info["name"] == "java" for p in psutil.process_iter(["name"]))
+    spent = broker_jit_seconds()
+    if local_jvm:  # the test stack's own broker: a JVM that has compiled something by now
+        assert spent is not None and spent > 0
+    else:  # a cluster of the user's elsewhere: nothing to read here
+        assert spent is None
+
+
+def test_without_jstat_the_compile_time_is_unknown_not_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "")
+    assert broker_jit_seconds() is None
