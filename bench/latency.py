@@ -25,7 +25,7 @@ async def lookup_latency(
 ) -> dict[str, float]:
     """From each attempt's send to its lookup request being readable on the provider's topic.
 
-    Reported apart: the first second (cold start: first sends to topics never written, first plans), the steady
+    Reported apart: the first second (cold start: a new environment's first traffic, `--only cold-start`), the steady
     state after a warm-up of WARM_UP_S, and the median per second at the start and at the end of the steady state
     (a backlog that grows shows as a rising median, which percentiles over the whole run hide). `again`: on an
     environment measured before (its requests already on the topics are left out), as after a restart."""
@@ -95,16 +95,15 @@ def stage_figures(
     steady = [c for c in read if sent[c] - start >= WARM_UP_S]
     cold = [c for c in read if sent[c] - start < 1]  # the first second: where its cold start goes, by stage
     figures: dict[str, float] = {}
-    for name, ids in (("stage", steady), ("cold_stage", cold)):
+    for name, ids, wanted in (("stage", steady, ("p50", "p99")), ("cold_stage", cold, ("p99",))):
         stages = {
             "worker": [stamped[c][0] - sent[c] for c in ids],
             "relay": [stamped[c][1] - stamped[c][0] for c in ids],
             "broker": [received[c] - stamped[c][1] for c in ids],
         }
         for stage, values in stages.items():
-            for p, v in percentiles(values).items():
-                if p in ("p50", "p99") and (name == "stage" or p == "p99"):
-                    figures[f"{name}_{stage}_{p}"] = v * 1000
+            found = percentiles(values)
+            figures.update({f"{name}_{stage}_{p}": found[p] * 1000 for p in wanted})
     return figures
 
 

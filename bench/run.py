@@ -50,7 +50,7 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     r["faust_relay_per_s"] = await faust_peer(floor_env, n)
     r["faust_streaming_version"] = faust_version()
 
-    step("warm-up: a short lookup flow, not measured")
+    step("warm-up: lookup flows until the broker's JIT has settled, not measured")
     r["warm_up_broker_jit_s"] = await warm_up(f"{tag}w")
 
     step("lookup flow, 10 thousand meters")

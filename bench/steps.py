@@ -44,15 +44,16 @@ async def warm_up(tag: str) -> list[float]:
     (62-80 µs): it would be measured compiling, not serving. Returns each round's compile seconds (one round, and
     an empty list, when no local broker can be read)."""
     spent: list[float] = []
+    before = broker_jit_seconds()
     for i in range(WARM_UP_ROUNDS):
-        before = broker_jit_seconds()
         await flows.lookup_flow(await with_meters(f"{tag}{i}", 10_000), 10_000, 10_000)
-        after = broker_jit_seconds()
+        after = broker_jit_seconds()  # this round's end is the next one's start
         if before is None or after is None:
             break
         spent.append(after - before)
         if spent[-1] < SETTLED_JIT_S:
             break
+        before = after
     return spent
 
 
