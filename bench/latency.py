@@ -14,6 +14,7 @@ from aiokafka import ConsumerRecord
 from bench.env import PROVIDERS, BenchEnv, start_workers, stop
 from bench.flows import paced_attempts, request_topics
 from bench.measure import percentiles, read_until
+from bench.process_usage import cpu_seconds, cpu_used
 from bench.simulated_providers import providers_apart
 from kernel.topics import topic
 from providers.kafka_simulator import Coverage
@@ -21,15 +22,19 @@ from workers.registry import ALL
 
 
 async def lookup_latency(
-    env: BenchEnv, rate: float, seconds: float, meters: int, again: bool = False
+    env: BenchEnv, rate: float, seconds: float, meters: int, again: bool = False, cpu: dict[str, float] | None = None
 ) -> dict[str, float]:
     """From each attempt's send to its lookup request being readable on the provider's topic.
 
     Reported apart: the first second (cold start: a new environment's first traffic, `--only cold-start`), the steady
     state after a warm-up of WARM_UP_S, and the median per second at the start and at the end of the steady state
     (a backlog that grows shows as a rising median, which percentiles over the whole run hide). `again`: on an
-    environment measured before (its requests already on the topics are left out), as after a restart."""
+    environment measured before (its requests already on the topics are left out), as after a restart. `cpu`, when
+    given, is filled with the CPU µs per attempt of each part of the flow (as `flows.lookup_cpu` counts it) while
+    the paced attempts flowed: at this rate a batch holds a dozen attempts, so its fixed costs show there, not in
+    the backlog's figure."""
     procs = start_workers(env, "lookup", "outbox-relay")
+    named = {"lookup worker": procs[0].pid, "outbox relay": procs[1].pid}
     received: dict[str, float] = {}
     stamped: dict[str, tuple[float, float]] = {}  # the request's own time (made by the worker), its produce time
 
@@ -54,8 +59,11 @@ async def lookup_latency(
         )
         await asyncio.wait_for(joined.wait(), 60)  # and so does the reader
 
+        before = cpu_seconds(named)
         sent = await paced_attempts(env, lambda: f"06{random.randrange(meters):08d}", rate, seconds)
         await reader
+        if cpu is not None:
+            cpu.update({k: v * 1e6 / len(sent) for k, v in cpu_used(before, cpu_seconds(named)).items()})
     finally:
         stop(procs)
     return latency_figures(sent, received) | stage_figures(sent, stamped, received)

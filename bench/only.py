@@ -12,7 +12,16 @@ from bench import flows, latency
 from bench.env import prepare
 from bench.in_turn import Variant, in_turn
 from bench.profile import profile_lookup
-from bench.steps import FIRST_SEEN_S, first_seen_figures, history, measured_commit, turn_figures, warm_up, with_meters
+from bench.steps import (
+    FIRST_SEEN_S,
+    first_seen_figures,
+    history,
+    measured_commit,
+    paced_cpu_figures,
+    turn_figures,
+    warm_up,
+    with_meters,
+)
 
 
 async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
@@ -26,8 +35,9 @@ async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
     tag = f"b{int(time.time())}"
     r["warm_up_broker_jit_s"] = await warm_up(f"{tag}w")
     timed = await with_meters(f"{tag}l", 10_000)
-    lat = await latency.lookup_latency(timed, rate, latency_seconds, 10_000)
-    r.update({f"lookup_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()})
+    cpu: dict[str, float] = {}
+    lat = await latency.lookup_latency(timed, rate, latency_seconds, 10_000, cpu=cpu)
+    r.update({f"lookup_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()} | paced_cpu_figures(cpu, rate))
     return r
 
 

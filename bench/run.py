@@ -23,7 +23,16 @@ from bench.only import (
 )
 from bench.process_usage import broker_jit_seconds
 from bench.report import markdown, write
-from bench.steps import FIRST_SEEN_S, first_seen_figures, history, measured_commit, turn_figures, warm_up, with_meters
+from bench.steps import (
+    FIRST_SEEN_S,
+    first_seen_figures,
+    history,
+    measured_commit,
+    paced_cpu_figures,
+    turn_figures,
+    warm_up,
+    with_meters,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PROFILES = Path(__file__).resolve().parent / "profiles"
@@ -76,8 +85,9 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     step(f"latency at {rate:.0f} per second")
     timed = await prepare(f"{tag}l")  # fresh topics: the reader counts from their start
     await flows.preload_meters(timed, 10_000)
-    lat = await latency.lookup_latency(timed, rate, latency_seconds, 10_000)
-    r.update({f"lookup_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()})
+    paced_cpu: dict[str, float] = {}
+    lat = await latency.lookup_latency(timed, rate, latency_seconds, 10_000, cpu=paced_cpu)
+    r.update({f"lookup_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()} | paced_cpu_figures(paced_cpu, rate))
     lat = await response_flows.response_latency(timed, rate, latency_seconds, 10_000)
     r.update({f"response_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()})
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from bench import console_reads, flows
 from bench.env import BenchEnv, prepare
@@ -30,6 +31,16 @@ def turn_figures(turns: dict[str, float]) -> dict[str, float]:
 def first_seen_figures(figures: dict[str, float]) -> dict[str, float]:
     named = {k: "first_seen_decisions_lost" if k == "lost" else f"first_seen_decision_{k}_ms" for k in figures}
     return {named[k]: v for k, v in figures.items()}
+
+
+def paced_cpu_figures(parts: dict[str, float], rate: float) -> dict[str, Any]:
+    """The paced latency run's CPU µs per attempt (bench/latency.lookup_latency's `cpu`), summed and by part."""
+    if not parts:
+        return {}
+    return {
+        f"cpu_us_per_attempt_at_{rate:.0f}": sum(parts.values()),
+        f"cpu_us_per_attempt_at_{rate:.0f}_by_part": parts,
+    }
 
 
 WARM_UP_ROUNDS = 6

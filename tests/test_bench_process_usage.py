@@ -43,3 +43,16 @@ def test_the_brokers_compile_time_is_read_when_a_local_jvm_runs(endpoints: Endpo
 def test_without_jstat_the_compile_time_is_unknown_not_zero(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "")
     assert broker_jit_seconds() is None
+
+
+def test_paced_cpu_figures_sum_the_parts_under_the_rate_and_show_in_the_report() -> None:
+    from bench.report import markdown
+    from bench.steps import paced_cpu_figures
+
+    figures = paced_cpu_figures({"lookup worker": 400.0, "kafka": 380.0, "postgresql": 420.0}, 1000.0)
+    assert figures["cpu_us_per_attempt_at_1000"] == 1200.0
+    assert figures["cpu_us_per_attempt_at_1000_by_part"]["kafka"] == 380.0
+    assert paced_cpu_figures({}, 1000.0) == {}  # nothing measured: no figure, rather than a zero
+    text = markdown(figures)
+    assert "| `cpu_us_per_attempt_at_1000` | 1200.000 | reported |" in text
+    assert "| postgresql | 420 |" in text
