@@ -15,8 +15,8 @@ log = structlog.get_logger()
 
 
 class CommitHints:
-    def __init__(self, worker: str) -> None:
-        self.worker = worker
+    def __init__(self, worker: str, every_s: float = 0.0) -> None:
+        self.worker, self.every_s = worker, every_s
         self._offsets: dict[TopicPartition, int] = {}
         self._sending: asyncio.Future[None] | None = None
 
@@ -27,6 +27,8 @@ class CommitHints:
 
     async def _send(self, consumer: AIOKafkaConsumer) -> None:
         while self._offsets:
+            if self.every_s:  # offsets stored meanwhile go with this one: one commit per interval at most
+                await asyncio.sleep(self.every_s)
             offsets, self._offsets = self._offsets, {}
             try:
                 await consumer.commit(offsets)

@@ -84,7 +84,7 @@ class ConsumerRuntime:
             self.failpoints,
         )
         self.set_aside = SetAside(flow.worker)
-        self.hints = CommitHints(flow.worker)
+        self.hints = CommitHints(flow.worker, settings.commit_hint_every_ms / 1000)
 
     async def claim(self, partitions: list[TopicPartition]) -> None:
         # A claim whose connection is cut is tried again: a partition assigned but never claimed would drop
@@ -100,6 +100,8 @@ class ConsumerRuntime:
             group_id=self.flow.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            fetch_min_bytes=s.fetch_min_bytes,
             max_poll_interval_ms=s.max_poll_interval_ms,
             session_timeout_ms=10000,
             heartbeat_interval_ms=3000,
