@@ -17,6 +17,7 @@ log = structlog.get_logger()
 class CommitHints:
     def __init__(self, worker: str, every_s: float = 0.0) -> None:
         self.worker, self.every_s = worker, every_s
+        self._draining = asyncio.Event()  # the last hint goes without waiting out the interval
         self._offsets: dict[TopicPartition, int] = {}
         self._sending: asyncio.Future[None] | None = None
 
@@ -27,8 +28,9 @@ class CommitHints:
 
     async def _send(self, consumer: AIOKafkaConsumer) -> None:
         while self._offsets:
-            if self.every_s:  # offsets stored meanwhile go with this one: one commit per interval at most
-                await asyncio.sleep(self.every_s)
+            if self.every_s and not self._draining.is_set():  # what is stored meanwhile goes with this one
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._draining.wait(), self.every_s)
             offsets, self._offsets = self._offsets, {}
             try:
                 await consumer.commit(offsets)
@@ -37,6 +39,7 @@ class CommitHints:
 
     async def drain(self, within: float) -> None:
         """The last hint goes out (bounded) before the consumer leaves its group."""
+        self._draining.set()
         if self._sending is not None:
             with contextlib.suppress(TimeoutError, KafkaError):
                 await asyncio.wait_for(self._sending, within)
