@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     # cut the flow's CPU per attempt by a quarter at that rate (bench/results/20261206-fetch-wait.md). Idle, a
     # consumer asks every 10 ms instead of every 500 (an empty fetch; its broker CPU not measured yet); a backlog
     # fills 1 MiB at once.
-    fetch_max_wait_ms: int = Field(default=10, ge=0, alias="PPU_FETCH_MAX_WAIT_MS")
+    fetch_max_wait_ms: int = Field(default=10, gt=0, alias="PPU_FETCH_MAX_WAIT_MS")
     fetch_min_bytes: int = Field(default=1 << 20, ge=1, alias="PPU_FETCH_MIN_BYTES")
     # Kafka's committed offsets are only a hint (the database holds the real ones, workers/group_progress.py): sent at
     # most once per this interval rather than after every batch (a write to __consumer_offsets each).
