@@ -43,12 +43,9 @@ class Settings(BaseSettings):
     retention_days: dict[str, int] = Field(default_factory=dict, alias="PPU_RETENTION_DAYS")
     batch_max_records: int = Field(default=500, gt=0, alias="PPU_BATCH_MAX_RECORDS")
     batch_timeout_ms: int = Field(default=200, gt=0, alias="PPU_BATCH_TIMEOUT_MS")
-    # How long the broker may hold a consumer's fetch to gather records (up to PPU_FETCH_MIN_BYTES). Answered as
-    # soon as one record is there (Kafka's default, 1 byte), a paced 1,000 attempts/s came nearly a fetch per
-    # attempt, and the broker, the lookup worker and PostgreSQL spent their CPU per fetch and per small batch: 10 ms
-    # cut the flow's CPU per attempt by a quarter at that rate (bench/results/20261206-fetch-wait.md). Idle, a
-    # consumer asks every 10 ms instead of every 500 (an empty fetch; its broker CPU not measured yet); a backlog
-    # fills 1 MiB at once.
+    # How long the broker may hold a consumer's fetch to gather records (up to PPU_FETCH_MIN_BYTES), rather than
+    # answer each record as it comes (Kafka's 1 byte): why, and what it saved, in docs/deployment.md "How a consumer
+    # fetches".
     fetch_max_wait_ms: int = Field(default=10, gt=0, alias="PPU_FETCH_MAX_WAIT_MS")
     fetch_min_bytes: int = Field(default=1 << 20, ge=1, alias="PPU_FETCH_MIN_BYTES")
     # Kafka's committed offsets are only a hint (the database holds the real ones, workers/group_progress.py): sent at

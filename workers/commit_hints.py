@@ -1,6 +1,6 @@
 """Kafka's committed offsets, sent off the critical path. They are only a hint (the database holds the real offsets,
-workers/group_progress.py): a batch never waits for one. One commit is in flight at a time; offsets stored
-meanwhile go with the next."""
+workers/group_progress.py): a batch never waits for one. One commit is in flight at a time, at most one per
+interval; offsets stored meanwhile go with the next."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class CommitHints:
 
     async def _send(self, consumer: AIOKafkaConsumer) -> None:
         while self._offsets:
-            if self.every_s and not self._draining.is_set():  # what is stored meanwhile goes with this one
+            if self.every_s:  # what is stored meanwhile goes with this one (a drain ends the wait at once)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._draining.wait(), self.every_s)
             offsets, self._offsets = self._offsets, {}
