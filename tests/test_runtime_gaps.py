@@ -114,3 +114,30 @@ async def _log_starts_at_zero(partitions: list[TopicPartition]) -> dict[TopicPar
 def attempt() -> PurchaseAttempted:
     data = PurchaseAttemptedData(attempt_id=uuid.uuid4(), meter_number="04010000001", institution_id="i1")
     return PurchaseAttempted.new(data, source="test", correlationid=str(data.attempt_id))
+
+
+async def test_records_from_before_the_stored_offset_never_move_it_back(
+    settings: Settings, topics: list[str], db: asyncpg.Connection
+) -> None:
+    """Records fetched from an earlier position and delivered after the claim's seek are applied before: skipped,
+    and the stored offset stays where it was (moved back, nothing later would move it on once the log is read)."""
+    assert settings.kafka_bootstrap_servers and settings.database_url
+    tp = TopicPartition(topic("purchase_attempts").name(settings.topic_prefix), 0)
+    pool = await create_pool(settings.database_url)
+    runtime = ConsumerRuntime(consumer_flow("lookup", settings), settings, pool, settings.kafka_bootstrap_servers)
+    handled: list[uuid.UUID] = []
+
+    async def handler(batch: list[Inbound[Any]], work: UnitOfWork) -> None:
+        handled.extend(m.event.id for m in batch)
+
+    runtime.transactions.handler = handler
+    try:
+        await runtime.transactions.progress.claim(pool, [tp])
+        await db.execute("UPDATE consumer_offsets SET next_offset = 5 WHERE topic = $1", tp.topic)
+        nexts, applied, _ = await runtime.transactions.apply(
+            {tp: [(record(tp, 1), attempt()), (record(tp, 2), attempt())]}
+        )
+        assert nexts == {tp: 5} and applied == 0 and handled == []
+        assert await db.fetchval("SELECT next_offset FROM consumer_offsets WHERE topic = $1", tp.topic) == 5
+    finally:
+        await pool.close()

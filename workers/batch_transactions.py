@@ -112,7 +112,10 @@ class BatchTransactions:
             finally:
                 if letters:  # none left in flight past this transaction (a retry would write it twice)
                     await asyncio.wait(letters)
-            nexts = {tp: tp_items[-1][0].offset + 1 for tp, tp_items in items.items() if tp in owned}
+            # Never back: records taken before a seek, delivered after it (the fetch-ahead's, from the position the
+            # claim replaced), are all below the stored offset; stored as the next, nothing after them would be read
+            # again to move it on (seen in CI: a member's first fetch from the log's start, after its claim's seek).
+            nexts = {tp: max(tp_items[-1][0].offset + 1, owned[tp]) for tp, tp_items in items.items() if tp in owned}
             await work.outbox.flush(conn, *self.progress.storing(nexts))  # the events and the offsets, one round trip
             self.failpoints.hit("mid_transaction")
         self.dead_lettered = {k for k in self.dead_lettered if TopicPartition(k[0], k[1]) not in nexts}
