@@ -150,12 +150,13 @@ async def _reference(url: str) -> None:
         await conn.close()
 
 
-def start_workers(env: BenchEnv, *names: str) -> list[subprocess.Popen[bytes]]:
+def start_workers(env: BenchEnv, *names: str, extra: dict[str, str] | None = None) -> list[subprocess.Popen[bytes]]:
+    """One process per name; `extra`: environment for them all (settings to compare)."""
     return [
         subprocess.Popen(
             [sys.executable, "-m", "ppu.cli", "worker", n],
             cwd=ROOT,
-            env=env.env(),
+            env=env.env(**(extra or {})),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 from bench import flows, latency
 from bench.env import prepare
+from bench.idle import idle_figures
 from bench.in_turn import Variant, in_turn
 from bench.profile import profile_lookup
 from bench.steps import (
@@ -31,6 +32,8 @@ async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
         "offered_rate_per_s_for_latency": rate,
         "latency_seconds": latency_seconds,
         "db_plan_cache_mode": os.environ.get("PPU_DB_PLAN_CACHE_MODE", "force_custom_plan"),
+        # Settings compared in turn (docs/deployment.md "How a consumer fetches"), when set for the run.
+        **{k.lower(): v for k, v in os.environ.items() if k.startswith(("PPU_FETCH_", "PPU_COMMIT_HINT_"))},
     }
     tag = f"b{int(time.time())}"
     r["warm_up_broker_jit_s"] = await warm_up(f"{tag}w")
@@ -103,3 +106,9 @@ async def poison_only(n: int) -> dict[str, Any]:
     clean, poisoned = await with_meters(f"{tag}s", 10_000), await with_meters(f"{tag}x", 10_000)
     turns, _ = await in_turn(Variant(clean, 10_000), {"1pct_poison": Variant(poisoned, 10_000, poison_every=100)}, n)
     return {"commit": measured_commit(), "messages": n, **turn_figures(turns)}
+
+
+async def idle_only(seconds: float) -> dict[str, Any]:
+    """`--only idle`: every worker idle, with the fetch settings as configured and with Kafka's defaults."""
+    env = await with_meters(f"b{int(time.time())}i", 10_000)
+    return {"commit": measured_commit(), **await idle_figures(env, seconds)}

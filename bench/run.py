@@ -16,6 +16,7 @@ from bench.only import (
     cold_start_only,
     first_seen_only,
     history_only,
+    idle_only,
     latency_only,
     poison_only,
     profile_only,
@@ -143,7 +144,7 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
 @click.option("--latency-seconds", type=click.FloatRange(1, 600), default=30, show_default=True)
 @click.option(
     "--only",
-    type=click.Choice(["latency", "cold-start", "first-seen", "profile", "history", "scale-out", "poison"]),
+    type=click.Choice(["latency", "cold-start", "first-seen", "profile", "history", "scale-out", "poison", "idle"]),
     default=None,
     help="one figure alone",
 )
@@ -174,6 +175,8 @@ def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: floa
         results = asyncio.run(scale_out_only(messages))
     elif only == "poison":
         results = asyncio.run(poison_only(messages))
+    elif only == "idle":
+        results = asyncio.run(idle_only(latency_seconds))
     else:
         results = asyncio.run(run_all(messages, soak_seconds, rate, latency_seconds))
     for path in write(results, RESULTS, stamp):

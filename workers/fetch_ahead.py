@@ -16,6 +16,8 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from workers.fetch_pace import FetchPace
+
 T = TypeVar("T")
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Gathered: TypeAlias = dict[TopicPartition, list[tuple[Record, T]]]
@@ -24,8 +26,16 @@ Gathered: TypeAlias = dict[TopicPartition, list[tuple[Record, T]]]
 class FetchAhead(Generic[T]):
     """Gathers (record, decoded) per partition, in order."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, max_records: int, decode: Callable[[Record], T]) -> None:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        max_records: int,
+        decode: Callable[[Record], T],
+        pace: FetchPace | None = None,
+        idle_after_ms: int = 1000,
+    ) -> None:
         self.consumer, self.max_records, self.decode = consumer, max_records, decode
+        self.pace, self.idle_after_ms = pace, idle_after_ms  # nothing for `idle_after_ms`: the pace is told
         self.gathered: Gathered[T] = {}
         self.count = 0
         self.arrived = asyncio.Event()
@@ -36,7 +46,11 @@ class FetchAhead(Generic[T]):
         """Until cancelled; a consumer error ends it (and `take` raises it)."""
         while True:
             await self.room.wait()
-            records = await self.consumer.getmany(timeout_ms=1000, max_records=self.max_records - self.count)
+            records = await self.consumer.getmany(
+                timeout_ms=self.idle_after_ms, max_records=self.max_records - self.count
+            )
+            if self.pace is not None:
+                self.pace.traffic(sum(map(len, records.values())))
             decode = self.decode
             for tp, recs in records.items():
                 self.gathered.setdefault(tp, []).extend([(r, decode(r)) for r in recs])

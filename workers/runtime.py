@@ -32,6 +32,7 @@ from workers.batch_transactions import BatchTransactions
 from workers.commit_hints import CommitHints
 from workers.failpoints import Failpoints
 from workers.fetch_ahead import FetchAhead
+from workers.fetch_pace import FetchPace
 from workers.group_progress import NEVER, GroupProgress
 from workers.registry import ConsumerFlow
 from workers.set_aside import PartitionStuck, SetAside
@@ -123,7 +124,11 @@ class ConsumerRuntime:
             consumer.subscribe([self.topic_name], listener=_Fence(self))
             model, most = self.flow.model, s.max_message_bytes
             self.ahead = ahead = FetchAhead[Envelope[Any] | Failure | None](
-                consumer, s.batch_max_records, lambda rec: decode(rec, model, most)
+                consumer,
+                s.batch_max_records,
+                lambda rec: decode(rec, model, most),
+                FetchPace(consumer, s.fetch_max_wait_ms, s.fetch_min_bytes),
+                s.fetch_idle_after_ms,
             )
             fetching = asyncio.ensure_future(ahead.run())
             try:
