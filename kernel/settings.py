@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # fetches".
     fetch_max_wait_ms: int = Field(default=10, gt=0, alias="PPU_FETCH_MAX_WAIT_MS")
     fetch_min_bytes: int = Field(default=1 << 20, ge=1, alias="PPU_FETCH_MIN_BYTES")
-    # With no record for this long, a consumer fetches as Kafka does by default until one comes (workers/fetch_pace.py).
+    # With no record for this long, a consumer fetches as Kafka does by default till one comes (messaging/fetch_pace.py)
     fetch_idle_after_ms: int = Field(default=100, gt=0, alias="PPU_FETCH_IDLE_AFTER_MS")
     # Kafka's committed offsets are only a hint (the database holds the real ones, workers/group_progress.py): sent at
     # most once per this interval rather than after every batch (a write to __consumer_offsets each).

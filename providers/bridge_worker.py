@@ -28,6 +28,7 @@ from kernel.settings import Settings
 from kernel.topics import topic
 from messaging import metrics as worker_metrics
 from messaging.dead_letters import DeadLetterer, DeadLetterRefused, Failure
+from messaging.fetch_pace import FetchPace
 from messaging.inbound import decode
 from messaging.retrying import retry_until_stopped
 from providers import bridge_metrics as metrics
@@ -171,12 +172,15 @@ class BridgeWorker:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_interval_ms=300_000,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+            fetch_min_bytes=self.settings.fetch_min_bytes,
         )
         dead_letters = DeadLetterer(bootstrap, self.group)
         tasks: set[asyncio.Task[None]] = set()
         reloading = asyncio.ensure_future(self.reload())
         async with started_producer(bootstrap) as producer:
             await consumer.start()
+            pace = FetchPace(consumer, self.settings.fetch_max_wait_ms, self.settings.fetch_min_bytes)
             consumer.subscribe([self.requests], listener=_Forget(self.tracker))
             await dead_letters.start()
             try:
@@ -184,7 +188,10 @@ class BridgeWorker:
                     room = self.bridge.directory.provider.max_in_flight * 4 - len(self.tracker)
                     assigned = list(consumer.assignment())
                     (consumer.pause if room <= 0 else consumer.resume)(*assigned)
-                    batch = await consumer.getmany(timeout_ms=100, max_records=max(room, 1))
+                    batch = await consumer.getmany(
+                        timeout_ms=self.settings.fetch_idle_after_ms, max_records=max(room, 1)
+                    )
+                    pace.traffic(sum(map(len, batch.values())))  # paced as the workers' consumers are
                     for tp, records in batch.items():
                         for r in records:
                             self.tracker.started(tp, r.offset)

@@ -11,8 +11,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from kernel.connections import started_producer
 from kernel.settings import Settings
 from kernel.topics import topic
+from messaging.fetch_pace import IDLE_MIN_BYTES, IDLE_WAIT_MS, FetchPace
 from workers.fetch_ahead import FetchAhead
-from workers.fetch_pace import IDLE_MIN_BYTES, IDLE_WAIT_MS, FetchPace
 
 BUSY_WAIT_MS = 4000  # far longer than the test waits for a record: a record taken sooner was fetched idle-paced
 

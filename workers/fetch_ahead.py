@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from workers.fetch_pace import FetchPace
+from messaging.fetch_pace import FetchPace
 
 T = TypeVar("T")
 Record: TypeAlias = ConsumerRecord[bytes, bytes]

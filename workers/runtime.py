@@ -25,6 +25,7 @@ from kernel.settings import Settings
 from kernel.topics import topic
 from messaging import metrics
 from messaging.dead_letters import DeadLetterer, DeadLetterFailed, Failure
+from messaging.fetch_pace import FetchPace
 from messaging.inbound import Item, decode
 from messaging.retrying import MESSAGE_FAULTS, BatchTooSlow, patiently, pause, retry_until_stopped
 from schemas.envelope import Envelope
@@ -32,7 +33,6 @@ from workers.batch_transactions import BatchTransactions
 from workers.commit_hints import CommitHints
 from workers.failpoints import Failpoints
 from workers.fetch_ahead import FetchAhead
-from workers.fetch_pace import FetchPace
 from workers.group_progress import NEVER, GroupProgress
 from workers.registry import ConsumerFlow
 from workers.set_aside import PartitionStuck, SetAside
