@@ -79,13 +79,7 @@ async def test_a_batch_refused_for_a_gap_leaves_no_inbox_marks_behind(
     name = topic("purchase_attempts").name(settings.topic_prefix)
     gapped, steady = TopicPartition(name, 0), TopicPartition(name, 1)
     pool = await create_pool(settings.database_url)
-    runtime = ConsumerRuntime(consumer_flow("lookup", settings), settings, pool, settings.kafka_bootstrap_servers)
-    handled: list[uuid.UUID] = []
-
-    async def handler(batch: list[Inbound[Any]], work: UnitOfWork) -> None:
-        handled.extend(m.event.id for m in batch)
-
-    runtime.transactions.handler = handler
+    runtime, handled = _recording(settings, pool)
     try:
         await runtime.transactions.progress.claim(pool, [gapped, steady])
         await db.execute("UPDATE consumer_offsets SET next_offset = 2 WHERE topic = $1", name)
@@ -124,13 +118,7 @@ async def test_records_from_before_the_stored_offset_never_move_it_back(
     assert settings.kafka_bootstrap_servers and settings.database_url
     tp = TopicPartition(topic("purchase_attempts").name(settings.topic_prefix), 0)
     pool = await create_pool(settings.database_url)
-    runtime = ConsumerRuntime(consumer_flow("lookup", settings), settings, pool, settings.kafka_bootstrap_servers)
-    handled: list[uuid.UUID] = []
-
-    async def handler(batch: list[Inbound[Any]], work: UnitOfWork) -> None:
-        handled.extend(m.event.id for m in batch)
-
-    runtime.transactions.handler = handler
+    runtime, handled = _recording(settings, pool)
     try:
         await runtime.transactions.progress.claim(pool, [tp])
         await db.execute("UPDATE consumer_offsets SET next_offset = 5 WHERE topic = $1", tp.topic)
@@ -141,3 +129,16 @@ async def test_records_from_before_the_stored_offset_never_move_it_back(
         assert await db.fetchval("SELECT next_offset FROM consumer_offsets WHERE topic = $1", tp.topic) == 5
     finally:
         await pool.close()
+
+
+def _recording(settings: Settings, pool: asyncpg.Pool) -> tuple[ConsumerRuntime, list[uuid.UUID]]:
+    """A lookup runtime whose handler only records the ids of the messages it is handed."""
+    assert settings.kafka_bootstrap_servers
+    runtime = ConsumerRuntime(consumer_flow("lookup", settings), settings, pool, settings.kafka_bootstrap_servers)
+    handled: list[uuid.UUID] = []
+
+    async def handler(batch: list[Inbound[Any]], work: UnitOfWork) -> None:
+        handled.extend(m.event.id for m in batch)
+
+    runtime.transactions.handler = handler
+    return runtime, handled
