@@ -110,5 +110,5 @@ async def poison_only(n: int) -> dict[str, Any]:
 
 async def idle_only(seconds: float) -> dict[str, Any]:
     """`--only idle`: every worker idle, with the fetch settings as configured and with Kafka's defaults."""
-    env = await with_meters(f"b{int(time.time())}i", 10_000)
+    env = await prepare(f"b{int(time.time())}i")  # idle workers read no meter: none preloaded
     return {"commit": measured_commit(), **await idle_figures(env, seconds)}

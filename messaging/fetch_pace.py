@@ -14,6 +14,8 @@ as configured, with a warning.
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 from aiokafka import AIOKafkaConsumer
 
@@ -23,13 +25,17 @@ IDLE_WAIT_MS, IDLE_MIN_BYTES = 500, 1  # Kafka's consumer defaults
 
 
 class FetchPace:
-    def __init__(self, consumer: AIOKafkaConsumer, busy_wait_ms: int, busy_min_bytes: int) -> None:
-        self.busy_settings = (busy_wait_ms, busy_min_bytes)
-        self._fetcher = getattr(consumer, "_fetcher", None)
+    """For a started consumer: busy is what it was made with (`fetch_max_wait_ms`, `fetch_min_bytes`)."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        fetcher: Any = getattr(consumer, "_fetcher", None)
         self.busy = True  # as the consumer was made
-        if not all(hasattr(self._fetcher, a) for a in ("_fetch_max_wait_ms", "_fetch_min_bytes")):
+        self._fetcher: Any = None
+        if not all(hasattr(fetcher, a) for a in ("_fetch_max_wait_ms", "_fetch_min_bytes")):
             log.warning("this aiokafka's fetch cannot be paced: fetching as configured, also when idle")
-            self._fetcher = None
+            return
+        self._fetcher = fetcher
+        self.busy_settings: tuple[int, int] = (fetcher._fetch_max_wait_ms, fetcher._fetch_min_bytes)
 
     def traffic(self, records: int) -> None:
         """What the last take from the consumer brought: some records (busy), or none for the idle interval."""

@@ -180,7 +180,7 @@ class BridgeWorker:
         reloading = asyncio.ensure_future(self.reload())
         async with started_producer(bootstrap) as producer:
             await consumer.start()
-            pace = FetchPace(consumer, self.settings.fetch_max_wait_ms, self.settings.fetch_min_bytes)
+            pace = FetchPace(consumer)
             consumer.subscribe([self.requests], listener=_Forget(self.tracker))
             await dead_letters.start()
             try:

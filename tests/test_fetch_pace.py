@@ -27,7 +27,7 @@ async def test_an_idle_consumer_takes_the_first_record_at_once_then_fetches_as_c
     )
     await consumer.start()
     consumer.assign([tp])
-    pace = FetchPace(consumer, BUSY_WAIT_MS, 1 << 20)
+    pace = FetchPace(consumer)
     ahead = FetchAhead[bytes | None](consumer, 100, lambda rec: rec.value, pace, idle_after_ms=100)
     fetching = asyncio.ensure_future(ahead.run())
     try:
@@ -55,7 +55,7 @@ def test_without_aiokafka_s_private_fetcher_the_pace_changes_nothing() -> None:
     class _Other:  # another aiokafka: no `_fetcher`
         pass
 
-    pace = FetchPace(_Other(), 10, 1 << 20)
+    pace = FetchPace(_Other())
     pace.traffic(0)
     pace.traffic(5)
     assert pace.busy

@@ -127,7 +127,7 @@ class ConsumerRuntime:
                 consumer,
                 s.batch_max_records,
                 lambda rec: decode(rec, model, most),
-                FetchPace(consumer, s.fetch_max_wait_ms, s.fetch_min_bytes),
+                FetchPace(consumer),
                 s.fetch_idle_after_ms,
             )
             fetching = asyncio.ensure_future(ahead.run())
