@@ -97,8 +97,8 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
             log.info("workers started", workers=names)
             # Everything loaded so far lives as long as the process: out of the collector's sight (gc.freeze), and
             # collections of the young generation only every 50,000 allocations instead of 700 — a batch makes
-            # thousands of short-lived objects, nearly none of them in reference cycles (bench/profiles: the
-            # collector's share of the lookup worker's CPU before and after).
+            # thousands of short-lived objects and must make no reference cycles: cyclic garbage piles up between
+            # collections and is freed all at once, a pause of tens of ms (tests/test_cyclic_garbage.py).
             gc.freeze()
             gc.set_threshold(50_000, 20, 20)
             tasks = [asyncio.ensure_future(j) for j in jobs]
