@@ -1,5 +1,6 @@
 """`python -m bench.median RESULT.json …`: the median of each figure over several `make bench` runs, as the README's
-table (the targets are judged on medians; each run's own file stays committed beside it)."""
+table (the targets are judged on medians, the p99 targets in every run; each run's own file stays committed beside
+it)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import TARGETS, verdict
+
+# Issue #17 asks for these under their target in each run, not as a median.
+EACH_RUN = frozenset({"lookup_p99_ms_at_1000", "response_p99_ms_at_1000"})
 
 
 def medians(runs: list[dict[str, Any]]) -> dict[str, float]:
@@ -24,11 +28,21 @@ def table(runs: list[dict[str, Any]]) -> str:
     lines = ["| figure | median | each run | target |", "|---|---:|---|---|"]
     for k in TARGETS:
         if k in m:
-            each = ", ".join(f"{float(r[k]):,.3g}" for r in runs)
-            lines.append(f"| `{k}` | {m[k]:,.3f} | {each} | {verdict(k, m[k])} |")
+            values = [float(r[k]) for r in runs]
+            each = ", ".join(f"{v:,.3g}" for v in values)
+            lines.append(f"| `{k}` | {m[k]:,.3f} | {each} | {_judged(k, m[k], values)} |")
     lines += ["", "| raw rate | median per second |", "|---|---:|"]
     lines += [f"| `{k}` | {v:,.0f} |" for k, v in m.items() if k.endswith("_per_s")]
     return "\n".join(lines) + "\n"
+
+
+def _judged(key: str, median: float, values: list[float]) -> str:
+    if key not in EACH_RUN:
+        return verdict(key, median)
+    op, target = TARGETS[key]
+    rule = f"({op} {target:g} in each run)"
+    over = sum(1 for v in values if verdict(key, v).startswith("missed"))
+    return f"met {rule}" if not over else f"missed {rule}: {over} of {len(values)} over"
 
 
 def read_runs(paths: list[str]) -> list[dict[str, Any]]:
