@@ -9,8 +9,10 @@ from typing import Any
 
 from bench.env import BenchEnv, start_workers, stop
 from bench.process_usage import cpu_seconds, cpu_used
+from messaging.fetch_pace import IDLE_MIN_BYTES, IDLE_WAIT_MS
 
-KAFKA_DEFAULTS = {"PPU_FETCH_MAX_WAIT_MS": "500", "PPU_FETCH_MIN_BYTES": "1"}
+# The fetch an idle consumer goes back to (Kafka's consumer defaults), as the workers' settings for the whole run.
+KAFKA_DEFAULTS = {"PPU_FETCH_MAX_WAIT_MS": str(IDLE_WAIT_MS), "PPU_FETCH_MIN_BYTES": str(IDLE_MIN_BYTES)}
 SETTLE_S = 15.0  # the workers join their groups (a rebalance waits out the group's initial delay) before counting
 
 
