@@ -120,7 +120,7 @@ async def check(env: BenchEnv, expected_attempts: set[str], poison: set[bytes], 
                    WHERE responded_at IS NOT NULL GROUP BY 1, 2) l USING (meter_number, provider_id)
                WHERE s.answered_sent_at IS NULL OR s.answered_sent_at < l.newest"""
         )
-        unpublished = await conn.fetchval("SELECT count(*) FROM outbox")
+        unpublished = await conn.fetchval("SELECT coalesce(sum(n), 0) FROM outbox")  # messages, not rows
         flags_stuck = await conn.fetchval(
             """SELECT count(*) FROM rebroadcast_marks k WHERE EXISTS (
                    SELECT FROM lookup_rounds r JOIN lookups l USING (round_id)

@@ -95,7 +95,7 @@ async def every_attempt_decided(env: BenchEnv, expected: set[str], within: float
         deadline = loop.time() + within
         while loop.time() < deadline:
             decided = await conn.fetchval("SELECT count(*) FROM routing_decisions")
-            unsent = await conn.fetchval("SELECT count(*) FROM outbox")
+            unsent = await conn.fetchval("SELECT coalesce(sum(n), 0) FROM outbox")  # messages, not rows
             if decided >= len(expected) and unsent == 0 and await unapplied(env, conn) == 0:
                 at = loop.time()
                 await asyncio.sleep(2)  # late duplicates, if any, would land now

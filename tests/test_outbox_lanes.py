@@ -1,5 +1,6 @@
 """The outbox scales out: relays share its lanes, a lane another relay is publishing is skipped, rows go once and in
-order per key, and are deleted as they are published."""
+order per key, and are deleted as they are published. A row holds one transaction's messages of one lane; rows of one
+message each, written before migration 0018, go out too, before the newer rows of their keys."""
 
 from __future__ import annotations
 
@@ -15,20 +16,46 @@ from aiokafka import AIOKafkaConsumer
 from kernel.connections import create_pool, started_producer
 from kernel.settings import Settings
 from kernel.topics import topic
+from schemas.envelope import Encoded
 from tests.harness import plan_of
+from workers.outbox import LANES, Outbox, lane_of
 from workers.outbox_relay import TAKE, open_relay_pool, relay_once, run_relay
-from workers.relay_lanes import LANES, RelayLanes
+from workers.relay_lanes import RelayLanes
 
-KEYS, PER_KEY = 40, 60
+KEYS, PER_KEY, LEGACY = 40, 60, 10
 SCAN = re.compile(r"Seq Scan on outbox\b(?!_lanes)")
+LANE_IN_SQL = "get_byte(decode(md5(key), 'hex'), 0) & 15"  # as db/migrations/0018_outbox_rows_per_lane.sql
 
 
-async def _write(db: asyncpg.Connection, topic_name: str) -> None:
-    """Rows for KEYS keys, interleaved, each key's sequence numbers rising in outbox order."""
-    rows = [
-        (topic_name, f"k{k:03d}", json.dumps({"k": k, "seq": s}).encode()) for s in range(PER_KEY) for k in range(KEYS)
-    ]
-    await db.executemany("INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)", rows)
+def _value(k: int, s: int) -> bytes:
+    return json.dumps({"k": k, "seq": s}).encode()
+
+
+async def _write(db: asyncpg.Connection, settings: Settings) -> None:
+    """KEYS keys, each key's sequence numbers rising in outbox order: the first LEGACY as rows of one message each,
+    as written before migration 0018 (their lanes as it moved them), then one transaction per sequence number, as
+    the workers write (`Outbox.flush`: a row per lane)."""
+    legacy = [(_topic(settings), f"k{k:03d}", _value(k, s)) for s in range(LEGACY) for k in range(KEYS)]
+    await db.executemany(
+        f"INSERT INTO outbox (topic, key, value, lane) SELECT t, key, v, {LANE_IN_SQL} "
+        "FROM (VALUES ($1, $2, $3::bytea)) AS u(t, key, v)",
+        legacy,
+    )
+    for s in range(LEGACY, PER_KEY):
+        out = Outbox(settings.topic_prefix)
+        for k in range(KEYS):
+            out.emit("lookup_requests", Encoded(f"k{k:03d}", None, _value(k, s)), provider_id="p1")
+        async with db.transaction():
+            await out.flush(db)
+
+
+async def test_the_writers_lane_is_the_migrations(db: asyncpg.Connection) -> None:
+    """Rows written before 0018 were moved to the lanes the writer now computes: one key, one lane, in both."""
+    keys = [f"0{n:010d}" for n in range(0, 10_000_000_000, 7_777_777)] + ["", "k", "é-ü", "x" * 300]
+    rows = await db.fetch(f"SELECT key, {LANE_IN_SQL} AS lane FROM unnest($1::text[]) AS u(key)", keys)
+    in_sql = {r["key"]: r["lane"] for r in rows}
+    assert in_sql == {k: lane_of(k) for k in keys}
+    assert set(in_sql.values()) == set(range(LANES)), "every lane used"
 
 
 async def test_relays_split_the_lanes_between_them(db: asyncpg.Connection) -> None:
@@ -69,7 +96,10 @@ async def test_the_relays_read_ignores_statistics_of_a_nearly_empty_outbox(
 ) -> None:
     """The soak's stall: statistics from a just-drained outbox (500 rows over many pages) while a backlog refills its
     free space. The relay's read must stay on the primary key and delete by address, not scan and sort every row."""
-    filler = "INSERT INTO outbox (topic, key, value) SELECT 't', 'k' || g, convert_to(repeat('x', 500), 'UTF8') "
+    filler = (
+        "INSERT INTO outbox (topic, key, value, lane) "
+        "SELECT 't', 'k' || g, convert_to(repeat('x', 500), 'UTF8'), g % 16 "
+    )
     await db.execute(filler + "FROM generate_series(1, 20000) g")
     await db.execute("DELETE FROM outbox WHERE outbox_id <= (SELECT max(outbox_id) - 500 FROM outbox)")
     await db.execute("VACUUM ANALYZE outbox")  # the last 500 rows keep the pages: 500 rows over many pages
@@ -93,9 +123,8 @@ async def test_the_relays_read_ignores_statistics_of_a_nearly_empty_outbox(
 async def test_a_lane_held_by_another_relay_is_skipped(
     db: asyncpg.Connection, settings: Settings, topics: list[str]
 ) -> None:
-    await _write(db, _topic(settings))
-    lane_of = {r["key"]: r["lane"] for r in await db.fetch("SELECT DISTINCT key, lane FROM outbox")}
-    held = sorted(set(lane_of.values()))[:3]
+    await _write(db, settings)
+    held = sorted({lane_of(f"k{k:03d}") for k in range(KEYS)})[:3]
     assert settings.kafka_bootstrap_servers is not None and settings.database_url is not None
     other = await asyncpg.connect(settings.database_url)
     try:
@@ -107,7 +136,7 @@ async def test_a_lane_held_by_another_relay_is_skipped(
                 sent += n
         left = {r["lane"] for r in await db.fetch("SELECT DISTINCT lane FROM outbox")}
         assert left == set(held)
-        assert sent == KEYS * PER_KEY - await db.fetchval("SELECT count(*) FROM outbox")
+        assert sent == KEYS * PER_KEY - await db.fetchval("SELECT sum(n) FROM outbox")
         assert await db.fetchval("SELECT sum(published) FROM outbox_lanes") == sent
     finally:
         await other.close()
@@ -118,7 +147,7 @@ async def test_two_relays_publish_every_row_once_in_order_per_key(
 ) -> None:
     assert settings.kafka_bootstrap_servers is not None and settings.database_url is not None
     name = _topic(settings)
-    await _write(db, name)
+    await _write(db, settings)
     stop = asyncio.Event()
     pool = await create_pool(settings.database_url, min_size=1, max_size=4)
     seen: dict[int, list[int]] = {k: [] for k in range(KEYS)}

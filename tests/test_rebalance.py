@@ -90,7 +90,7 @@ async def test_members_join_and_die_during_load_and_every_attempt_is_applied_onc
     assert await db.fetchval("SELECT count(*) FROM purchase_attempts WHERE round_id IS NULL") == 0
     assert await db.fetchval("SELECT count(*) FROM lookup_rounds") == N
     assert await db.fetchval("SELECT count(*) FROM lookups") == N * len(PROVIDERS)
-    written = "SELECT (SELECT count(*) FROM outbox) + (SELECT sum(published) FROM outbox_lanes)"  # waiting + sent
+    written = "SELECT (SELECT coalesce(sum(n), 0) FROM outbox) + (SELECT sum(published) FROM outbox_lanes)"  # waiting, sent
     assert await db.fetchval(written) == N * len(PROVIDERS)
     assert await db.fetchval("SELECT max(epoch) FROM consumer_offsets") >= 2, "partitions changed hands"
 

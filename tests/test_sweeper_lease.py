@@ -8,6 +8,7 @@ import asyncpg
 
 from kernel.ids import new_id
 from tests.harness import eventually, seed_reference
+from workers.outbox_relay import unpublished
 from workers.sweeper import sweep_budget, sweep_once, take_lease
 
 
@@ -59,6 +60,6 @@ async def test_sweep_decides_waiting_attempts_of_expired_rounds(db: asyncpg.Conn
     row = await db.fetchrow("SELECT outcome, provider_id FROM routing_decisions WHERE attempt_id = $1", attempt_id)
     assert row is not None and (row["outcome"], row["provider_id"]) == ("routed", "p1")
     assert await db.fetchval("SELECT closed_at IS NOT NULL FROM lookup_rounds WHERE round_id = $1", round_id)
-    topics = [r["topic"] for r in await db.fetch("SELECT topic FROM outbox ORDER BY outbox_id")]
+    topics = [m[0] for m in await unpublished(db)]
     assert topics == ["x.ppu.routing-decisions.v1", "x.ppu.meter-events.v1"]  # the decision, then RoundExpired
     assert await sweep_once(db, "s", "x.") == 0, "nothing left to sweep"

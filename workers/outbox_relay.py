@@ -1,6 +1,7 @@
 """Outbox relay: publishes outbox rows in id order per lane (so in order per key), deleting them as it does.
 
-Rows fall into lanes by a hash of their key (db/migrations/0011_outbox_lanes.sql). Each cycle, one transaction locks
+Messages fall into lanes by a hash of their key; a row holds one transaction's messages of one lane, in order
+(workers/outbox.py, db/migrations/0018_outbox_rows_per_lane.sql). Each cycle, one transaction locks
 the lanes this relay holds (its share, workers/relay_lanes.py; a lane another relay is publishing is skipped),
 deletes their oldest rows, publishes them with an idempotent producer and acks=all, and commits. A failed publish
 rolls the delete back; a relay killed after publishing and before committing publishes those rows again: consumers
@@ -27,7 +28,8 @@ from messaging import metrics
 from messaging.retrying import TRANSIENT
 from schemas.envelope import CONTENT_TYPE
 from workers.failpoints import NONE, Failpoints
-from workers.relay_lanes import LANES, RelayLanes
+from workers.outbox import LANES, Row, unpacked
+from workers.relay_lanes import RelayLanes
 from workers.relay_publish import publish
 
 CONSTANT_HEADERS = [("content-type", CONTENT_TYPE)]  # on every row, so not stored with each (workers/outbox.py)
@@ -42,10 +44,10 @@ TAKE = """WITH held AS (SELECT lane FROM outbox_lanes WHERE lane = ANY($1::small
              gone AS (DELETE FROM outbox WHERE ctid = ANY(ARRAY(
                           SELECT ctid FROM outbox WHERE lane IN (SELECT lane FROM held)
                           ORDER BY outbox_id LIMIT $2))
-                      RETURNING outbox_id, lane, topic, key, value, headers),
+                      RETURNING outbox_id, lane, n, topic, key, value, headers, batch),
              counted AS (UPDATE outbox_lanes l SET published = l.published + g.n
-                         FROM (SELECT lane, count(*) AS n FROM gone GROUP BY lane) g WHERE l.lane = g.lane)
-          SELECT outbox_id, topic, key, value, headers FROM gone ORDER BY outbox_id"""
+                         FROM (SELECT lane, sum(n) AS n FROM gone GROUP BY lane) g WHERE l.lane = g.lane)
+          SELECT topic, key, value, headers, batch FROM gone ORDER BY outbox_id"""
 # The relay's sessions (its own pool, workers/process.py; set once per session, not per cycle: a round trip of four
 # fewer each cycle). The delete need not wait for the disk: if it is lost in a crash, the rows are published again,
 # and consumers drop the duplicates by message id (an fsync off every cycle); its lanes' beats are rewritten every few
@@ -66,42 +68,56 @@ async def relay_once(
     conn: Db,
     producer: AIOKafkaProducer,
     lanes: list[int] | None = None,
-    limit: int = 1000,
+    limit: int = 64,
     failpoints: Failpoints = NONE,
 ) -> int:
-    """One cycle on a session of RELAY_SESSION's settings."""
+    """One cycle on a session of RELAY_SESSION's settings: at most `limit` rows (each one transaction's messages of
+    one lane). Returns the messages published."""
     async with conn.transaction():
         rows = await conn.fetch(TAKE, list(range(LANES)) if lanes is None else lanes, limit)
         if not rows:
             return 0
-        spans, headers = _publish_spans(rows) if tracing.enabled() else ([], [_headers(r) for r in rows])
+        messages = messages_of(rows)
+        spans, headers = _publish_spans(messages) if tracing.enabled() else ([], [_headers(m) for m in messages])
         # Every record acknowledged by all in-sync replicas before the delete commits.
-        await publish(
-            producer, [(r["topic"], r["key"].encode(), r["value"], h) for r, h in zip(rows, headers, strict=True)]
-        )
+        await publish(producer, [(t, k.encode(), v, h) for (t, k, v, _), h in zip(messages, headers, strict=True)])
         tracing.end_all(spans)
         failpoints.hit("after_publish")
-    for name, n in Counter(r["topic"] for r in rows).items():  # a label lookup per topic, not per message
+    for name, n in Counter(m[0] for m in messages).items():  # a label lookup per topic, not per message
         metrics.PUBLISHED.labels(name).inc(n)
-    return len(rows)
+    return len(messages)
 
 
-def _headers(row: asyncpg.Record) -> list[tuple[str, bytes]]:
-    extra = row["headers"]
+def messages_of(rows: list[asyncpg.Record]) -> list[Row]:
+    """The rows' messages in order: a packed row's, or the one a row written before migration 0018 holds."""
+    messages: list[Row] = []
+    for r in rows:
+        if r["batch"] is not None:
+            messages.extend(unpacked(r["batch"]))
+        else:
+            messages.append((r["topic"], r["key"], r["value"], r["headers"]))
+    return messages
+
+
+async def unpublished(conn: Db) -> list[Row]:
+    """Every message the outbox holds, in the order the relays publish them per lane (for checks and tests)."""
+    return messages_of(await conn.fetch("SELECT topic, key, value, headers, batch FROM outbox ORDER BY outbox_id"))
+
+
+def _headers(message: Row) -> list[tuple[str, bytes]]:
+    extra = message[3]
     return CONSTANT_HEADERS if not extra else CONSTANT_HEADERS + [(k, v.encode()) for k, v in extra]
 
 
-def _publish_spans(rows: list[asyncpg.Record]) -> tuple[list[Span], list[list[tuple[str, bytes]]]]:
-    """Tracing on: a span per traced row, child of the span that wrote it; the record carries the new span."""
+def _publish_spans(messages: list[Row]) -> tuple[list[Span], list[list[tuple[str, bytes]]]]:
+    """Tracing on: a span per traced message, child of the span that wrote it; the record carries the new span."""
     spans, headers = [], []
-    for r in rows:
-        carried = _headers(r)
+    for m in messages:
+        carried = _headers(m)
         if not any(k == "traceparent" for k, _ in carried):
             headers.append(carried)
             continue
-        span = tracing.start(
-            f"publish {r['topic']}", tracing.extract(carried), SpanKind.PRODUCER, {"topic": r["topic"]}
-        )
+        span = tracing.start(f"publish {m[0]}", tracing.extract(carried), SpanKind.PRODUCER, {"topic": m[0]})
         spans.append(span)
         kept = [(k, v) for k, v in carried if k not in tracing.TRACE_HEADERS]
         headers.append(kept + [(k, v.encode()) for k, v in tracing.child_headers(span).items()])

@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 
 from kernel.dbconn import Db
+from workers.outbox import LANES
 
-LANES = 16  # fixed by db/migrations/0011_outbox_lanes.sql (hashtext(key) & 15)
 BEAT_SECONDS = 2.0
 ALIVE_SECONDS = 6.0
 
