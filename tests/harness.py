@@ -24,7 +24,7 @@ from schemas.envelope import CONTENT_TYPE, Envelope
 from schemas.lookup import LookupRequested, LookupResponded, LookupRespondedData, UtilityInfo
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
 from workers.process import run_workers
-from workers.registry import ALL
+from workers.registry import ALL, BY_NAME
 
 PROVIDERS = ["p1", "p2", "p3"]
 ELECTRUM_IDS = {"p1": "2001", "p2": "2002", "p3": "2003"}  # their Electrum institution ids
@@ -165,6 +165,17 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float = 30, wh
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
         await asyncio.sleep(0.1)
+
+
+async def applied(db: Db, worker: str, count: int) -> bool:
+    """Whether the worker's group has applied at least `count` records (its stored next offsets, summed over
+    partitions; the test's topics hold only what it wrote): the lookup flow keeps no inbox to count them by
+    (workers/registry.py)."""
+    stored = await db.fetchval(
+        "SELECT coalesce(sum(greatest(next_offset, 0)), 0) FROM consumer_offsets WHERE group_id LIKE '%' || $1",
+        BY_NAME[worker].group,
+    )
+    return int(stored) >= count
 
 
 @contextlib.asynccontextmanager

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from kernel.settings import Settings
-from tests.harness import PROVIDERS, System, eventually, running, seed_reference
+from tests.harness import PROVIDERS, System, applied, eventually, running, seed_reference
 from tests.test_dead_letters import dead_letters
 
 
@@ -26,14 +26,15 @@ async def test_same_message_twice_and_same_attempt_under_new_id(system: System, 
     await system.send("purchase_attempts", event)
     await system.send("purchase_attempts", event)  # redelivered: same event id
     resent = await system.attempt("0401000020", attempt_id=event.data.attempt_id)  # same attempt, new event id
-    await eventually(lambda: db.fetchval("SELECT count(*) FROM inbox"), what="inbox rows")
+    await eventually(lambda: applied(db, "lookup", 3), what="all three applied")
     await eventually(lambda: db.fetchval("SELECT count(*) FROM routing_decisions"), what="the decision")
     assert await db.fetchval("SELECT count(*) FROM purchase_attempts") == 1
     assert await db.fetchval("SELECT count(*) FROM lookup_rounds") == 1
     assert await db.fetchval("SELECT count(*) FROM lookups") == len(PROVIDERS)
     assert await db.fetchval("SELECT count(*) FROM routing_decisions") == 1
+    # The attempt id is the key that made them count once, not the inbox: the lookup flow keeps none.
     assert (
-        await db.fetchval("SELECT count(*) FROM inbox WHERE message_id = ANY($1::uuid[])", [event.id, resent.id]) == 2
+        await db.fetchval("SELECT count(*) FROM inbox WHERE message_id = ANY($1::uuid[])", [event.id, resent.id]) == 0
     )
 
 
@@ -164,7 +165,7 @@ async def test_an_attempt_id_reused_for_another_meter_or_institution_is_refused_
     same_id = first.data.attempt_id
     other_meter = await system.attempt("0401000024", attempt_id=same_id)
     other_institution = await system.attempt("0401000023", institution="i2", attempt_id=same_id)
-    retry = await system.attempt("0401000023", attempt_id=same_id)  # the same purchase again: its one decision
+    await system.attempt("0401000023", attempt_id=same_id)  # the same purchase again: its one decision
     letters = await dead_letters(settings, "purchase_attempts_dlq", 2)
     refused = sorted(json.loads(raw)["id"] for raw, _ in letters)
     assert refused == sorted([str(other_meter.id), str(other_institution.id)])
@@ -172,9 +173,7 @@ async def test_an_attempt_id_reused_for_another_meter_or_institution_is_refused_
         assert headers.stage == "apply" and headers.error_class == "Rejected"
         assert "already used for another meter or institution" in headers.error_message
         assert "0401000023" not in headers.error_message and "i1" not in headers.error_message
-    await eventually(
-        lambda: db.fetchval("SELECT count(*) FROM inbox WHERE message_id = $1", retry.id), what="the retry applied"
-    )
+    await eventually(lambda: applied(db, "lookup", 4), what="the retry applied")
     kept = await db.fetch("SELECT meter_number, institution_id FROM purchase_attempts WHERE attempt_id = $1", same_id)
     assert [tuple(r) for r in kept] == [("0401000023", "i1")]
 

@@ -1,5 +1,5 @@
 """Two processes of one worker in one consumer group, members joining and dying mid-load: every message is
-applied exactly once (the database-stored, fenced offsets and the inbox decide, not Kafka's commits)."""
+applied exactly once (the database-stored, fenced offsets decide, not Kafka's commits)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from kernel.settings import Settings
 from kernel.topics import topic
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
 from tests.conftest import ROOT, cli_env
-from tests.harness import PROVIDERS, eventually, running, seed_reference
+from tests.harness import PROVIDERS, applied, eventually, running, seed_reference
 
 N = 600
 
@@ -60,19 +60,19 @@ async def test_members_join_and_die_during_load_and_every_attempt_is_applied_onc
             ]
             await asyncio.gather(*[system.send("purchase_attempts", e) for e in events])
             await eventually(
-                lambda: db.fetchval("SELECT count(*) >= $1 FROM inbox", N // 5),
+                lambda: applied(db, "lookup", N // 5),
                 within=60,
                 what="the first member to make progress",
             )
             second = _worker(settings, tmp_path / "second.log")  # joins: rebalance in the middle of the load
             await eventually(
-                lambda: db.fetchval("SELECT count(*) >= $1 FROM inbox", N // 2),
+                lambda: applied(db, "lookup", N // 2),
                 within=60,
                 what="progress after the join",
             )
             first.send_signal(signal.SIGKILL)  # dies mid-batch: its open transaction rolls back
             await eventually(
-                lambda: db.fetchval("SELECT count(*) = $1 FROM inbox", N),
+                lambda: applied(db, "lookup", N),
                 within=90,
                 what="every attempt handled by the survivor",
             )
@@ -90,7 +90,9 @@ async def test_members_join_and_die_during_load_and_every_attempt_is_applied_onc
     assert await db.fetchval("SELECT count(*) FROM purchase_attempts WHERE round_id IS NULL") == 0
     assert await db.fetchval("SELECT count(*) FROM lookup_rounds") == N
     assert await db.fetchval("SELECT count(*) FROM lookups") == N * len(PROVIDERS)
-    written = "SELECT (SELECT coalesce(sum(n), 0) FROM outbox) + (SELECT sum(published) FROM outbox_lanes)"  # waiting, sent
+    written = (
+        "SELECT (SELECT coalesce(sum(n), 0) FROM outbox) + (SELECT sum(published) FROM outbox_lanes)"  # waiting, sent
+    )
     assert await db.fetchval(written) == N * len(PROVIDERS)
     assert await db.fetchval("SELECT max(epoch) FROM consumer_offsets") >= 2, "partitions changed hands"
 

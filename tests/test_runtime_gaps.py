@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from kernel.connections import create_pool, started_producer
 from kernel.settings import Settings
 from kernel.topics import topic
+from messaging.dead_letters import Failure
 from messaging.inbound import Inbound, Item
 from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
 from workers.group_progress import NEVER
@@ -79,7 +80,7 @@ async def test_a_batch_refused_for_a_gap_leaves_no_inbox_marks_behind(
     name = topic("purchase_attempts").name(settings.topic_prefix)
     gapped, steady = TopicPartition(name, 0), TopicPartition(name, 1)
     pool = await create_pool(settings.database_url)
-    runtime, handled = _recording(settings, pool)
+    runtime, handled = _recording(settings, pool, "responses")  # a flow that keeps the inbox
     try:
         await runtime.transactions.progress.claim(pool, [gapped, steady])
         await db.execute("UPDATE consumer_offsets SET next_offset = 2 WHERE topic = $1", name)
@@ -131,10 +132,39 @@ async def test_records_from_before_the_stored_offset_never_move_it_back(
         await pool.close()
 
 
-def _recording(settings: Settings, pool: asyncpg.Pool) -> tuple[ConsumerRuntime, list[uuid.UUID]]:
-    """A lookup runtime whose handler only records the ids of the messages it is handed."""
+async def test_the_lookup_flow_keeps_no_inbox_but_applies_a_message_once_per_batch(
+    settings: Settings, topics: list[str], db: asyncpg.Connection
+) -> None:
+    """Without the inbox (its attempt ids dedupe: workers/registry.py), a message twice in one batch is still handed
+    over once, nothing is marked, and a record that fails to decode is still marked: dead-lettered once."""
+    assert settings.kafka_bootstrap_servers and settings.database_url
+    tp = TopicPartition(topic("purchase_attempts").name(settings.topic_prefix), 0)
+    pool = await create_pool(settings.database_url)
+    runtime, handled = _recording(settings, pool)
+    letters: list[int] = []
+
+    async def dead_letter(rec: ConsumerRecord[bytes, bytes], failure: Failure) -> None:
+        letters.append(rec.offset)
+
+    runtime.transactions.dead_letter = dead_letter
+    try:
+        await runtime.transactions.progress.claim(pool, [tp])
+        once, poison = attempt(), Failure("decode", "NotJson", "x")
+        items: list[Item] = [(record(tp, 0), once), (record(tp, 1), once), (record(tp, 2), poison)]
+        nexts, count, _ = await runtime.transactions.apply({tp: items})
+        assert nexts == {tp: 3} and count == 1 and handled == [once.id] and letters == [2]
+        marked = [r["message_id"] for r in await db.fetch("SELECT message_id FROM inbox")]
+        assert len(marked) == 1 and once.id not in marked, "only the letter's mark"
+    finally:
+        await pool.close()
+
+
+def _recording(
+    settings: Settings, pool: asyncpg.Pool, worker: str = "lookup"
+) -> tuple[ConsumerRuntime, list[uuid.UUID]]:
+    """A runtime of `worker`'s flow whose handler only records the ids of the messages it is handed."""
     assert settings.kafka_bootstrap_servers
-    runtime = ConsumerRuntime(consumer_flow("lookup", settings), settings, pool, settings.kafka_bootstrap_servers)
+    runtime = ConsumerRuntime(consumer_flow(worker, settings), settings, pool, settings.kafka_bootstrap_servers)
     handled: list[uuid.UUID] = []
 
     async def handler(batch: list[Inbound[Any]], work: UnitOfWork) -> None:

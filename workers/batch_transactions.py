@@ -24,6 +24,7 @@ from kernel import tracing
 from messaging.dead_letters import Failure
 from messaging.inbound import Decoded, Inbound, Item
 from messaging.retrying import BatchTooSlow
+from schemas.envelope import Envelope
 from workers.failpoints import Failpoints
 from workers.group_progress import NEVER, GroupProgress
 from workers.unit_of_work import Handler, UnitOfWork
@@ -45,10 +46,11 @@ class BatchTransactions:
         log_starts: Callable[[list[TopicPartition]], Awaitable[dict[TopicPartition, int]]],
         handler_timeout_s: float,
         failpoints: Failpoints,
+        inbox: bool = True,
     ) -> None:
         self.pool, self.progress, self.handler, self.topic_prefix = pool, progress, handler, topic_prefix
         self.dead_letter, self.log_starts = dead_letter, log_starts
-        self.handler_timeout_s, self.failpoints = handler_timeout_s, failpoints
+        self.handler_timeout_s, self.failpoints, self.inbox = handler_timeout_s, failpoints, inbox
         self.dead_lettered: set[tuple[str, int, int]] = set()  # acknowledged, in a batch not yet committed
         self.starts: dict[TopicPartition, int] = {}  # where a partition never stored begins (at our claim)
 
@@ -77,7 +79,11 @@ class BatchTransactions:
             # The fence and the inbox in one round trip. A record that failed to decode is marked too, by an id from
             # its place in the log: after the fence, a record of a partition we lost, or one read again after a
             # re-seek, is not dead-lettered twice, by any member.
-            owned, new, now = await self.progress.fence_and_mark(conn, list(items), list(_marks(items)))
+            # A flow without the inbox (workers/registry.py) marks only those; its messages all count as new.
+            marks = list(_marks(items, self.inbox))
+            owned, new, now = await self.progress.fence_and_mark(conn, list(items), marks)
+            if not self.inbox:
+                new.update(ev.id for tp_items in items.values() for _, ev in tp_items if isinstance(ev, Envelope))
             if len(owned) < len(items):
                 lost = [str(tp) for tp in items if tp not in owned]
                 log.warning("fenced: partitions lost to another member", group=self.progress.group_id, lost=lost)
@@ -187,12 +193,15 @@ class _Gap(Exception):
         self.partitions = partitions
 
 
-def _marks(items: dict[TopicPartition, list[Item]]) -> Iterator[tuple[TopicPartition, int, uuid.UUID]]:
-    """Each record's inbox id: its message's, or for one that failed to decode, one from its place in the log."""
+def _marks(items: dict[TopicPartition, list[Item]], messages: bool) -> Iterator[tuple[TopicPartition, int, uuid.UUID]]:
+    """Each record's inbox id: for one that failed to decode, one from its place in the log; its message's
+    (`messages`)."""
     for tp, tp_items in items.items():
         for rec, ev in tp_items:
-            if ev is not None:
-                yield tp, rec.offset, _letter_id(rec) if isinstance(ev, Failure) else ev.id
+            if isinstance(ev, Failure):
+                yield tp, rec.offset, _letter_id(rec)
+            elif ev is not None and messages:
+                yield tp, rec.offset, ev.id
 
 
 def _letter_id(rec: Record) -> uuid.UUID:

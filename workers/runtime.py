@@ -83,6 +83,7 @@ class ConsumerRuntime:
             self._log_starts,
             settings.max_poll_interval_ms / 3000,
             self.failpoints,
+            flow.inbox,
         )
         self.set_aside = SetAside(flow.worker)
         self.hints = CommitHints(flow.worker, settings.commit_hint_every_ms / 1000)
