@@ -47,11 +47,9 @@ async def handle_lookup_responses(
         live_until_id(),  # and the window's end: the partitions made ahead are not planned
     )
     now: datetime = rows[0]["now"]
-    sent = {
-        r["lookup_id"]: SentLookup(**{k: v for k, v in r.items() if k != "now"})
-        for r in rows
-        if r["lookup_id"] is not None
-    }
+    # The columns after the clock are SentLookup's fields in order: built by position, not through a dict per row
+    # (a twentieth of the consumer's CPU at a backlog).
+    sent = {r["lookup_id"]: SentLookup(*tuple(r)[1:]) for r in rows if r["lookup_id"] is not None}
     batch = [_bounded(m, now, max_skew_seconds) for m in batch]
     valid: list[Matched] = []
     for i, m in enumerate(batch):
