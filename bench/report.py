@@ -37,12 +37,17 @@ TARGETS = {  # issue #17's table where it names a figure
 }
 
 
+def meets(key: str, value: float) -> bool:
+    """Whether `value` meets the target of `key` (one with a target: not "report")."""
+    op, target = TARGETS[key]
+    return value >= target if op == ">=" else value <= target if op == "<=" else value < target
+
+
 def verdict(key: str, value: float) -> str:
     op, target = TARGETS[key]
     if op == "report" or not math.isfinite(value):
         return "reported"
-    ok = value >= target if op == ">=" else value <= target if op == "<=" else value < target
-    return ("met" if ok else "missed") + f" ({op} {target:g})"
+    return ("met" if meets(key, value) else "missed") + f" ({op} {target:g})"
 
 
 def markdown(results: dict[str, Any]) -> str:
