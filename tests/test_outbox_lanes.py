@@ -184,3 +184,42 @@ async def test_two_relays_publish_every_row_once_in_order_per_key(
     assert await db.fetchval("SELECT count(*) FROM outbox") == 0
     assert await db.fetchval("SELECT sum(published) FROM outbox_lanes") == KEYS * PER_KEY
     assert await db.fetchval("SELECT count(*) FROM outbox_relays") == 0, "a relay that stops leaves"
+
+
+async def test_a_relay_that_drained_the_lanes_waits_for_the_next_commit(
+    db: asyncpg.Connection, settings: Settings, topics: list[str]
+) -> None:
+    """At a steady rate nearly every cycle drains the lanes: the relay then waits for the next commit's notification
+    instead of taking again to find nothing (half its cycles and their round trips). It never waits on the poll for a
+    row committed meanwhile: with the poll at a minute, every row goes out at once."""
+    assert settings.kafka_bootstrap_servers is not None and settings.database_url is not None
+    writes, stop = 15, asyncio.Event()
+    takes: list[int] = []
+    pool = await open_relay_pool(settings.database_url, {})
+    async with pool.acquire() as conn:  # the pool's one session: the relay runs its cycles on it
+        conn.add_query_logger(lambda q: takes.append(1) if q.query == TAKE else None)
+    consumer = AIOKafkaConsumer(
+        _topic(settings), bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        async with started_producer(settings.kafka_bootstrap_servers) as producer:
+            relay = asyncio.ensure_future(run_relay(pool, producer, stop, settings.database_url, poll_seconds=60))
+            await asyncio.sleep(1)  # listening, and its first cycle found nothing
+            received = 0
+            async with asyncio.timeout(30):
+                for s in range(writes):
+                    out = Outbox(settings.topic_prefix)
+                    out.emit("lookup_requests", Encoded("k000", None, _value(0, s)), provider_id="p1")
+                    async with db.transaction():
+                        await out.flush(db)
+                    while received <= s:
+                        received += sum(map(len, (await consumer.getmany(timeout_ms=200)).values()))
+            stop.set()
+            await relay
+    finally:
+        await consumer.stop()
+        await pool.close()
+    assert received == writes
+    # One take per commit, and the first: the code before took twice per commit.
+    assert writes <= len(takes) <= writes + 3, f"{len(takes)} takes for {writes} commits"
