@@ -14,6 +14,7 @@ from bench.process_usage import RssSampler
 from kernel.ids import new_id
 from kernel.topics import topic
 from schemas.lookup import LookupResponded, LookupRespondedData
+from workers.registry import BY_NAME
 
 
 async def _preload_lookups(env: BenchEnv, n: int, meters: int) -> list[tuple[uuid.UUID, str, str]]:
@@ -65,16 +66,25 @@ async def response_flow(env: BenchEnv, n: int, meters: int) -> tuple[float, RssS
     sampling = asyncio.ensure_future(sampler.run(done))
     conn = await env.db()
     marks: dict[int, float] = {}
+    group = f"{env.settings.topic_prefix}{BY_NAME['responses'].group}"
     try:
         async with asyncio.timeout(600):
             while True:
-                answered = await conn.fetchval("SELECT count(*) FROM lookups WHERE responded_at IS NOT NULL")
+                # Answers applied: the offsets the consumer stored with them, in the same transaction (the topic holds
+                # only these responses). Counting answered lookups instead scanned every lookup 20 times a second,
+                # 12-17 ms each at 120,000: a quarter of a core of PostgreSQL taken from the flow it measured.
+                answered = await conn.fetchval(
+                    "SELECT coalesce(sum(greatest(next_offset, 0)), 0) FROM consumer_offsets WHERE group_id = $1", group
+                )
                 for pct in (5, 95):
                     if answered >= n * pct / 100 and pct not in marks:
                         marks[pct] = time.monotonic()
                 if answered >= n:
                     break
                 await asyncio.sleep(0.05)
+        recorded = await conn.fetchval("SELECT count(*) FROM lookups WHERE responded_at IS NOT NULL")
+        if recorded != n:  # applied, yet not recorded: rejected to the dead-letter topic
+            raise RuntimeError(f"the response flow recorded {recorded} of {n} answers")
     finally:
         await conn.close()
         done.set()
