@@ -10,6 +10,7 @@ from typing import Any
 
 from bench import flows, latency
 from bench.env import prepare
+from bench.floors import relay_floor_cpu
 from bench.idle import idle_figures
 from bench.in_turn import Variant, in_turn
 from bench.profile import profile_lookup
@@ -106,6 +107,29 @@ async def poison_only(n: int) -> dict[str, Any]:
     clean, poisoned = await with_meters(f"{tag}s", 10_000), await with_meters(f"{tag}x", 10_000)
     turns, _ = await in_turn(Variant(clean, 10_000), {"1pct_poison": Variant(poisoned, 10_000, poison_every=100)}, n)
     return {"commit": measured_commit(), "messages": n, **turn_figures(turns)}
+
+
+async def cpu_only(n: int, pairs: int = 3) -> dict[str, Any]:
+    """`--only cpu`: the floor relay's CPU per message and the lookup flow's per attempt (as `make bench` measures
+    them), `pairs` times in turn after a warm-up; each figure is the median of its runs, every run kept."""
+    tag = f"b{int(time.time())}"
+    await warm_up(f"{tag}w")
+    floor_env = await prepare(f"{tag}f")
+    floors_, flows_ = [], []
+    for i in range(1, pairs + 1):
+        floors_.append(await relay_floor_cpu(floor_env, n))
+        flows_.append(await flows.lookup_cpu(await with_meters(f"{tag}c{i}", 10_000), n, 10_000))
+    floor = statistics.median(sum(f.values()) for f in floors_)
+    flow = statistics.median(sum(f.values()) for f in flows_)
+    return {
+        "commit": measured_commit(),
+        "messages": n,
+        "floor_relay_cpu_us_per_message": floor,
+        "cpu_us_per_attempt": flow,
+        "cpu_per_attempt_vs_floor_relay_message": flow / floor,
+        "floor_relay_cpu_runs": floors_,
+        "cpu_us_per_attempt_runs": flows_,
+    }
 
 
 async def idle_only(seconds: float) -> dict[str, Any]:

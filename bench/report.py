@@ -34,6 +34,8 @@ TARGETS = {  # issue #17's table where it names a figure
     "scale_out_4_vs_1_ratio": ("report", 0.0),
     "cpu_us_per_attempt": ("<=", 100.0),  # summed over every process of the flow, start-up not counted
     "cpu_us_per_attempt_at_1000": ("report", 0.0),  # the same, during the paced latency run: small batches
+    "floor_relay_cpu_us_per_message": ("report", 0.0),  # a plain aiokafka relay and the broker, per message
+    "cpu_per_attempt_vs_floor_relay_message": ("report", 0.0),  # cpu_us_per_attempt over the line above
 }
 
 
@@ -67,6 +69,9 @@ def markdown(results: dict[str, Any]) -> str:
     if "cpu_us_per_attempt_by_part" in results:
         lines += ["", "| CPU µs per attempt, by part of the lookup flow | µs |", "|---|---:|"]
         lines += [f"| {k} | {v:.0f} |" for k, v in sorted(results["cpu_us_per_attempt_by_part"].items())]
+    if "floor_relay_cpu_us_per_message_by_part" in results:
+        lines += ["", "| CPU µs per message, by part of the floor relay | µs |", "|---|---:|"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in sorted(results["floor_relay_cpu_us_per_message_by_part"].items())]
     paced = {k: v for k, v in results.items() if k.startswith("cpu_us_per_attempt_at_") and isinstance(v, dict)}
     for key, parts in paced.items():
         lines += ["", f"| CPU µs per attempt, by part, paced (`{key}`) | µs |", "|---|---:|"]

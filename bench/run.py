@@ -10,10 +10,11 @@ import click
 
 from bench import console_reads, flows, latency, response_flows
 from bench.env import drop_previous_runs, prepare
-from bench.floors import faust_peer, faust_version, relay_floor, upsert_floor
+from bench.floors import faust_peer, faust_version, relay_floor, relay_floor_cpu, upsert_floor
 from bench.in_turn import Variant, in_turn
 from bench.only import (
     cold_start_only,
+    cpu_only,
     first_seen_only,
     history_only,
     idle_only,
@@ -27,6 +28,7 @@ from bench.report import markdown, write
 from bench.steps import (
     FIRST_SEEN_S,
     first_seen_figures,
+    floor_cpu_figures,
     history,
     measured_commit,
     paced_cpu_figures,
@@ -72,7 +74,8 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     step("10 million attempts of history (its template is built once, in minutes): the meter page there")
     page, hist = await history(f"{tag}h")
     r.update(page)
-    step("CPU per attempt, every process of the lookup flow")
+    step("CPU per message of the floor relay, then per attempt of every process of the lookup flow")
+    r.update(floor_cpu_figures(await relay_floor_cpu(floor_env, n)))
     cpu_env = await with_meters(f"{tag}c", 10_000)
     jit_before = broker_jit_seconds()
     parts = await flows.lookup_cpu(cpu_env, n, 10_000)
@@ -81,6 +84,7 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
         r["kafka_jit_s_during_cpu_step"] = jit_after - jit_before
     r["cpu_us_per_attempt_by_part"] = parts
     r["cpu_us_per_attempt"] = sum(parts.values())
+    r["cpu_per_attempt_vs_floor_relay_message"] = r["cpu_us_per_attempt"] / r["floor_relay_cpu_us_per_message"]
     step("response flow")
     r["response_flow_per_s"], mem_resp = await response_flows.response_flow(small, n, 10_000)
     step(f"latency at {rate:.0f} per second")
@@ -144,7 +148,9 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
 @click.option("--latency-seconds", type=click.FloatRange(1, 600), default=30, show_default=True)
 @click.option(
     "--only",
-    type=click.Choice(["latency", "cold-start", "first-seen", "profile", "history", "scale-out", "poison", "idle"]),
+    type=click.Choice(
+        ["latency", "cold-start", "first-seen", "profile", "history", "scale-out", "poison", "idle", "cpu"]
+    ),
     default=None,
     help="one figure alone",
 )
@@ -175,6 +181,8 @@ def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: floa
         results = asyncio.run(scale_out_only(messages))
     elif only == "poison":
         results = asyncio.run(poison_only(messages))
+    elif only == "cpu":
+        results = asyncio.run(cpu_only(messages))
     elif only == "idle":
         results = asyncio.run(idle_only(latency_seconds))
     else:

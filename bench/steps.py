@@ -43,6 +43,11 @@ def paced_cpu_figures(parts: dict[str, float], rate: float) -> dict[str, Any]:
     }
 
 
+def floor_cpu_figures(parts: dict[str, float]) -> dict[str, Any]:
+    """The floor relay's CPU µs per message (bench/floors.relay_floor_cpu), summed and by part."""
+    return {"floor_relay_cpu_us_per_message": sum(parts.values()), "floor_relay_cpu_us_per_message_by_part": parts}
+
+
 WARM_UP_ROUNDS = 6
 SETTLED_JIT_S = 0.3
 
