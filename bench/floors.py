@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -42,21 +43,8 @@ async def _relay_topics(env: BenchEnv, tag: str) -> tuple[str, str]:
 
 
 async def relay_floor(env: BenchEnv, n: int) -> float:
-    source, sink = await _relay_topics(env, "floor")
-    await produce(env.bootstrap, source, attempts(n, 10_000), n, "floor: load")
-    consumer = AIOKafkaConsumer(
-        source,
-        bootstrap_servers=env.bootstrap,
-        group_id=f"{source}-relay",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        async with started_producer(env.bootstrap) as producer:
-            await _relay(consumer, producer, sink, n)
-    finally:
-        await consumer.stop()
+    async with _loaded(env, "floor", n) as (consumer, producer, sink):
+        await _relay(consumer, producer, sink, n)
     return steady_rate(await read_until(env.bootstrap, [sink], n, "floor: relayed"))
 
 
@@ -64,8 +52,19 @@ async def relay_floor_cpu(env: BenchEnv, n: int) -> dict[str, float]:
     """CPU µs per message of the floor relay (this process) and of every Kafka process while it relays `n` messages
     from a backlog, its start-up and first batch not counted: the least a Python process on aiokafka spends to take a
     message and hand one on, against which `cpu_us_per_attempt` (one taken, two handed on, rows stored) reads."""
-    source, sink = await _relay_topics(env, "floorcpu")
-    await produce(env.bootstrap, source, attempts(n, 10_000), n, "floor CPU: load")
+    async with _loaded(env, "floorcpu", n) as (consumer, producer, sink):
+        first = await _relay(consumer, producer, sink, 1)
+        before = cpu_seconds({"floor relay": os.getpid()})
+        await _relay(consumer, producer, sink, n - first)
+        used = cpu_used(before, cpu_seconds({"floor relay": os.getpid()}))
+    return {part: used.get(part, 0.0) * 1e6 / (n - first) for part in ("floor relay", "kafka")}
+
+
+@contextlib.asynccontextmanager
+async def _loaded(env: BenchEnv, tag: str, n: int) -> AsyncIterator[tuple[AIOKafkaConsumer, AIOKafkaProducer, str]]:
+    """The floor relay's consumer (from the start of `n` attempts just produced), producer and sink topic."""
+    source, sink = await _relay_topics(env, tag)
+    await produce(env.bootstrap, source, attempts(n, 10_000), n, f"{tag}: load")
     consumer = AIOKafkaConsumer(
         source,
         bootstrap_servers=env.bootstrap,
@@ -76,13 +75,9 @@ async def relay_floor_cpu(env: BenchEnv, n: int) -> dict[str, float]:
     await consumer.start()
     try:
         async with started_producer(env.bootstrap) as producer:
-            first = await _relay(consumer, producer, sink, 1)
-            before = cpu_seconds({"floor relay": os.getpid()})
-            await _relay(consumer, producer, sink, n - first)
-            used = cpu_used(before, cpu_seconds({"floor relay": os.getpid()}))
+            yield consumer, producer, sink
     finally:
         await consumer.stop()
-    return {part: used.get(part, 0.0) * 1e6 / (n - first) for part in ("floor relay", "kafka")}
 
 
 async def _relay(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, sink: str, at_least: int) -> int:
