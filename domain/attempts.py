@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from domain.meters import RoutingContext
-from domain.routing import Decision, decide
+from domain.routing import Decision
 from schemas.lookup import LookupReason
 
 
@@ -80,7 +80,7 @@ def plan_attempts(
             plan.joiners.append((a.attempt_id, a.meter_number))
         else:
             inst = a.institution_id
-            d = decide(a.attempt_id, ctx.candidates(meter, inst), ctx.prefs(meter, inst), meter.preferred.get(inst))
+            d = ctx.decide_for(a.attempt_id, meter, inst)
             plan.decided.append(Decided(a.attempt_id, a.meter_number, d, a.event_id))
             if d.provider_id is not None:
                 plan.routine.append(

@@ -65,12 +65,43 @@ def weighted_pick(attempt_id: uuid.UUID, weighted: list[tuple[str, int]]) -> str
     raise AssertionError("point is always below the total weight")
 
 
+UNRANKED = "utility preference, unranked by weight"
+
+
+@dataclass(frozen=True)
+class Weighed:
+    """Routing that comes down to the weighted pick among `pool` (every other outcome already fixed, `skipped`
+    included): the one part of a decision that depends on the attempt id."""
+
+    pool: list[tuple[str, int]]
+    skipped: dict[str, str]
+    # Per provider picked: the same Decision for every attempt that picks it (never mutated once made).
+    _made: dict[str, Decision] = field(default_factory=dict, compare=False, repr=False)
+
+    def pick(self, attempt_id: uuid.UUID) -> Decision:
+        pid = weighted_pick(attempt_id, self.pool)
+        made = self._made.get(pid)
+        if made is None:
+            others = sorted((p, r) for p, r in self.skipped.items() if p != pid)
+            made = self._made[pid] = Decision(pid, UNRANKED, others)
+        return made
+
+
 def decide(
     attempt_id: uuid.UUID,
     candidates: list[Candidate],
     preferences: list[Preference],
     meter_preference: str | None,
 ) -> Decision:
+    found = route(candidates, preferences, meter_preference)
+    return found.pick(attempt_id) if isinstance(found, Weighed) else found
+
+
+def route(
+    candidates: list[Candidate], preferences: list[Preference], meter_preference: str | None
+) -> Decision | Weighed:
+    """`decide` up to the weighted pick: the same for every attempt with these inputs (domain/meters.py caches it
+    per batch)."""
     by_id = {c.provider_id: c for c in candidates}
     skipped: dict[str, str] = {}
 
@@ -103,7 +134,7 @@ def decide(
         if w <= 0 and pid not in skipped:
             skipped[pid] = "weight 0"
     if pool:
-        return done(weighted_pick(attempt_id, pool), "utility preference, unranked by weight")
+        return Weighed(pool, skipped)
     return Decision(None, "no eligible provider supports the meter", sorted(skipped.items()))
 
 

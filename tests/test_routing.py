@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections import Counter
 
-from domain.routing import Candidate, Preference, decide, settled, weighted_pick
+from domain.meters import Meter, RoutingContext
+from domain.routing import Candidate, Kind, Preference, decide, settled, weighted_pick
 
 A = uuid.UUID(int=1)
 
@@ -114,3 +116,41 @@ def test_settled_never_blocks_early_and_decides_when_everyone_answered() -> None
 def test_a_misconfigured_provider_is_skipped_like_a_down_one() -> None:
     d = decide(A, [cand("p1", health="MISCONFIGURED"), cand("p2", health="DEGRADED")], [], meter_preference="p1")
     assert d.provider_id == "p2" and ("p1", "provider MISCONFIGURED") in d.skipped
+
+
+def test_a_batch_routes_each_attempt_as_decide_does_from_its_own_inputs() -> None:
+    """A batch caches routing up to the weighted pick by what it reads (domain/meters.RoutingContext.decide_for):
+    over meters of every mix of answers, resets and meter preferences, institutions with different providers and
+    utilities with every kind of preference, each attempt gets exactly what `decide` makes from its own inputs."""
+    rng = random.Random(17)
+    pids = [f"p{i}" for i in range(1, 6)]
+    providers = {p: (rng.random() > 0.15, rng.choice(["HEALTHY", "HEALTHY", "DEGRADED", "DOWN"])) for p in pids}
+    institutions = {"i1": frozenset(pids), "i2": frozenset(pids[:3]), "i3": frozenset(pids[2:])}
+    kinds: list[Kind] = ["ranked", "unranked", "excluded"]
+    preferences = {
+        (i, u): [Preference(p, rng.choice(kinds), rng.randint(1, 3), rng.randint(0, 3)) for p in rng.sample(pids, 3)]
+        for i in institutions
+        for u in ("u1", "u2")
+    }
+    statuses = ["supported", "supported", "not_supported", "unconfirmed"]
+    meters = {}
+    for n in range(300):
+        m = Meter(f"m{n}", rng.choice(["u1", "u2", None]), False, {p: rng.choice(statuses) for p in pids})
+        for i in rng.sample(sorted(institutions), rng.randint(0, 2)):
+            m.resets[i] = set(rng.sample(pids, rng.randint(1, 2)))
+        for i in rng.sample(sorted(institutions), rng.randint(0, 1)):
+            m.preferred[i] = rng.choice(pids)
+        meters[m.meter_number] = m
+    ctx = RoutingContext(meters, providers, institutions, preferences)
+    routed = 0
+    for k in range(3000):
+        meter, inst, attempt = (
+            meters[f"m{k % 300}"],
+            rng.choice(sorted(institutions)),
+            uuid.UUID(int=rng.getrandbits(128)),
+        )
+        fresh = decide(attempt, ctx.candidates(meter, inst), ctx.prefs(meter, inst), meter.preferred.get(inst))
+        assert ctx.decide_for(attempt, meter, inst) == fresh
+        routed += fresh.provider_id is not None
+    assert 0 < routed < 3000, "both routed and blocked attempts were compared"
+    assert len(ctx._routes) > 20, "many different routings were cached"
