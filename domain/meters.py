@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
-from domain.routing import Candidate, Decision, Preference, Weighed, route
+from domain.routing import Candidate, Decision, Preference, Weighed, picked, route
 
 
 @dataclass
@@ -70,7 +70,7 @@ class RoutingContext:
         if found is None:
             candidates, prefs = self.candidates(meter, institution_id), self.prefs(meter, institution_id)
             found = self._routes[key] = route(candidates, prefs, preferred)
-        return found.pick(attempt_id) if isinstance(found, Weighed) else found
+        return picked(found, attempt_id)
 
     def prefs(self, meter: Meter, institution_id: str) -> list[Preference]:
         return self.preferences.get((institution_id, meter.utility_id or ""), [])

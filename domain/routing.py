@@ -82,9 +82,18 @@ class Weighed:
         pid = weighted_pick(attempt_id, self.pool)
         made = self._made.get(pid)
         if made is None:
-            others = sorted((p, r) for p, r in self.skipped.items() if p != pid)
-            made = self._made[pid] = Decision(pid, UNRANKED, others)
+            made = self._made[pid] = _chosen(pid, UNRANKED, self.skipped)
         return made
+
+
+def _chosen(pid: str, reason: str, skipped: dict[str, str]) -> Decision:
+    """`pid` chosen for `reason`; every other provider skipped, with why."""
+    return Decision(pid, reason, sorted((p, r) for p, r in skipped.items() if p != pid))
+
+
+def picked(found: Decision | Weighed, attempt_id: uuid.UUID) -> Decision:
+    """The decision for `attempt_id` from what `route` found."""
+    return found.pick(attempt_id) if isinstance(found, Weighed) else found
 
 
 def decide(
@@ -93,8 +102,7 @@ def decide(
     preferences: list[Preference],
     meter_preference: str | None,
 ) -> Decision:
-    found = route(candidates, preferences, meter_preference)
-    return found.pick(attempt_id) if isinstance(found, Weighed) else found
+    return picked(route(candidates, preferences, meter_preference), attempt_id)
 
 
 def route(
@@ -111,9 +119,6 @@ def route(
             skipped.setdefault(pid, why)
         return why is None
 
-    def done(pid: str, reason: str) -> Decision:
-        return Decision(pid, reason, sorted((p, r) for p, r in skipped.items() if p != pid))
-
     prefs = {p.provider_id: p for p in preferences}
     excluded = {pid for pid, p in prefs.items() if p.kind == "excluded"}
     for pid in sorted(excluded & set(by_id)):
@@ -122,11 +127,11 @@ def route(
         if meter_preference in excluded:
             pass  # an exclusion is never overridden, not even by a meter preference
         elif eligible(meter_preference):
-            return done(meter_preference, "meter-level routing preference")
+            return _chosen(meter_preference, "meter-level routing preference", skipped)
     ranked = sorted((p for p in preferences if p.kind == "ranked"), key=lambda p: (p.rank or 0, p.provider_id))
     for p in ranked:
         if eligible(p.provider_id):
-            return done(p.provider_id, f"utility preference, rank {p.rank}")
+            return _chosen(p.provider_id, f"utility preference, rank {p.rank}", skipped)
     unranked = [(p.provider_id, p.weight) for p in preferences if p.kind == "unranked"]
     unranked += [(pid, 1) for pid in sorted(by_id) if pid not in prefs]  # not mentioned: unranked, weight 1
     pool = [(pid, w) for pid, w in unranked if eligible(pid) and w > 0]
