@@ -14,7 +14,7 @@ from bench.process_usage import RssSampler
 from kernel.ids import new_id
 from kernel.topics import topic
 from schemas.lookup import LookupResponded, LookupRespondedData
-from workers.registry import BY_NAME
+from workers.registry import consumer_flow
 
 
 async def _preload_lookups(env: BenchEnv, n: int, meters: int) -> list[tuple[uuid.UUID, str, str]]:
@@ -66,7 +66,7 @@ async def response_flow(env: BenchEnv, n: int, meters: int) -> tuple[float, RssS
     sampling = asyncio.ensure_future(sampler.run(done))
     conn = await env.db()
     marks: dict[int, float] = {}
-    group = f"{env.settings.topic_prefix}{BY_NAME['responses'].group}"
+    group = consumer_flow("responses", env.settings).group_id
     try:
         async with asyncio.timeout(600):
             while True:
