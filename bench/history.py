@@ -1,5 +1,6 @@
 """Months of history for `lookup_10m_history_vs_empty_ratio`: the lookup flow against a database that already holds
-ten million attempts, decisions, rounds and lookups, spread over 90 days on the bench's meters.
+ten million attempts (each decided: its decision on its row, migration 0019), rounds and lookups, spread over 90
+days on the bench's meters.
 
 Made once per schema and size as a template database (a few minutes on two cores) and copied for each run
 (CREATE DATABASE … TEMPLATE: a file copy), so a run measures the flow, not the loading.
@@ -29,10 +30,9 @@ SPREAD = """FROM generate_series(1, $1::int) g,
 V7 = """(lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7' || substr(md5({salt} || g::text), 1, 3)
         || '8' || substr(md5({salt} || g::text), 4, 15))::uuid"""
 FILL = [
-    f"""INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, decided_at, recorded_at)
-        SELECT gen_random_uuid(), m, 'bench-bank', t, t, t {SPREAD}""",
-    """INSERT INTO routing_decisions (attempt_id, meter_number, outcome, provider_id, reason, decided_at)
-        SELECT attempt_id, meter_number, 'routed', 'bp1', 'preferred', decided_at FROM purchase_attempts""",
+    f"""INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, decided_at, recorded_at,
+                                      outcome, provider_id, reason, skipped)
+        SELECT gen_random_uuid(), m, 'bench-bank', t, t, t, 'routed', 'bp1', 'preferred', '[]' {SPREAD}""",
     f"""INSERT INTO lookup_rounds (round_id, meter_number, reason, opened_at, deadline, closed_at, providers_asked,
                                   institution_id)
         SELECT {V7.format(salt="'r'")}, m, 'routine', t, t + interval '60 seconds', t, ARRAY['bp1'], 'bench-bank'

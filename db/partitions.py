@@ -47,7 +47,6 @@ class History:
 # 14 ms and 2.8 ms planning; one partition 1.1 ms and 0.5 ms. A week keeps the window within two.
 HISTORY = (
     History("purchase_attempts", "recorded_at", "recorded_at", False, 7, 90),
-    History("routing_decisions", "decided_at", "decided_at", False, 7, 90),
     History("lookup_rounds", "round_id", "opened_at", True, 7, 90),
     History("lookups", "lookup_id", "sent_at", True, 7, 90),
     History("audit_log", "at", "at", False, 30, 400),

@@ -86,9 +86,9 @@ class Tenant:
             self.institution_id,
         )
         decisions = await conn.fetch(
-            """SELECT d.attempt_id, d.outcome, d.provider_id, d.reason, d.skipped, d.decided_at
-               FROM purchase_attempts a JOIN routing_decisions d USING (attempt_id)
-               WHERE a.meter_number = $1 AND a.institution_id = $2 ORDER BY a.received_at DESC LIMIT 10""",
+            """SELECT attempt_id, outcome, provider_id, reason, skipped, decided_at FROM purchase_attempts
+               WHERE meter_number = $1 AND institution_id = $2 AND outcome IS NOT NULL
+               ORDER BY received_at DESC LIMIT 10""",
             meter_number,
             self.institution_id,
         )

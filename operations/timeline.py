@@ -41,9 +41,8 @@ TIMELINE = """SELECT * FROM (
             ON ip.provider_id = l.provider_id AND ip.institution_id = $2
        WHERE l.meter_number = $1 AND l.responded_at IS NOT NULL
      UNION ALL
-       SELECT d.decided_at, 'decision', d.outcome, d.provider_id, d.reason
-       FROM routing_decisions d JOIN purchase_attempts a USING (attempt_id)
-       WHERE d.meter_number = $1 AND a.meter_number = $1 AND a.institution_id = $2
+       SELECT a.decided_at, 'decision', a.outcome, a.provider_id, a.reason
+       FROM purchase_attempts a WHERE a.meter_number = $1 AND a.institution_id = $2 AND a.outcome IS NOT NULL
      UNION ALL
        SELECT g.at, 'command', g.action || ': ' || g.outcome, g.actor, g.details ->> 'reason'
        FROM audit_log g WHERE g.target = $1 AND g.institution_id = $2

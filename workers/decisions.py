@@ -5,9 +5,11 @@ from __future__ import annotations
 import functools
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from domain.attempts import Decided
+from domain.routing import Decision
 from kernel.dbconn import Db
 from kernel.live_window import live_since, live_until
 from messaging import metrics
@@ -25,47 +27,41 @@ from workers.unit_of_work import UnitOfWork
 SOURCE = "ppu/lookup"
 
 
-def decisions_insert(first: int) -> str:
-    """The statement that stores decisions, its five arrays numbered from `first` (`decision_columns`)."""
-    a, m, p, r, k = (f"${first + i}" for i in range(5))
-    return f"""INSERT INTO routing_decisions
-               (attempt_id, meter_number, outcome, provider_id, reason, skipped, decided_at)
-           SELECT a, m, CASE WHEN p IS NULL THEN 'blocked' ELSE 'routed' END, p, r, s::jsonb, now()
-           FROM unnest({a}::uuid[], {m}::text[], {p}::text[], {r}::text[], {k}::text[]) AS u(a, m, p, r, s)"""
+# A decision's columns on its attempt's row (migration 0019), from its provider (NULL: blocked), reason (NULL: not
+# decided yet) and skipped list (JSON text): the arrays of `decision_columns`, named in SQL as `u.p`, `u.r`, `u.s`.
+DECISION_COLUMNS = "outcome, provider_id, reason, skipped"
+DECISION_VALUES = (
+    "CASE WHEN u.r IS NULL THEN NULL WHEN u.p IS NULL THEN 'blocked' ELSE 'routed' END, u.p, u.r, u.s::jsonb"
+)
 
 
-def decision_columns(decided: list[Decided]) -> list[list[object]]:
+def decision_columns(decisions: Sequence[Decision | None]) -> list[list[str | None]]:
+    """Provider, reason and skipped list of each decision (None: an attempt not decided)."""
     return [
-        [d.attempt_id for d in decided],
-        [d.meter_number for d in decided],
-        [d.decision.provider_id for d in decided],
-        [d.decision.reason for d in decided],
-        [_skipped_json(tuple(d.decision.skipped)) for d in decided],
+        [d.provider_id if d else None for d in decisions],
+        [d.reason if d else None for d in decisions],
+        [_skipped_json(tuple(d.skipped)) if d else None for d in decisions],
     ]
 
 
 async def record_decisions(conn: Db, out: UnitOfWork, decided: list[Decided], since: datetime | None = None) -> None:
-    """Claims the waiting attempts (recorded `since`; the live window when None), stores each decision once and
-    publishes it (`publish_decisions`); attempts already decided elsewhere are left out."""
+    """Claims the waiting attempts (recorded `since`; the live window when None), stores each decision on its
+    attempt and publishes it (`publish_decisions`); attempts already decided elsewhere are left out."""
     if not decided:
         return
-    # Claimed, and only the claimed stored, in one round trip: a waiting attempt gets one decision however many
-    # transactions try (the row lock makes a second wait, then see it decided, so it claims and stores nothing).
-    # Partitioned history has no unique attempt id to lean on (0013).
+    # Claimed and stored in one statement: a waiting attempt gets one decision however many transactions try (the
+    # row lock makes a second wait, then see it decided, so it claims and stores nothing).
     claimed = {
         r["attempt_id"]: r["waited"]
         for r in await conn.fetch(
-            f"""WITH claimed AS (
-                   UPDATE purchase_attempts SET decided_at = now()
-                   WHERE attempt_id = ANY($1::uuid[]) AND decided_at IS NULL AND recorded_at >= $2
-                     AND recorded_at < $3
-                   RETURNING attempt_id, greatest(extract(epoch FROM now() - received_at), 0)::float8 AS waited),
-               stored AS ({decisions_insert(4)} WHERE u.a IN (SELECT attempt_id FROM claimed))
-               SELECT attempt_id, waited FROM claimed""",
+            f"""UPDATE purchase_attempts a SET decided_at = now(), ({DECISION_COLUMNS}) = ({DECISION_VALUES})
+                FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(a, p, r, s)
+                WHERE a.attempt_id = u.a AND a.decided_at IS NULL AND a.recorded_at >= $5 AND a.recorded_at < $6
+                RETURNING a.attempt_id, greatest(extract(epoch FROM now() - a.received_at), 0)::float8 AS waited""",
             [d.attempt_id for d in decided],
+            *decision_columns([d.decision for d in decided]),
             since or live_since(),
             live_until(),
-            *decision_columns(decided),
         )
     }
     decided = [d for d in decided if d.attempt_id in claimed]

@@ -9,7 +9,7 @@ from datetime import datetime
 from domain.attempts import Attempt, plan_attempts
 from messaging.inbound import Inbound
 from schemas.purchase import PurchaseAttempted
-from workers.decisions import decision_columns, decisions_insert, publish_decisions
+from workers.decisions import DECISION_COLUMNS, DECISION_VALUES, decision_columns, publish_decisions
 from workers.rounds import decide_waiting, open_rounds
 from workers.routing_context import load_lookup_context
 from workers.unit_of_work import UnitOfWork
@@ -20,7 +20,7 @@ from workers.unit_of_work import UnitOfWork
 # watermark (workers/sweeper.py) passes waits up to a budget before its sweep, so a batch that began less than
 # half a budget before a sweep and committed after it is still seen; an attempt older than that is decided half a
 # budget after it is read, at the latest.
-BUDGET_FROM = "greatest(least(t, now()), now() - make_interval(secs => $7::float8 / 2))"  # $7: the budget
+BUDGET_FROM = "greatest(least(t, now()), now() - make_interval(secs => $9::float8 / 2))"  # $9: the budget
 
 # An attempt id is the purchase service's, and the attempts table cannot hold it unique: partitioned by time, its key
 # is (attempt_id, recorded_at). Under the meter's lock, one batch at a time sees an attempt again; the same id for
@@ -79,23 +79,22 @@ async def handle_purchase_attempts(
     # Each attempt is written once, as it stands after this batch: waiting on a round, or decided. With the
     # decisions made at once, written with the outbox (nothing below reads them unless it joins an existing round).
     waits_on = {a: open_round[m] for a, m in joiners}
-    decided = {d.attempt_id for d in plan.decided}
+    decided = {d.attempt_id: d.decision for d in plan.decided}
     out.write_later(
         f"""INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, round_id,
-                                          joined_at, decided_at)
-            SELECT a, m, i, t, r, CASE WHEN r IS NOT NULL THEN {BUDGET_FROM} END, CASE WHEN d THEN now() END
-            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[], $6::bool[])
-                 AS u(a, m, i, t, r, d)""",
+                                          joined_at, decided_at, {DECISION_COLUMNS})
+            SELECT a, m, i, t, x, CASE WHEN x IS NOT NULL THEN {BUDGET_FROM} END,
+                   CASE WHEN u.r IS NOT NULL THEN now() END, {DECISION_VALUES}
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[], $6::text[], $7::text[],
+                        $8::text[]) AS u(a, m, i, t, x, p, r, s)""",
         [a.attempt_id for a in attempts],
         [a.meter_number for a in attempts],
         [a.institution_id for a in attempts],
         [a.received_at for a in attempts],
         [waits_on.get(a.attempt_id) for a in attempts],
-        [a.attempt_id in decided for a in attempts],
+        *decision_columns([decided.get(a.attempt_id) for a in attempts]),
         budget_seconds,
     )
-    if plan.decided:
-        out.write_later(decisions_insert(1), *decision_columns(plan.decided))
     now = await out.now()
     received = {a.attempt_id: a.received_at for a in attempts}
     await publish_decisions(conn, out, plan.decided, {a: _waited(now, received[a]) for a in decided})
