@@ -13,7 +13,7 @@ from bench.env import prepare
 from bench.floors import relay_floor_cpu
 from bench.idle import idle_figures
 from bench.in_turn import Variant, in_turn
-from bench.profile import profile_lookup
+from bench.profile import profile_lookup, statements_on, statements_top
 from bench.steps import (
     FIRST_SEEN_S,
     first_seen_figures,
@@ -79,8 +79,16 @@ async def history_only(n: int) -> dict[str, Any]:
     await warm_up(f"{tag}w")
     page, hist = await history(f"{tag}h")
     r.update(page)
+    # Each database's statements counted over the turns (the history's cost per statement, per attempt): written
+    # beside the results as a profile.
+    unavailable = await statements_on(empty) or await statements_on(hist)
     turns, _ = await in_turn(Variant(empty, 10_000), {"10m_history": Variant(hist, 10_000)}, n)
     r.update(turn_figures(turns))
+    tops = [
+        f"## {name}\n\n{unavailable or await statements_top(env, 3 * n)}"
+        for name, env in (("empty", empty), ("10 million attempts of history", hist))
+    ]
+    r["text"] = "pg_stat_statements over the three turns, per database (top by total time)\n\n" + "\n".join(tops)
     return r
 
 

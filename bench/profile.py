@@ -78,7 +78,7 @@ def summarise(raw: Path, top: int = 25) -> str:
     return "\n".join(out) + "\n"
 
 
-async def _statements_on(env: BenchEnv) -> str | None:
+async def statements_on(env: BenchEnv) -> str | None:
     """Counts this database's statements from now; None if the server does not preload pg_stat_statements."""
     conn = await env.db()
     try:
@@ -95,12 +95,12 @@ async def _statements_on(env: BenchEnv) -> str | None:
         await conn.close()
 
 
-async def _statements_top(env: BenchEnv, n: int, top: int = 15) -> str:
+async def statements_top(env: BenchEnv, n: int, top: int = 15) -> str:
     conn = await env.db()
     try:
         rows = await conn.fetch(
             """SELECT calls, total_exec_time, mean_exec_time, total_plan_time, rows,
-                      regexp_replace(query, '\\s+', ' ', 'g') AS q
+                      shared_blks_hit + shared_blks_read AS blocks, regexp_replace(query, '\\s+', ' ', 'g') AS q
                FROM pg_stat_statements JOIN pg_database d ON d.oid = dbid WHERE d.datname = current_database()
                ORDER BY total_exec_time + total_plan_time DESC LIMIT $1""",
             top,
@@ -108,14 +108,15 @@ async def _statements_top(env: BenchEnv, n: int, top: int = 15) -> str:
     finally:
         await conn.close()
     out = [
-        "| calls | total ms | mean ms | µs per attempt | planning µs per attempt | rows | statement |",
-        "|---:|---:|---:|---:|---:|---:|---|",
+        "| calls | total ms | mean ms | µs per attempt | planning µs per attempt | buffers per attempt | rows "
+        "| statement |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         q = r["q"][:150].replace("|", "\\|")
         per, planning = r["total_exec_time"] * 1000 / n, r["total_plan_time"] * 1000 / n
         times = f"{r['total_exec_time']:.0f} | {r['mean_exec_time']:.3f} | {per:.1f} | {planning:.1f}"
-        out.append(f"| {r['calls']} | {times} | {r['rows']} | `{q}` |")
+        out.append(f"| {r['calls']} | {times} | {r['blocks'] / n:.1f} | {r['rows']} | `{q}` |")
     return "\n".join(out) + "\n"
 
 
@@ -124,7 +125,7 @@ async def profile_lookup(env: BenchEnv, n: int, out_dir: Path) -> dict[str, Any]
     if spy is None:
         raise RuntimeError("py-spy is not installed: `make bench-extras` installs it")
     await flows.preload_meters(env, 10_000)
-    no_statements = await _statements_on(env)
+    no_statements = await statements_on(env)
     raws = {"lookup-worker": out_dir / "lookup-worker.raw", "outbox-relay": out_dir / "outbox-relay.raw"}
 
     @contextlib.asynccontextmanager
@@ -151,5 +152,5 @@ async def profile_lookup(env: BenchEnv, n: int, out_dir: Path) -> dict[str, Any]
     parts.append(f"- summed: {sum(us.values()):.0f}\n")
     for name, raw in raws.items():
         parts.append(f"## py-spy: {name}\n\n{summarise(raw) if raw.exists() else 'no profile written'}")
-    parts.append(f"## pg_stat_statements (top by total time)\n\n{no_statements or await _statements_top(env, n)}")
+    parts.append(f"## pg_stat_statements (top by total time)\n\n{no_statements or await statements_top(env, n)}")
     return {"cpu_us_per_attempt_by_process": us, "text": "\n".join(parts)}

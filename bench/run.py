@@ -175,6 +175,10 @@ def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: floa
         results = asyncio.run(cold_start_only(rate, latency_seconds))
     elif only == "history":
         results = asyncio.run(history_only(messages))
+        PROFILES.mkdir(exist_ok=True)
+        heading = f"# Lookup flow over history, statements\n\nCommit measured: `{results['commit']}`\n\n"
+        (PROFILES / f"{stamp}.md").write_text(heading + results.pop("text"))
+        click.echo(f"wrote {PROFILES / f'{stamp}.md'}")
     elif only == "first-seen":
         results = asyncio.run(first_seen_only())
     elif only == "scale-out":
