@@ -8,11 +8,13 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from db.migrate import MIGRATIONS, migrate
 from domain.command_proof import sign
 from kernel.connections import started_producer
 from kernel.dbconn import Db
@@ -196,3 +198,15 @@ async def running(settings: Settings, names: tuple[str, ...] = ALL) -> AsyncIter
 async def plan_of(db: Db, sql: str, *args: Any) -> str:
     """PostgreSQL's plan for `sql` with these parameters (planned for their values), as EXPLAIN prints it."""
     return "\n".join(r[0] for r in await db.fetch(f"EXPLAIN {sql}", *args))
+
+
+async def installed_before(db: asyncpg.Connection, version: int, tmp_path: Path) -> None:
+    """An install as the migrations before `version` left it, in a schema of its own (`upgraded`, first on the
+    session's search path): what an upgrade starts from. `migrate(db)` then applies the rest."""
+    before = tmp_path / f"before-{version}"
+    before.mkdir()
+    for m in sorted(MIGRATIONS.glob("*.sql")):
+        if int(m.name[:4]) < version:
+            before.joinpath(m.name).write_text(m.read_text())
+    await db.execute("CREATE SCHEMA upgraded; SET search_path TO upgraded, public")
+    await migrate(db, before)

@@ -9,17 +9,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from db.migrate import MIGRATIONS, migrate
+from db.migrate import migrate
+from tests.harness import installed_before
 
 
 async def test_an_installs_decisions_move_onto_their_attempts(db: asyncpg.Connection, tmp_path: Path) -> None:
-    before = tmp_path / "before"
-    before.mkdir()
-    for m in sorted(MIGRATIONS.glob("*.sql")):
-        if int(m.name[:4]) < 19:
-            before.joinpath(m.name).write_text(m.read_text())
-    await db.execute("CREATE SCHEMA upgraded; SET search_path TO upgraded, public")
-    await migrate(db, before)
+    await installed_before(db, 19, tmp_path)
     routed, blocked, waiting = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     await db.execute(
         """INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, decided_at)

@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from db.migrate import MIGRATIONS, migrate
+from db.migrate import migrate
 from db.partitions import (
     AHEAD_DAYS,
     BY_TABLE,
@@ -31,7 +31,7 @@ from kernel.errors import PpuError
 from kernel.ids import id_floor, id_time, new_id
 from kernel.live_window import live_since, live_since_id, live_until, live_until_id
 from kernel.settings import Settings
-from tests.harness import eventually, plan_of
+from tests.harness import eventually, installed_before, plan_of
 from workers.routing_context import LOOKUP_FACTS
 from workers.sweeper import run_sweeper
 
@@ -151,13 +151,7 @@ def test_retention_is_configured_per_table_and_refuses_what_cannot_work(monkeypa
 
 
 async def test_an_installs_history_survives_partitioning(db: asyncpg.Connection, tmp_path: Path) -> None:
-    before = tmp_path / "before"
-    before.mkdir()
-    for m in sorted(MIGRATIONS.glob("*.sql")):
-        if int(m.name[:4]) < 13:
-            before.joinpath(m.name).write_text(m.read_text())
-    await db.execute("CREATE SCHEMA upgraded; SET search_path TO upgraded, public")
-    await migrate(db, before)
+    await installed_before(db, 13, tmp_path)
     old_attempt, new_attempt = uuid.uuid4(), uuid.uuid4()
     await db.execute(
         """INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, decided_at)
