@@ -69,6 +69,9 @@ def markdown(results: dict[str, Any]) -> str:
     if "cpu_us_per_attempt_by_part" in results:
         lines += ["", "| CPU µs per attempt, by part of the lookup flow | µs |", "|---|---:|"]
         lines += [f"| {k} | {v:.0f} |" for k, v in sorted(results["cpu_us_per_attempt_by_part"].items())]
+        if aside := results.get("cpu_steps_set_aside_while_compiling"):
+            compiled = ", ".join(f"{a['kafka_jit_s']:.2f}" for a in aside)
+            lines += ["", f"Measured after {len(aside)} CPU step(s) set aside, the broker compiling {compiled} s."]
     if "floor_relay_cpu_us_per_message_by_part" in results:
         lines += ["", "| CPU µs per message, by part of the floor relay | µs |", "|---|---:|"]
         lines += [f"| {k} | {v:.1f} |" for k, v in sorted(results["floor_relay_cpu_us_per_message_by_part"].items())]

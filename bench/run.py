@@ -32,6 +32,7 @@ from bench.steps import (
     history,
     measured_commit,
     paced_cpu_figures,
+    settled_cpu,
     turn_figures,
     warm_up,
     with_meters,
@@ -76,14 +77,11 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     r.update(page)
     step("CPU per message of the floor relay, then per attempt of every process of the lookup flow")
     r.update(floor_cpu_figures(await relay_floor_cpu(floor_env, n)))
-    cpu_env = await with_meters(f"{tag}c", 10_000)
-    jit_before = broker_jit_seconds()
-    parts = await flows.lookup_cpu(cpu_env, n, 10_000)
-    jit_after = broker_jit_seconds()
-    if jit_before is not None and jit_after is not None:  # how much of the broker's part was compiling, not serving
-        r["kafka_jit_s_during_cpu_step"] = jit_after - jit_before
-    r["cpu_us_per_attempt_by_part"] = parts
-    r["cpu_us_per_attempt"] = sum(parts.values())
+
+    async def cpu_step(i: int) -> dict[str, float]:
+        return await flows.lookup_cpu(await with_meters(f"{tag}c{i}", 10_000), n, 10_000)
+
+    r.update(await settled_cpu(cpu_step, broker_jit_seconds, n))
     r["cpu_per_attempt_vs_floor_relay_message"] = r["cpu_us_per_attempt"] / r["floor_relay_cpu_us_per_message"]
     step("response flow")
     r["response_flow_per_s"], mem_resp = await response_flows.response_flow(small, n, 10_000)
