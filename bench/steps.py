@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench import console_reads, flows
 from bench.env import BenchEnv, prepare
@@ -51,6 +51,27 @@ def floor_cpu_figures(parts: dict[str, float]) -> dict[str, Any]:
 
 WARM_UP_ROUNDS = 6
 SETTLED_JIT_S = 0.3
+CPU_TRIES = 3
+T = TypeVar("T")
+
+
+async def until_settled(
+    step: Callable[[int], Awaitable[T]], jit_seconds: Callable[[], float | None], attempts: int, tries: int
+) -> list[tuple[T, float | None]]:
+    """Runs `step(0)`, `step(1)`… (`attempts` attempts each) until one during which the broker's JIT compiled for
+    under SETTLED_JIT_S per 10,000 attempts, or whose compiling cannot be read (no local broker): at most `tries`.
+    Each step's result with its compile seconds, the step's end being the next one's start."""
+    done: list[tuple[T, float | None]] = []
+    before = jit_seconds()
+    for i in range(tries):
+        result = await step(i)
+        after = jit_seconds()
+        jit = None if before is None or after is None else after - before
+        done.append((result, jit))
+        if jit is None or jit < SETTLED_JIT_S * attempts / 10_000:
+            break
+        before = after
+    return done
 
 
 async def warm_up(tag: str) -> list[float]:
@@ -60,45 +81,28 @@ async def warm_up(tag: str) -> list[float]:
     during its first three 20,000-attempt flows (its CPU per attempt 219, 175, 126 µs), 0.2-0.4 s from the sixth on
     (62-80 µs): it would be measured compiling, not serving. Returns each round's compile seconds (one round, and
     an empty list, when no local broker can be read)."""
-    spent: list[float] = []
-    before = broker_jit_seconds()
-    for i in range(WARM_UP_ROUNDS):
+
+    async def round_(i: int) -> None:
         await flows.lookup_flow(await with_meters(f"{tag}{i}", 10_000), 10_000, 10_000)
-        after = broker_jit_seconds()  # this round's end is the next one's start
-        if before is None or after is None:
-            break
-        spent.append(after - before)
-        if spent[-1] < SETTLED_JIT_S:
-            break
-        before = after
-    return spent
 
-
-CPU_TRIES = 3
+    rounds = await until_settled(round_, broker_jit_seconds, 10_000, WARM_UP_ROUNDS)
+    return [jit for _, jit in rounds if jit is not None]
 
 
 async def settled_cpu(
     measure: Callable[[int], Awaitable[dict[str, float]]], jit_seconds: Callable[[], float | None], n: int
 ) -> dict[str, Any]:
     """`cpu_us_per_attempt` and its parts from a step (`measure(try)`, `n` attempts) during which the broker's JIT
-    compiled for under SETTLED_JIT_S per 10,000 attempts, at most CPU_TRIES steps, the last taken whatever it
-    compiled. A warm-up that ended unsettled (six rounds, still compiling) was otherwise measured in this step: one
-    run's broker part was 142 µs per attempt while it compiled 0.79 s, against 26-33 in the two runs after it
+    had settled (`until_settled`), at most CPU_TRIES steps, the last taken whatever it compiled. A warm-up that
+    ended unsettled (six rounds, still compiling) was otherwise measured in this step: one run's broker part was
+    142 µs per attempt while it compiled 0.79 s, against 26-33 in the two runs after it
     (bench/results/20261207T123854Z.*). Each step set aside is kept in the results, with its compile seconds."""
-    set_aside: list[dict[str, Any]] = []
-    for i in range(CPU_TRIES):
-        before = jit_seconds()
-        parts = await measure(i)
-        after = jit_seconds()
-        jit = None if before is None or after is None else after - before
-        if jit is None or jit < SETTLED_JIT_S * n / 10_000 or i == CPU_TRIES - 1:
-            break
-        set_aside.append({"cpu_us_per_attempt_by_part": parts, "kafka_jit_s": jit})
+    *aside, (parts, jit) = await until_settled(measure, jit_seconds, n, CPU_TRIES)
     return {
         "cpu_us_per_attempt_by_part": parts,
         "cpu_us_per_attempt": sum(parts.values()),
         "kafka_jit_s_during_cpu_step": jit,
-        "cpu_steps_set_aside_while_compiling": set_aside,
+        "cpu_steps_set_aside_while_compiling": [{"cpu_us_per_attempt_by_part": p, "kafka_jit_s": j} for p, j in aside],
     }
 
 
