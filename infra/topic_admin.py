@@ -23,7 +23,7 @@ async def admin_client(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
         yield client
 
 
-async def _partitions(client: AIOKafkaAdminClient, names: list[str]) -> dict[str, tuple[int, int]]:
+async def partition_counts(client: AIOKafkaAdminClient, names: list[str]) -> dict[str, tuple[int, int]]:
     """Per topic: its partition count, and the fewest replicas any of its partitions has."""
     if not names:
         return {}
@@ -56,7 +56,7 @@ async def drift(
     wanted = concrete_topics(prefix, provider_ids)
     existing = set(await client.list_topics())
     present = [n for n in wanted if n in existing]
-    parts, configs = await _partitions(client, present), await _configs(client, present)
+    parts, configs = await partition_counts(client, present), await _configs(client, present)
     problems = [f"{n}: missing" for n in wanted if n not in existing]
     for name in present:
         spec = wanted[name]
@@ -93,7 +93,7 @@ async def apply(
             elif code != TOPIC_ALREADY_EXISTS:  # a topic a moment ago created elsewhere is not an error
                 raise PpuError(f"creating {name} failed: error {code} {rest[0] if rest else ''}".strip())
     present = [n for n in wanted if n in existing]
-    parts, configs = await _partitions(client, present), await _configs(client, present)
+    parts, configs = await partition_counts(client, present), await _configs(client, present)
     count = {n: parts[n][0] for n in present}
     grow = {n: NewPartitions(total_count=wanted[n].partitions) for n in present if count[n] < wanted[n].partitions}
     if grow:
