@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.kafka_launcher import HERE, _cluster_id, fetch_jars, format_storage, require_java
+from infra.kafka_launcher import HERE, _cluster_id, fetch_jars, format_storage, jvm_options, require_java
 from infra.processes import free_port, port_accepts, terminate, wait_until
 from kernel.errors import PpuError
 
@@ -84,8 +84,7 @@ def _spawn(cluster: Cluster, node: Node) -> None:
         node.proc = subprocess.Popen(
             [
                 cluster.java,
-                "-Xms128m",
-                "-Xmx512m",
+                *jvm_options(node.data_dir, "-Xms128m -Xmx512m"),
                 "-cp",
                 cluster.classpath,
                 cluster.log4j,

@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from infra.kafka_launcher import HERE, KafkaBroker, _cluster_id, _properties, fetch_jars, format_storage, require_java
+from infra.kafka_launcher import (
+    HERE,
+    KafkaBroker,
+    _cluster_id,
+    _properties,
+    fetch_jars,
+    format_storage,
+    jvm_options,
+    require_java,
+)
 from kernel.errors import PpuError
 from kernel.settings import Settings
 
@@ -61,3 +70,16 @@ def test_a_failed_format_prints_what_the_tool_said(tmp_path: Path) -> None:
             java, f"{libs}/*", f"-Dlog4j2.configurationFile={HERE / 'log4j2.yaml'}", props, "AAAAAAAAAAAAAAAAAAAAAA"
         )
     assert "\n" not in str(e.value) and len(str(e.value)) > 60, "one line, with the tool's own words"
+
+
+def test_the_brokers_jvm_options_are_taken_as_kafkas_scripts_take_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KAFKA_HEAP_OPTS", raising=False)
+    monkeypatch.delenv("KAFKA_JVM_PERFORMANCE_OPTS", raising=False)
+    own = jvm_options(tmp_path, "-Xms1m -Xmx2m")
+    assert own[:3] == ["-Xms1m", "-Xmx2m", "-XX:+UseG1GC"]
+    assert own[-1].startswith(f"-Xlog:gc:file={tmp_path / 'gc.log'}:")
+    monkeypatch.setenv("KAFKA_HEAP_OPTS", "-Xmx1G -Xms1G")
+    monkeypatch.setenv("KAFKA_JVM_PERFORMANCE_OPTS", "-XX:+UseZGC  -Djava.awt.headless=true")
+    assert jvm_options(tmp_path, "-Xms1m -Xmx2m")[:4] == ["-Xmx1G", "-Xms1G", "-XX:+UseZGC", "-Djava.awt.headless=true"]
