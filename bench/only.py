@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import flows, latency
-from bench.env import prepare
+from bench.env import broker_partitions, prepare
 from bench.floors import relay_floor_cpu
 from bench.idle import idle_figures
 from bench.in_turn import Variant, in_turn
@@ -19,6 +19,7 @@ from bench.steps import (
     first_seen_figures,
     history,
     measured_commit,
+    paced_broker_figures,
     paced_cpu_figures,
     turn_figures,
     warm_up,
@@ -35,13 +36,17 @@ async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
         "db_plan_cache_mode": os.environ.get("PPU_DB_PLAN_CACHE_MODE", "force_custom_plan"),
         # Settings compared in turn (docs/deployment.md "How a consumer fetches"), when set for the run.
         **{k.lower(): v for k, v in os.environ.items() if k.startswith(("PPU_FETCH_", "PPU_COMMIT_HINT_"))},
+        "broker_partitions_at_start": await broker_partitions(),
     }
     tag = f"b{int(time.time())}"
     r["warm_up_broker_jit_s"] = await warm_up(f"{tag}w")
+    r["paced_warm_up_broker_jit_s"] = await latency.paced_warm_up(await with_meters(f"{tag}v", 10_000), rate, 10_000)
     timed = await with_meters(f"{tag}l", 10_000)
     cpu: dict[str, float] = {}
-    lat = await latency.lookup_latency(timed, rate, latency_seconds, 10_000, cpu=cpu)
+    paused: dict[str, float] = {}
+    lat = await latency.lookup_latency(timed, rate, latency_seconds, 10_000, cpu=cpu, broker=paused)
     r.update({f"lookup_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()} | paced_cpu_figures(cpu, rate))
+    r.update(paced_broker_figures(paused, rate))
     return r
 
 

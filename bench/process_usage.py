@@ -30,23 +30,53 @@ def cpu_seconds(pids: dict[str, int], groups: dict[str, list[int]] | None = None
     return out
 
 
-def broker_jit_seconds() -> float | None:
-    """Seconds the local Kafka broker has spent compiling (its JVM's JIT) so far, summed over the local Java
-    processes; None when none can be read (no local broker, or no `jstat`). Read with jstat, the JDK's own reader of
-    the JVM's performance counters: no agent attached to the broker, nothing to install beside the JDK."""
-    total, seen = 0.0, False
+def _jstat(option: str) -> list[dict[str, str]]:
+    """`jstat OPTION` of every local Java process, one row (column → value) each; the ones it cannot read left out.
+    jstat is the JDK's own reader of the JVM's performance counters: no agent attached to the broker, nothing to
+    install beside the JDK."""
+    rows = []
     for p in psutil.process_iter(["name"]):
         if p.info["name"] != "java":
             continue
         try:
-            done = subprocess.run(
-                ["jstat", "-compiler", str(p.pid)], capture_output=True, text=True, timeout=10, check=True
-            )
-            total += float(done.stdout.splitlines()[1].split()[3])  # Compiled Failed Invalid Time …
-            seen = True
-        except (OSError, subprocess.SubprocessError, IndexError, ValueError):
+            done = subprocess.run(["jstat", option, str(p.pid)], capture_output=True, text=True, timeout=10, check=True)
+            head, values = done.stdout.splitlines()[:2]
+            # Not strict: the last column (a failed method) may hold a space.
+            rows.append(dict(zip(head.split(), values.split(), strict=False)))
+        except (OSError, subprocess.SubprocessError, ValueError):
             continue
-    return total if seen else None
+    return rows
+
+
+def broker_jit_seconds() -> float | None:
+    """Seconds the local Kafka broker has spent compiling (its JVM's JIT) so far, summed over the local Java
+    processes; None when none can be read (no local broker, or no `jstat`)."""
+    rows = _jstat("-compiler")
+    return sum(float(r["Time"]) for r in rows) if rows else None
+
+
+def broker_pauses() -> tuple[int, float] | None:
+    """The local Java processes' garbage-collector pauses so far, summed: how many, and seconds. Young and full
+    collections and the stop-the-world phases of concurrent cycles, as `jstat -gc` counts them; None when none can be
+    read."""
+    rows = _jstat("-gc")
+    if not rows:
+        return None
+    count = sum(int(r.get(k, "0")) for r in rows for k in ("YGC", "FGC", "CGC"))
+    return count, sum(float(r["GCT"]) for r in rows)
+
+
+def broker_counters() -> dict[str, float] | None:
+    """The local broker's collector pauses (how many, ms) and JIT compile seconds so far; None when unreadable."""
+    paused, compiled = broker_pauses(), broker_jit_seconds()
+    if paused is None or compiled is None:
+        return None
+    return {"gc_pauses": paused[0], "gc_pause_ms": paused[1] * 1000, "jit_s": compiled}
+
+
+def counted_between(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float]:
+    """What each counter of `broker_counters` added between two readings (nothing when either is missing)."""
+    return {} if before is None or after is None else {k: after[k] - before[k] for k in before}
 
 
 def cpu_used(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:

@@ -36,6 +36,12 @@ TARGETS = {  # issue #17's table where it names a figure
     "cpu_us_per_attempt_at_1000": ("report", 0.0),  # the same, during the paced latency run: small batches
     "floor_relay_cpu_us_per_message": ("report", 0.0),  # a plain aiokafka relay and the broker, per message
     "cpu_per_attempt_vs_floor_relay_message": ("report", 0.0),  # cpu_us_per_attempt over the line above
+    # What the paced run shared the machine with: the local broker's collector pauses and compiling during it, and how
+    # many partitions the broker held when the run began.
+    "broker_gc_pauses_at_1000": ("report", 0.0),
+    "broker_gc_pause_ms_at_1000": ("report", 0.0),
+    "broker_jit_s_at_1000": ("report", 0.0),
+    "broker_partitions_at_start": ("report", 0.0),
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from bench import console_reads, flows, latency, response_flows
-from bench.env import drop_previous_runs, prepare
+from bench.env import broker_partitions, drop_previous_runs, prepare
 from bench.floors import faust_peer, faust_version, relay_floor, relay_floor_cpu, upsert_floor
 from bench.in_turn import Variant, in_turn
 from bench.only import (
@@ -31,6 +31,7 @@ from bench.steps import (
     floor_cpu_figures,
     history,
     measured_commit,
+    paced_broker_figures,
     paced_cpu_figures,
     settled_cpu,
     turn_figures,
@@ -50,6 +51,7 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
         "soak_seconds": soak_seconds,
         "offered_rate_per_s_for_latency": rate,
         "latency_seconds": latency_seconds,
+        "broker_partitions_at_start": await broker_partitions(),
     }
 
     def step(label: str) -> None:
@@ -85,12 +87,15 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     r["cpu_per_attempt_vs_floor_relay_message"] = r["cpu_us_per_attempt"] / r["floor_relay_cpu_us_per_message"]
     step("response flow")
     r["response_flow_per_s"], mem_resp = await response_flows.response_flow(small, n, 10_000)
-    step(f"latency at {rate:.0f} per second")
+    step(f"latency at {rate:.0f} per second, after paced flows until the broker's JIT has settled, not measured")
+    r["paced_warm_up_broker_jit_s"] = await latency.paced_warm_up(await with_meters(f"{tag}v", 10_000), rate, 10_000)
     timed = await prepare(f"{tag}l")  # fresh topics: the reader counts from their start
     await flows.preload_meters(timed, 10_000)
     paced_cpu: dict[str, float] = {}
-    lat = await latency.lookup_latency(timed, rate, latency_seconds, 10_000, cpu=paced_cpu)
+    paused: dict[str, float] = {}
+    lat = await latency.lookup_latency(timed, rate, latency_seconds, 10_000, cpu=paced_cpu, broker=paused)
     r.update({f"lookup_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()} | paced_cpu_figures(paced_cpu, rate))
+    r.update(paced_broker_figures(paused, rate))
     lat = await response_flows.response_latency(timed, rate, latency_seconds, 10_000)
     r.update({f"response_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()})
 

@@ -44,6 +44,12 @@ def paced_cpu_figures(parts: dict[str, float], rate: float) -> dict[str, Any]:
     }
 
 
+def paced_broker_figures(broker: dict[str, float], rate: float) -> dict[str, Any]:
+    """What the local broker did during the paced latency run (bench/latency.lookup_latency's `broker`): collector
+    pauses and JIT compile seconds."""
+    return {f"broker_{k}_at_{rate:.0f}": v for k, v in broker.items()}
+
+
 def floor_cpu_figures(parts: dict[str, float]) -> dict[str, Any]:
     """The floor relay's CPU µs per message (bench/floors.relay_floor_cpu), summed and by part."""
     return {"floor_relay_cpu_us_per_message": sum(parts.values()), "floor_relay_cpu_us_per_message_by_part": parts}
@@ -56,10 +62,14 @@ T = TypeVar("T")
 
 
 async def until_settled(
-    step: Callable[[int], Awaitable[T]], jit_seconds: Callable[[], float | None], attempts: int, tries: int
+    step: Callable[[int], Awaitable[T]],
+    jit_seconds: Callable[[], float | None],
+    attempts: int,
+    tries: int,
+    settled: float = SETTLED_JIT_S,
 ) -> list[tuple[T, float | None]]:
     """Runs `step(0)`, `step(1)`… (`attempts` attempts each) until one during which the broker's JIT compiled for
-    under SETTLED_JIT_S per 10,000 attempts, or whose compiling cannot be read (no local broker): at most `tries`.
+    under `settled` seconds per 10,000 attempts, or whose compiling cannot be read (no local broker): at most `tries`.
     Each step's result with its compile seconds, the step's end being the next one's start."""
     done: list[tuple[T, float | None]] = []
     before = jit_seconds()
@@ -68,7 +78,7 @@ async def until_settled(
         after = jit_seconds()
         jit = None if before is None or after is None else after - before
         done.append((result, jit))
-        if jit is None or jit < SETTLED_JIT_S * attempts / 10_000:
+        if jit is None or jit < settled * attempts / 10_000:
             break
         before = after
     return done

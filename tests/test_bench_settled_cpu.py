@@ -7,8 +7,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from bench.latency import PACED_SETTLED_JIT_S
 from bench.report import markdown
-from bench.steps import CPU_TRIES, settled_cpu
+from bench.steps import CPU_TRIES, settled_cpu, until_settled
 
 
 def _broker(
@@ -48,3 +49,12 @@ async def test_without_a_readable_broker_the_first_step_is_taken() -> None:
     measure, _ = _broker([5.0, 0.0, 0.0])
     r = await settled_cpu(measure, lambda: None, 20_000)
     assert r["cpu_us_per_attempt"] == 150.0 and r["kafka_jit_s_during_cpu_step"] is None
+
+
+async def test_the_paced_warm_up_settles_on_its_own_tighter_bar() -> None:
+    # 0.2 s per 10,000 attempts passes the backlog warm-up's bar (0.3) but not the paced warm-up's (0.1).
+    measure, jit = _broker([0.2, 0.2, 0.05, 0.0])
+    assert len(await until_settled(measure, jit, 10_000, 4)) == 1
+    measure, jit = _broker([0.2, 0.2, 0.05, 0.0])
+    steps = await until_settled(measure, jit, 10_000, 4, PACED_SETTLED_JIT_S)
+    assert [j for _, j in steps] == pytest.approx([0.2, 0.2, 0.05])
