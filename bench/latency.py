@@ -7,14 +7,13 @@ import asyncio
 import json
 import random
 import re
-from collections.abc import Callable
 from datetime import datetime
 
 from aiokafka import ConsumerRecord
 
 from bench.env import PROVIDERS, BenchEnv, start_workers, stop
 from bench.flows import paced_attempts, request_topics
-from bench.measure import percentiles, read_until
+from bench.measure import joined_reader, percentiles
 from bench.process_usage import broker_counters, broker_jit_seconds, counted_between, cpu_seconds, cpu_used
 from bench.simulated_providers import providers_apart
 from bench.steps import until_settled
@@ -54,7 +53,9 @@ async def lookup_latency(
 
     try:
         await asyncio.sleep(8)  # members join their groups before the clock starts
-        reader = await _reading(env, int(rate * seconds), record, from_end=again)
+        reader = await joined_reader(
+            env.bootstrap, request_topics(env), int(rate * seconds), LABEL, on_record=record, from_end=again
+        )
         before, counters = cpu_seconds(named), broker_counters()
         sent = await paced_attempts(env, lambda: f"06{random.randrange(meters):08d}", rate, seconds)
         await reader
@@ -69,27 +70,7 @@ async def lookup_latency(
 
 WARM_UP_S = 3.0
 PACED_WARM_UP_S, PACED_WARM_UP_TRIES, PACED_SETTLED_JIT_S = 10.0, 4, 0.1
-
-
-async def _reading(
-    env: BenchEnv, total: int, on_record: Callable[[ConsumerRecord[bytes, bytes], float], None] | None, from_end: bool
-) -> asyncio.Future[list[int]]:
-    """A reader of `total` lookup requests, returned once it has joined (a clock started after it does not count
-    the join)."""
-    joined = asyncio.Event()
-    reader = asyncio.ensure_future(
-        read_until(
-            env.bootstrap,
-            request_topics(env),
-            total,
-            "latency: requests out",
-            on_record=on_record,
-            ready=joined,
-            from_end=from_end,
-        )
-    )
-    await asyncio.wait_for(joined.wait(), 60)
-    return reader
+LABEL = "latency: requests out"
 
 
 async def paced_warm_up(env: BenchEnv, rate: float, meters: int) -> list[float]:
@@ -102,7 +83,7 @@ async def paced_warm_up(env: BenchEnv, rate: float, meters: int) -> list[float]:
     n = int(rate * PACED_WARM_UP_S)
 
     async def flow(_: int) -> None:
-        reader = await _reading(env, n, None, from_end=True)
+        reader = await joined_reader(env.bootstrap, request_topics(env), n, LABEL, from_end=True)
         await paced_attempts(env, lambda: f"06{random.randrange(meters):08d}", rate, PACED_WARM_UP_S)
         await reader
 
@@ -174,13 +155,9 @@ async def first_seen_decisions(env: BenchEnv, rate: float, seconds: float) -> di
     try:
         with providers_apart(env.bootstrap, env.settings.topic_prefix, coverages):
             await asyncio.sleep(8)  # workers and simulators join their groups
-            joined = asyncio.Event()
             total = int(rate * seconds)
             decisions = topic("routing_decisions").name(env.settings.topic_prefix)
-            reader = asyncio.ensure_future(
-                read_until(env.bootstrap, [decisions], total, "first-seen decisions", on_record=record, ready=joined)
-            )
-            await asyncio.wait_for(joined.wait(), 60)
+            reader = await joined_reader(env.bootstrap, [decisions], total, "first-seen decisions", on_record=record)
             counter = iter(range(total))
             sent = await paced_attempts(env, lambda: f"09{next(counter):08d}", rate, seconds)  # never seen
             await reader

@@ -101,6 +101,25 @@ async def read_until(
     return stamps
 
 
+async def joined_reader(
+    bootstrap: str,
+    topics: list[str],
+    total: int,
+    label: str,
+    within: float = 600,
+    on_record: Callable[[ConsumerRecord[bytes, bytes], float], None] | None = None,
+    from_end: bool = False,
+) -> asyncio.Future[list[int]]:
+    """`read_until` started, returned once its consumer has joined (or been assigned its partitions): a clock started
+    after this does not count the join."""
+    joined = asyncio.Event()
+    reader = asyncio.ensure_future(
+        read_until(bootstrap, topics, total, label, within, on_record, ready=joined, from_end=from_end)
+    )
+    await asyncio.wait_for(joined.wait(), 60)
+    return reader
+
+
 def steady_rate(stamps: list[int]) -> float:
     """Messages per second between the 5th and 95th percentile output times (start-up and tail excluded)."""
     s = sorted(stamps)

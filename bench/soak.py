@@ -28,7 +28,7 @@ from aiokafka import ConsumerRecord
 
 from bench.env import PROVIDERS, ROOT, BenchEnv, prepare, start_workers, stop
 from bench.flows import paced_attempts, preload_meters
-from bench.measure import percentiles, read_until
+from bench.measure import joined_reader, percentiles
 from bench.process_usage import cpu_seconds, cpu_used
 from kernel.topics import topic
 from workers.registry import ALL
@@ -63,20 +63,10 @@ async def soak_run(duration_s: float, rate: float, new_share: float, meters: int
     sampling = asyncio.ensure_future(_sample(env, pids, sim_pids, samples, done))
     try:
         await asyncio.sleep(8)  # workers and simulators join their groups
-        joined = asyncio.Event()
         decisions = topic("routing_decisions").name(env.settings.topic_prefix)
-        reader = asyncio.ensure_future(
-            read_until(
-                env.bootstrap,
-                [decisions],
-                total,
-                "soak: decisions",
-                2 * duration_s + 600,
-                on_record=record,
-                ready=joined,
-            )
+        reader = await joined_reader(
+            env.bootstrap, [decisions], total, "soak: decisions", 2 * duration_s + 600, on_record=record
         )
-        await asyncio.wait_for(joined.wait(), 60)
         started = time.time()
         sent = await paced_attempts(env, meter, rate, duration_s)
         drained = time.time()  # a backlog left when sending stops shows as the time it takes to drain
