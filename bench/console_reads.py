@@ -10,6 +10,7 @@ from functools import partial
 import asyncpg
 
 from bench.env import INSTITUTION, BenchEnv
+from bench.flows import known_meter
 from bench.measure import percentiles
 from console.queries import SESSION_SETTINGS, search_meters
 from operations.timeline import meter_timeline
@@ -18,20 +19,17 @@ from operations.timeline import meter_timeline
 async def timeline_latency(env: BenchEnv, meters: int, pages: int = 30) -> dict[str, float]:
     """A meter page's timeline (its first page), ms."""
     return await _console_reads(
-        env, [partial(meter_timeline, institution_id=INSTITUTION, meter_number=_meter(meters)) for _ in range(pages)]
+        env,
+        [partial(meter_timeline, institution_id=INSTITUTION, meter_number=known_meter(meters)) for _ in range(pages)],
     )
 
 
 async def search_latency(env: BenchEnv, meters: int, queries: int = 300) -> dict[str, float]:
     def query(i: int) -> str:
-        n = _meter(meters)
+        n = known_meter(meters)
         return n[: random.randint(4, 9)] if i % 3 else n[3:8]  # mostly prefixes, every third an infix
 
     return await _console_reads(env, [partial(search_meters, q=query(i)) for i in range(queries)])
-
-
-def _meter(meters: int) -> str:
-    return f"06{random.randrange(meters):08d}"
 
 
 async def _console_reads(

@@ -23,6 +23,11 @@ from schemas.purchase import PurchaseAttempted, PurchaseAttemptedData
 from workers.registry import ALL
 
 
+def known_meter(meters: int) -> str:
+    """One of the `meters` meters `preload_meters` makes, at random."""
+    return f"06{random.randrange(meters):08d}"
+
+
 async def preload_meters(env: BenchEnv, meters: int) -> None:
     """`meters` known meters; each supported by one of the five providers and not by the others."""
     conn = await env.db()

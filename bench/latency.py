@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import re
 from datetime import datetime
 
 from aiokafka import ConsumerRecord
 
 from bench.env import PROVIDERS, BenchEnv, start_workers, stop
-from bench.flows import paced_attempts, request_topics
+from bench.flows import known_meter, paced_attempts, request_topics
 from bench.measure import joined_reader, percentiles
 from bench.process_usage import broker_counters, broker_jit_seconds, counted_between, cpu_seconds, cpu_used
 from bench.simulated_providers import providers_apart
@@ -57,7 +56,7 @@ async def lookup_latency(
             env.bootstrap, request_topics(env), int(rate * seconds), LABEL, on_record=record, from_end=again
         )
         before, counters = cpu_seconds(named), broker_counters()
-        sent = await paced_attempts(env, lambda: f"06{random.randrange(meters):08d}", rate, seconds)
+        sent = await paced_attempts(env, lambda: known_meter(meters), rate, seconds)
         await reader
         if cpu is not None:
             cpu.update({k: v * 1e6 / len(sent) for k, v in cpu_used(before, cpu_seconds(named)).items()})
@@ -84,7 +83,7 @@ async def paced_warm_up(env: BenchEnv, rate: float, meters: int) -> list[float]:
 
     async def flow(_: int) -> None:
         reader = await joined_reader(env.bootstrap, request_topics(env), n, LABEL, from_end=True)
-        await paced_attempts(env, lambda: f"06{random.randrange(meters):08d}", rate, PACED_WARM_UP_S)
+        await paced_attempts(env, lambda: known_meter(meters), rate, PACED_WARM_UP_S)
         await reader
 
     try:

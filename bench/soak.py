@@ -27,7 +27,7 @@ import psutil
 from aiokafka import ConsumerRecord
 
 from bench.env import PROVIDERS, ROOT, BenchEnv, prepare, start_workers, stop
-from bench.flows import paced_attempts, preload_meters
+from bench.flows import known_meter, paced_attempts, preload_meters
 from bench.measure import joined_reader, percentiles
 from bench.process_usage import cpu_seconds, cpu_used
 from kernel.topics import topic
@@ -57,7 +57,7 @@ async def soak_run(duration_s: float, rate: float, new_share: float, meters: int
     new = itertools.count()
 
     def meter() -> str:
-        return f"08{next(new):08d}" if random.random() < new_share else f"06{random.randrange(meters):08d}"
+        return f"08{next(new):08d}" if random.random() < new_share else known_meter(meters)
 
     total = int(rate * duration_s)
     sampling = asyncio.ensure_future(_sample(env, pids, sim_pids, samples, done))
