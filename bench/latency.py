@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 from datetime import datetime
+from typing import Any
 
 from aiokafka import ConsumerRecord
 
@@ -15,10 +16,23 @@ from bench.flows import known_meter, paced_attempts, request_topics
 from bench.measure import joined_reader, percentiles
 from bench.process_usage import broker_counters, broker_jit_seconds, counted_between, cpu_seconds, cpu_used
 from bench.simulated_providers import providers_apart
-from bench.steps import until_settled
+from bench.steps import paced_broker_figures, paced_cpu_figures, until_settled, with_meters
 from kernel.topics import topic
 from providers.kafka_simulator import Coverage
 from workers.registry import ALL
+
+
+async def paced_lookup(tag: str, rate: float, seconds: float) -> tuple[dict[str, Any], BenchEnv]:
+    """The paced lookup latency as `make bench` and `--only latency` report it: paced flows until the broker's JIT has
+    settled (`paced_warm_up`, on an environment of its own), then the latency on a new environment of 10,000 meters,
+    with the CPU per attempt and what the broker did meanwhile. Its figures, and the environment measured."""
+    r: dict[str, Any] = {"paced_warm_up_broker_jit_s": await paced_warm_up(await with_meters(f"{tag}v", 10_000), rate)}
+    timed = await with_meters(f"{tag}l", 10_000)  # fresh topics: the reader counts from their start
+    cpu: dict[str, float] = {}
+    broker: dict[str, float] = {}
+    lat = await lookup_latency(timed, rate, seconds, 10_000, cpu=cpu, broker=broker)
+    r.update({f"lookup_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()})
+    return r | paced_cpu_figures(cpu, rate) | paced_broker_figures(broker, rate), timed
 
 
 async def lookup_latency(
@@ -55,7 +69,8 @@ async def lookup_latency(
         reader = await joined_reader(
             env.bootstrap, request_topics(env), int(rate * seconds), LABEL, on_record=record, from_end=again
         )
-        before, counters = cpu_seconds(named), broker_counters()
+        counters = broker_counters()  # read with jstat before the CPU window opens, not inside it
+        before = cpu_seconds(named)
         sent = await paced_attempts(env, lambda: known_meter(meters), rate, seconds)
         await reader
         if cpu is not None:
@@ -72,7 +87,7 @@ PACED_WARM_UP_S, PACED_WARM_UP_TRIES, PACED_SETTLED_JIT_S = 10.0, 4, 0.1
 LABEL = "latency: requests out"
 
 
-async def paced_warm_up(env: BenchEnv, rate: float, meters: int) -> list[float]:
+async def paced_warm_up(env: BenchEnv, rate: float, meters: int = 10_000) -> list[float]:
     """Paced lookup flows of PACED_WARM_UP_S, not measured, on an environment of their own (the one measured after
     keeps its own cold start), until the broker's JIT compiled under PACED_SETTLED_JIT_S per 10,000 attempts during
     one (at most PACED_WARM_UP_TRIES). The backlog warm-up (bench/steps.warm_up) does not reach a broker's paced

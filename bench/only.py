@@ -19,8 +19,6 @@ from bench.steps import (
     first_seen_figures,
     history,
     measured_commit,
-    paced_broker_figures,
-    paced_cpu_figures,
     turn_figures,
     warm_up,
     with_meters,
@@ -40,14 +38,8 @@ async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
     }
     tag = f"b{int(time.time())}"
     r["warm_up_broker_jit_s"] = await warm_up(f"{tag}w")
-    r["paced_warm_up_broker_jit_s"] = await latency.paced_warm_up(await with_meters(f"{tag}v", 10_000), rate, 10_000)
-    timed = await with_meters(f"{tag}l", 10_000)
-    cpu: dict[str, float] = {}
-    paused: dict[str, float] = {}
-    lat = await latency.lookup_latency(timed, rate, latency_seconds, 10_000, cpu=cpu, broker=paused)
-    r.update({f"lookup_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()} | paced_cpu_figures(cpu, rate))
-    r.update(paced_broker_figures(paused, rate))
-    return r
+    paced, _ = await latency.paced_lookup(tag, rate, latency_seconds)
+    return r | paced
 
 
 async def cold_start_only(rate: float, latency_seconds: float) -> dict[str, Any]:

@@ -31,8 +31,6 @@ from bench.steps import (
     floor_cpu_figures,
     history,
     measured_commit,
-    paced_broker_figures,
-    paced_cpu_figures,
     settled_cpu,
     turn_figures,
     warm_up,
@@ -88,14 +86,8 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     step("response flow")
     r["response_flow_per_s"], mem_resp = await response_flows.response_flow(small, n, 10_000)
     step(f"latency at {rate:.0f} per second, after paced flows until the broker's JIT has settled, not measured")
-    r["paced_warm_up_broker_jit_s"] = await latency.paced_warm_up(await with_meters(f"{tag}v", 10_000), rate, 10_000)
-    timed = await prepare(f"{tag}l")  # fresh topics: the reader counts from their start
-    await flows.preload_meters(timed, 10_000)
-    paced_cpu: dict[str, float] = {}
-    paused: dict[str, float] = {}
-    lat = await latency.lookup_latency(timed, rate, latency_seconds, 10_000, cpu=paced_cpu, broker=paused)
-    r.update({f"lookup_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()} | paced_cpu_figures(paced_cpu, rate))
-    r.update(paced_broker_figures(paused, rate))
+    paced, timed = await latency.paced_lookup(tag, rate, latency_seconds)
+    r.update(paced)
     lat = await response_flows.response_latency(timed, rate, latency_seconds, 10_000)
     r.update({f"response_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()})
 
