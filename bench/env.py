@@ -160,6 +160,12 @@ async def _reference(url: str) -> None:
         await conn.close()
 
 
+def plan_cache_mode() -> str:
+    """How the workers started here plan their statements: PPU_DB_PLAN_CACHE_MODE, or the settings' default."""
+    default: str = Settings.model_fields["db_plan_cache_mode"].default
+    return os.environ.get("PPU_DB_PLAN_CACHE_MODE", default)
+
+
 def start_workers(env: BenchEnv, *names: str, extra: dict[str, str] | None = None) -> list[subprocess.Popen[bytes]]:
     """One process per name; `extra`: environment for them all (settings to compare)."""
     return [

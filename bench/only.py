@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import flows, latency
-from bench.env import broker_partitions, prepare
+from bench.env import broker_partitions, plan_cache_mode, prepare
 from bench.floors import relay_floor_cpu
 from bench.idle import idle_figures
 from bench.in_turn import Variant, in_turn
@@ -19,6 +19,7 @@ from bench.steps import (
     first_seen_figures,
     history,
     measured_commit,
+    paced_cpu_figures,
     turn_figures,
     warm_up,
     with_meters,
@@ -31,7 +32,7 @@ async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
         "commit": measured_commit(),
         "offered_rate_per_s_for_latency": rate,
         "latency_seconds": latency_seconds,
-        "db_plan_cache_mode": os.environ.get("PPU_DB_PLAN_CACHE_MODE", "force_custom_plan"),
+        "db_plan_cache_mode": plan_cache_mode(),
         # Settings compared in turn (docs/deployment.md "How a consumer fetches"), when set for the run.
         **{k.lower(): v for k, v in os.environ.items() if k.startswith(("PPU_FETCH_", "PPU_COMMIT_HINT_"))},
         "broker_partitions_at_start": await broker_partitions(),
@@ -40,6 +41,29 @@ async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
     r["warm_up_broker_jit_s"] = await warm_up(f"{tag}w")
     paced, _ = await latency.paced_lookup(tag, rate, latency_seconds)
     return r | paced
+
+
+async def statements_only(rate: float, latency_seconds: float) -> dict[str, Any]:
+    """`--only statements`: the paced lookup flow with pg_stat_statements counting (planning too), for what each
+    statement costs the database per attempt at a steady rate, where a batch holds a few attempts: e.g. to compare
+    PPU_DB_PLAN_CACHE_MODE values. A paced flow on the same environment first, not counted: its sessions plan there."""
+    tag = f"b{int(time.time())}"
+    r: dict[str, Any] = {
+        "commit": measured_commit(),
+        "offered_rate_per_s_for_latency": rate,
+        "latency_seconds": latency_seconds,
+        "db_plan_cache_mode": plan_cache_mode(),
+        "warm_up_broker_jit_s": await warm_up(f"{tag}w"),
+    }
+    env = await with_meters(f"{tag}t", 10_000)
+    await latency.lookup_latency(env, rate, latency.PACED_WARM_UP_S, 10_000)
+    unavailable = await statements_on(env)
+    cpu: dict[str, float] = {}
+    lat = await latency.lookup_latency(env, rate, latency_seconds, 10_000, again=True, cpu=cpu)
+    r.update({f"lookup_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()} | paced_cpu_figures(cpu, rate))
+    top = unavailable or await statements_top(env, int(rate * latency_seconds))
+    r["text"] = f"pg_stat_statements over {latency_seconds:.0f} s at {rate:.0f} attempts/s (top by total time)\n\n{top}"
+    return r
 
 
 async def cold_start_only(rate: float, latency_seconds: float) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from bench import console_reads, flows, latency, response_flows
-from bench.env import broker_partitions, drop_previous_runs, prepare
+from bench.env import broker_partitions, drop_previous_runs, plan_cache_mode, prepare
 from bench.floors import faust_peer, faust_version, relay_floor, relay_floor_cpu, upsert_floor
 from bench.in_turn import Variant, in_turn
 from bench.only import (
@@ -22,6 +22,7 @@ from bench.only import (
     poison_only,
     profile_only,
     scale_out_only,
+    statements_only,
 )
 from bench.process_usage import broker_jit_seconds
 from bench.report import markdown, write
@@ -49,6 +50,7 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
         "soak_seconds": soak_seconds,
         "offered_rate_per_s_for_latency": rate,
         "latency_seconds": latency_seconds,
+        "db_plan_cache_mode": plan_cache_mode(),
         "broker_partitions_at_start": await broker_partitions(),
     }
 
@@ -144,7 +146,18 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
 @click.option(
     "--only",
     type=click.Choice(
-        ["latency", "cold-start", "first-seen", "profile", "history", "scale-out", "poison", "idle", "cpu"]
+        [
+            "latency",
+            "statements",
+            "cold-start",
+            "first-seen",
+            "profile",
+            "history",
+            "scale-out",
+            "poison",
+            "idle",
+            "cpu",
+        ]
     ),
     default=None,
     help="one figure alone",
@@ -168,10 +181,11 @@ def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: floa
         results = asyncio.run(latency_only(rate, latency_seconds))
     elif only == "cold-start":
         results = asyncio.run(cold_start_only(rate, latency_seconds))
-    elif only == "history":
-        results = asyncio.run(history_only(messages))
+    elif only in ("history", "statements"):
+        results = asyncio.run(history_only(messages) if only == "history" else statements_only(rate, latency_seconds))
         PROFILES.mkdir(exist_ok=True)
-        heading = f"# Lookup flow over history, statements\n\nCommit measured: `{results['commit']}`\n\n"
+        what = "over history" if only == "history" else f"at a paced {rate:.0f}/s"
+        heading = f"# Lookup flow {what}, statements\n\nCommit measured: `{results['commit']}`\n\n"
         (PROFILES / f"{stamp}.md").write_text(heading + results.pop("text"))
         click.echo(f"wrote {PROFILES / f'{stamp}.md'}")
     elif only == "first-seen":
