@@ -27,12 +27,13 @@ class Settings(BaseSettings):
     decision_budget_seconds: float = Field(default=2.0, gt=0, alias="PPU_DECISION_BUDGET_SECONDS")
     # How often the sweeper runs the institutions' opt-in automatic re-checks (workers/auto_recheck.py).
     auto_recheck_every_seconds: float = Field(default=60.0, gt=0, alias="PPU_AUTO_RECHECK_EVERY_SECONDS")
-    # The workers' database sessions live for days, but PostgreSQL keeps a statement's generic plan once chosen:
-    # made while a table was nearly empty (a new install), the foreign-key checks and the outbox read stay
-    # sequential scans as the tables grow. Custom plans are made for each execution's values and current
-    # statistics (bench/results: the latency figures with and without).
-    db_plan_cache_mode: Literal["auto", "force_custom_plan"] = Field(
-        default="force_custom_plan", alias="PPU_DB_PLAN_CACHE_MODE"
+    # How the workers' sessions plan their statements. A statement planned for each execution's values
+    # (force_custom_plan) was a third of their statements' time at a paced 1,000/s: the same dozen statements,
+    # planned again every batch. A generic plan is made once per session; made on a new install's nearly empty
+    # tables it would keep their sequential scans as they grow, so with it the sessions price those out
+    # (workers/process.session_settings; tests/test_generic_plans.py).
+    db_plan_cache_mode: Literal["force_generic_plan", "auto", "force_custom_plan"] = Field(
+        default="force_generic_plan", alias="PPU_DB_PLAN_CACHE_MODE"
     )
     # What the planner assumes a random page read costs against a sequential one, in the workers' sessions. 4 (the
     # server's default) is for spinning disks; a worker's reads hit a hot set in memory. With it, PostgreSQL read a

@@ -36,15 +36,9 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Runs until `stop` is set (by SIGTERM/SIGINT when the caller passes none) or a worker fails."""
-    keep = retention(settings.retention_days)  # a wrong setting stops us before anything starts
-    if stop is None:
-        stop = stop_on_signals()
-    where = endpoints(settings)
-    metrics.serve(settings.metrics_port, settings.metrics_host)
-    tracing.configure_from(settings, "ppu-workers")
-    plans: dict[str, str] = {
+def session_settings(settings: Settings) -> dict[str, str]:
+    """What every worker session sets for itself (docs/deployment.md lists them, and why)."""
+    plans = {
         "plan_cache_mode": settings.db_plan_cache_mode,
         # Every statement of a worker reads a few rows by key. Allowed parallel workers, PostgreSQL planned the read of
         # a batch's attempt ids over a week of history as parallel sequential scans: 67 ms instead of 16 per batch.
@@ -53,6 +47,24 @@ async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event 
         # Key reads of a few rows: compiling a statement (JIT) would cost more than running it.
         "jit": "off",
     }
+    if settings.db_plan_cache_mode != "force_custom_plan":
+        # A generic plan is made once per session, on the tables as they are then: on a new install, nearly empty,
+        # where a sequential scan is the cheapest read, and it would stay one as they grow (the plan trap of issue
+        # #17). With sequential scans priced out, the plan made then is the index read it must be later
+        # (tests/test_generic_plans.py). Every statement of a worker reads by key, so none is worse for it.
+        plans["enable_seqscan"] = "off"
+    return plans
+
+
+async def run_workers(names: list[str], settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Runs until `stop` is set (by SIGTERM/SIGINT when the caller passes none) or a worker fails."""
+    keep = retention(settings.retention_days)  # a wrong setting stops us before anything starts
+    if stop is None:
+        stop = stop_on_signals()
+    where = endpoints(settings)
+    metrics.serve(settings.metrics_port, settings.metrics_host)
+    tracing.configure_from(settings, "ppu-workers")
+    plans = session_settings(settings)
     pool = await patiently(
         lambda: create_pool(
             where.database_url, min_size=1, max_size=4 + 2 * len(names), server_settings=plans, keep_sessions=True
