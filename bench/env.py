@@ -161,9 +161,9 @@ async def _reference(url: str) -> None:
 
 
 def plan_cache_mode() -> str:
-    """How the workers started here plan their statements: PPU_DB_PLAN_CACHE_MODE, or the settings' default."""
-    default: str = Settings.model_fields["db_plan_cache_mode"].default
-    return os.environ.get("PPU_DB_PLAN_CACHE_MODE", default)
+    """How the workers started here plan their statements: read as they read it (PPU_DB_PLAN_CACHE_MODE, or the
+    default)."""
+    return Settings().db_plan_cache_mode
 
 
 def start_workers(env: BenchEnv, *names: str, extra: dict[str, str] | None = None) -> list[subprocess.Popen[bytes]]:

@@ -26,9 +26,9 @@ from bench.steps import (
 )
 
 
-async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
-    """`--only latency`: the paced lookup latency alone, e.g. to compare PPU_DB_PLAN_CACHE_MODE values."""
-    r: dict[str, Any] = {
+async def _paced_run(tag: str, rate: float, latency_seconds: float) -> dict[str, Any]:
+    """What a paced run records of itself (`--only latency` and `--only statements`), after the backlog warm-up."""
+    return {
         "commit": measured_commit(),
         "offered_rate_per_s_for_latency": rate,
         "latency_seconds": latency_seconds,
@@ -36,9 +36,14 @@ async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
         # Settings compared in turn (docs/deployment.md "How a consumer fetches"), when set for the run.
         **{k.lower(): v for k, v in os.environ.items() if k.startswith(("PPU_FETCH_", "PPU_COMMIT_HINT_"))},
         "broker_partitions_at_start": await broker_partitions(),
+        "warm_up_broker_jit_s": await warm_up(f"{tag}w"),
     }
+
+
+async def latency_only(rate: float, latency_seconds: float) -> dict[str, Any]:
+    """`--only latency`: the paced lookup latency alone, e.g. to compare PPU_DB_PLAN_CACHE_MODE values."""
     tag = f"b{int(time.time())}"
-    r["warm_up_broker_jit_s"] = await warm_up(f"{tag}w")
+    r = await _paced_run(tag, rate, latency_seconds)
     paced, _ = await latency.paced_lookup(tag, rate, latency_seconds)
     return r | paced
 
@@ -48,13 +53,7 @@ async def statements_only(rate: float, latency_seconds: float) -> dict[str, Any]
     statement costs the database per attempt at a steady rate, where a batch holds a few attempts: e.g. to compare
     PPU_DB_PLAN_CACHE_MODE values. A paced flow on the same environment first, not counted: its sessions plan there."""
     tag = f"b{int(time.time())}"
-    r: dict[str, Any] = {
-        "commit": measured_commit(),
-        "offered_rate_per_s_for_latency": rate,
-        "latency_seconds": latency_seconds,
-        "db_plan_cache_mode": plan_cache_mode(),
-        "warm_up_broker_jit_s": await warm_up(f"{tag}w"),
-    }
+    r = await _paced_run(tag, rate, latency_seconds)
     env = await with_meters(f"{tag}t", 10_000)
     await latency.lookup_latency(env, rate, latency.PACED_WARM_UP_S, 10_000)
     unavailable = await statements_on(env)

@@ -181,13 +181,12 @@ def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: floa
         results = asyncio.run(latency_only(rate, latency_seconds))
     elif only == "cold-start":
         results = asyncio.run(cold_start_only(rate, latency_seconds))
-    elif only in ("history", "statements"):
-        results = asyncio.run(history_only(messages) if only == "history" else statements_only(rate, latency_seconds))
-        PROFILES.mkdir(exist_ok=True)
-        what = "over history" if only == "history" else f"at a paced {rate:.0f}/s"
-        heading = f"# Lookup flow {what}, statements\n\nCommit measured: `{results['commit']}`\n\n"
-        (PROFILES / f"{stamp}.md").write_text(heading + results.pop("text"))
-        click.echo(f"wrote {PROFILES / f'{stamp}.md'}")
+    elif only == "history":
+        results = asyncio.run(history_only(messages))
+        _statements_beside(results, "over history", stamp)
+    elif only == "statements":
+        results = asyncio.run(statements_only(rate, latency_seconds))
+        _statements_beside(results, f"at a paced {rate:.0f}/s", stamp)
     elif only == "first-seen":
         results = asyncio.run(first_seen_only())
     elif only == "scale-out":
@@ -203,3 +202,11 @@ def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: floa
     for path in write(results, RESULTS, stamp):
         click.echo(f"wrote {path}")
     click.echo(markdown(results))
+
+
+def _statements_beside(results: dict[str, Any], what: str, stamp: str) -> None:
+    """A run's pg_stat_statements top (its `text`), written to bench/profiles/<stamp>.md rather than the results."""
+    PROFILES.mkdir(exist_ok=True)
+    heading = f"# Lookup flow {what}, statements\n\nCommit measured: `{results['commit']}`\n\n"
+    (PROFILES / f"{stamp}.md").write_text(heading + results.pop("text"))
+    click.echo(f"wrote {PROFILES / f'{stamp}.md'}")

@@ -15,7 +15,7 @@ from asyncpg.connection import Connection
 from kernel.connections import create_pool
 from kernel.dbconn import Db
 from kernel.settings import Settings
-from tests.harness import PROVIDERS, eventually, running, seed_reference
+from tests.harness import PROVIDERS, eventually, plan_of, running, seed_reference
 from workers.process import session_settings
 
 SEQ_SCAN = re.compile(r"Seq Scan on (\w+)")
@@ -89,7 +89,7 @@ async def _generic_plan(conn: Db, name: str, sql: str, args: tuple[Any, ...]) ->
     ]
     await conn.execute(f"PREPARE {name} ({', '.join(types)}) AS {sql}")
     try:
-        return "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE {name}({', '.join(literals)})"))
+        return await plan_of(conn, f"EXECUTE {name}({', '.join(literals)})")
     finally:
         await conn.execute(f"DEALLOCATE {name}")
 
