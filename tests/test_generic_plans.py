@@ -25,7 +25,7 @@ SEQ_SCAN = re.compile(r"Seq Scan on (\w+)")
 READ_WHOLE = re.compile(r"providers|utility_routing_preferences|outbox_relays|\w+_default")
 
 
-async def _story_statements(
+async def story_statements(
     settings: Settings, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, tuple[Any, ...]]:
     """Each statement with arguments a worker session ran (the first arguments it ran with), through a new meter's
@@ -76,9 +76,8 @@ async def _at_most(db: asyncpg.Connection, sql: str, n: int) -> bool:
     return int(await db.fetchval(sql)) <= n
 
 
-async def _generic_plan(conn: Db, name: str, sql: str, args: tuple[Any, ...]) -> str:
-    """The plan a session of these settings keeps for `sql`: prepared with its parameters' types, explained with
-    `args` written as literals (EXPLAIN EXECUTE shows the plan the session caches: generic, in these sessions)."""
+async def literal_args(conn: Db, sql: str, args: tuple[Any, ...]) -> tuple[list[str], str]:
+    """`sql`'s parameter types, and `args` written as literals of those types (for PREPARE and EXECUTE)."""
     types = [
         await conn.fetchval("SELECT format_type($1::oid, NULL)", t.oid)
         for t in (await conn.prepare(sql)).get_parameters()
@@ -87,9 +86,16 @@ async def _generic_plan(conn: Db, name: str, sql: str, args: tuple[Any, ...]) ->
         f"{await conn.fetchval(f'SELECT quote_nullable($1::{t}::text)', a)}::{t}"
         for t, a in zip(types, args, strict=True)
     ]
+    return types, ", ".join(literals)
+
+
+async def _generic_plan(conn: Db, name: str, sql: str, args: tuple[Any, ...]) -> str:
+    """The plan a session of these settings keeps for `sql`: prepared with its parameters' types, explained with
+    `args` written as literals (EXPLAIN EXECUTE shows the plan the session caches: generic, in these sessions)."""
+    types, literals = await literal_args(conn, sql, args)
     await conn.execute(f"PREPARE {name} ({', '.join(types)}) AS {sql}")
     try:
-        return await plan_of(conn, f"EXECUTE {name}({', '.join(literals)})")
+        return await plan_of(conn, f"EXECUTE {name}({literals})")
     finally:
         await conn.execute(f"DEALLOCATE {name}")
 
@@ -98,7 +104,7 @@ async def test_every_worker_statement_keeps_a_read_by_key_planned_on_nearly_empt
     settings: Settings, topics: list[str], db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert settings.database_url and settings.db_plan_cache_mode == "force_generic_plan"
-    statements = await _story_statements(settings, db, monkeypatch)
+    statements = await story_statements(settings, db, monkeypatch)
     tables = {"purchase_attempts", "lookup_rounds", "lookups", "meters", "meter_support", "outbox", "inbox"}
     touched = {t for sql in statements for t in tables if re.search(rf"\b{t}\b", sql)}
     assert touched == tables, f"the story reached {sorted(touched)}"

@@ -34,14 +34,18 @@ async def handle_lookup_responses(
     conn, out = work.conn, work
     locked = await read_meters(conn, (m.event.data.meter_number for m in batch))
     # The lookups answered, and the database's clock (answers dated past it are clamped) in the same round trip:
-    # one row with the clock alone when none of them is known.
+    # one row with the clock alone when none of them is known. Each lookup's round is read by its key (LATERAL,
+    # OFFSET 0: a subquery the planner cannot flatten into a join): left a join, the generic plan a worker makes on
+    # a new install's empty tables read every round of the window instead (tests/test_plans_as_tables_grow.py).
     rows = await conn.fetch(
-        """SELECT now() AS now, l.lookup_id, l.provider_id, l.meter_number, l.sent_at, l.round_id, r.reason,
-                  r.opened_at, r.institution_id
-           FROM (SELECT now()) clock
-           LEFT JOIN (lookups l JOIN lookup_rounds r USING (round_id))
-                  ON l.lookup_id = ANY($1::uuid[]) AND l.lookup_id >= $2 AND r.round_id >= $2
-                     AND l.lookup_id < $3 AND r.round_id < $3""",
+        """SELECT c.now, x.* FROM (SELECT now() AS now) c
+           LEFT JOIN LATERAL (
+               SELECT l.lookup_id, l.provider_id, l.meter_number, l.sent_at, l.round_id, r.reason, r.opened_at,
+                      r.institution_id
+               FROM lookups l
+               CROSS JOIN LATERAL (SELECT reason, opened_at, institution_id FROM lookup_rounds
+                                   WHERE round_id = l.round_id AND round_id >= $2 AND round_id < $3 OFFSET 0) r
+               WHERE l.lookup_id = ANY($1::uuid[]) AND l.lookup_id >= $2 AND l.lookup_id < $3) x ON true""",
         [m.event.data.lookup_id for m in batch],
         live_since_id(),  # an answer a week late is to a lookup we no longer hold open (kernel/live_window.py)
         live_until_id(),  # and the window's end: the partitions made ahead are not planned

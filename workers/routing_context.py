@@ -33,13 +33,17 @@ UNION ALL SELECT 'p', meter_number, institution_id, provider_id, NULL, NULL, NUL
 # leave the partitions made ahead (db/partitions.py) out while planning: 18 partitions planned and scanned a batch
 # instead of 6, 1.2 ms of the statement's 3. Worker sessions plan without parallel workers
 # (workers/process.py): as parallel scans these two reads once cost 80 ms instead of 16 over 10 million attempts.
+# The open rounds are read meter by meter (LATERAL, OFFSET 0): for `meter_number = ANY(...)` the generic plan a
+# worker makes on a new install's empty tables read every open round instead, costing ten index descents against
+# one (tests/test_plans_as_tables_grow.py).
 LOOKUP_FACTS = (
     FACTS
     + """
 UNION ALL SELECT 'a', meter_number, institution_id, attempt_id::text, NULL, NULL, NULL FROM purchase_attempts
  WHERE attempt_id = ANY($4::uuid[]) AND recorded_at >= $5 AND recorded_at < $7
-UNION ALL SELECT 'o', meter_number, NULL, round_id::text, NULL, NULL, NULL FROM lookup_rounds
- WHERE meter_number = ANY($1::text[]) AND closed_at IS NULL AND round_id >= $6 AND round_id < $8"""
+UNION ALL SELECT 'o', k.m, NULL, o.round_id::text, NULL, NULL, NULL FROM unnest($1::text[]) AS k(m)
+ CROSS JOIN LATERAL (SELECT round_id FROM lookup_rounds
+                     WHERE meter_number = k.m AND closed_at IS NULL AND round_id >= $6 AND round_id < $8 OFFSET 0) o"""
 )
 
 
