@@ -20,6 +20,7 @@ import structlog
 
 from db.partitions import maintain_quietly
 from db.provider_health import refresh_states
+from db.young_tables import analyze_young_tables
 from kernel.dbconn import Db
 from kernel.live_window import live_since, live_until
 from messaging import metrics
@@ -30,6 +31,7 @@ from workers.unit_of_work import UnitOfWork
 
 LEASE = "deadline-sweeper"
 HEALTH_EVERY_SECONDS = 5.0
+YOUNG_TABLES_EVERY_SECONDS = 2.0  # a new install's tables analysed within seconds of filling (db/young_tables.py)
 INBOX_PURGE_EVERY_SECONDS = 60.0
 PARTITIONS_EVERY_SECONDS = 3600.0
 log = structlog.get_logger()
@@ -188,11 +190,12 @@ async def _keep_house(
     recheck_every: float,
     keep: Mapping[str, int] | None,
 ) -> None:
-    """The lease, the deadlines, the re-checks, the inbox's and the history's retention, the provider health."""
+    """The lease, the deadlines, the re-checks, the inbox's and the history's retention, the statistics of young
+    tables, the provider health."""
     # Each periodic job runs in the first round, then at its interval. Not from 0.0: the monotonic clock counts from
     # the machine's boot, so on one booted less than an hour ago the partitions waited for that hour (seen after a
     # reboot).
-    refreshed = purged = rechecked = partitioned = -math.inf
+    refreshed = purged = rechecked = partitioned = analysed = -math.inf
     while not stop.is_set():
         try:
             async with pool.acquire() as conn:
@@ -215,6 +218,10 @@ async def _keep_house(
                             log.warning("history partitions not maintained: a lock did not come; next hour")
                         elif done.created or done.dropped or done.moved or done.expired:
                             log.info("history partitions maintained", **vars(done))
+                    if time.monotonic() - analysed > YOUNG_TABLES_EVERY_SECONDS:
+                        analysed = time.monotonic()
+                        if young := await analyze_young_tables(conn):
+                            log.info("young tables analysed", tables=young)
                     if time.monotonic() - refreshed > HEALTH_EVERY_SECONDS:
                         refreshed = time.monotonic()
                         figures, changes = await refresh_states(conn)

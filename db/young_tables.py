@@ -1,0 +1,45 @@
+"""Statistics for tables that have just begun to fill: analysed by the sweeper within seconds, not by autovacuum
+within a minute or more.
+
+The workers' sessions keep one generic plan per statement (workers/process.session_settings) until the tables'
+statistics change. On a new install, and on each new time partition (db/partitions.py), those plans are made on
+tables PostgreSQL believes empty, where reading a whole index range costs no more than reading a batch's keys; as
+the tables fill at 1,000 attempts/s the kept plans read every row of the live window. Stop 47's soak measured it:
+PostgreSQL at a core and decisions at 2.6 s p99 for the first minute, until autovacuum analysed the tables and the
+plans were made again (tests/test_plans_as_tables_grow.py). Analysing a table invalidates the plans that read it;
+made again on a thousand rows, they read by key from then on.
+
+Autovacuum cannot be asked for this from here (its thresholds are the server's), so the sweeper does it: a table
+analysed with fewer than YOUNG_ROWS rows (or never) that now holds more. Once analysed with more it is not young
+again, and autovacuum keeps its statistics as before. Without ownership of a table ANALYZE only warns and skips it.
+"""
+
+from __future__ import annotations
+
+from kernel.dbconn import Db
+
+YOUNG_ROWS = 10_000
+
+# The workers' tables (this schema) analysed with fewer rows than they now hold. First the partitioned ones, whose
+# statistics as a whole PostgreSQL estimates joins with and autovacuum never makes (ANALYZE of one recurses into its
+# partitions); then any partition still young, such as a new time partition of a table analysed long ago.
+YOUNG_PARTITIONED = """SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = current_schema() AND c.relkind = 'p' AND c.reltuples < $1
+      AND (SELECT sum(s.n_live_tup) FROM pg_inherits i JOIN pg_stat_user_tables s ON s.relid = i.inhrelid
+           WHERE i.inhparent = c.oid) >= $1
+    ORDER BY c.relname"""
+YOUNG_TABLES = """SELECT format('%I.%I', s.schemaname, s.relname) FROM pg_stat_user_tables s
+    JOIN pg_class c ON c.oid = s.relid
+    WHERE s.schemaname = current_schema() AND c.relkind = 'r' AND c.reltuples < $1 AND s.n_live_tup >= $1
+    ORDER BY s.relname"""
+
+
+async def analyze_young_tables(conn: Db, rows: int = YOUNG_ROWS) -> list[str]:
+    """ANALYZE each young table (names from the catalogue, quoted by `format`); returns them."""
+    analysed: list[str] = []
+    for find in (YOUNG_PARTITIONED, YOUNG_TABLES):
+        for (table,) in await conn.fetch(find, rows):
+            await conn.execute(f"ANALYZE {table}")
+            analysed.append(table)
+    return analysed
