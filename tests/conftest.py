@@ -56,21 +56,31 @@ async def template_db(endpoints: Endpoints) -> str:
     return TEMPLATE_DB
 
 
-@pytest.fixture
-async def database_url(endpoints: Endpoints, template_db: str) -> AsyncIterator[str]:
-    """A database of this test's own, already migrated."""
+async def new_database(endpoints: Endpoints, template_db: str) -> str:
+    """A database of its own, already migrated: its URL."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(endpoints.database_url)
     try:
         await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
     finally:
         await admin.close()
-    yield _db_url(endpoints.database_url, name)
+    return _db_url(endpoints.database_url, name)
+
+
+async def drop_database(endpoints: Endpoints, url: str) -> None:
     admin = await asyncpg.connect(endpoints.database_url)
     try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def database_url(endpoints: Endpoints, template_db: str) -> AsyncIterator[str]:
+    """A database of this test's own, already migrated."""
+    url = await new_database(endpoints, template_db)
+    yield url
+    await drop_database(endpoints, url)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from kernel.dbconn import Db
 from kernel.ids import new_id
 from kernel.live_window import live_since_id, live_until_id
 from kernel.settings import Settings
-from tests.conftest import _db_url
+from tests.conftest import drop_database, new_database
 from tests.harness import seed_reference
 from tests.test_generic_plans import literal_args, story_statements
 from workers.process import session_settings
@@ -152,13 +152,7 @@ async def _growth(
 
 async def _new_install(endpoints: Endpoints, template_db: str) -> str:
     """A database migrated and given its reference data, nothing else: an install about to start."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(endpoints.database_url)
-    try:
-        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
-    finally:
-        await admin.close()
-    url = _db_url(endpoints.database_url, name)
+    url = await new_database(endpoints, template_db)
     conn = await asyncpg.connect(url)
     try:
         await seed_reference(conn)
@@ -171,12 +165,8 @@ async def _new_install(endpoints: Endpoints, template_db: str) -> str:
 async def new_installs(endpoints: Endpoints, template_db: str) -> AsyncIterator[tuple[str, ...]]:
     urls = tuple([await _new_install(endpoints, template_db) for _ in range(3)])
     yield urls
-    admin = await asyncpg.connect(endpoints.database_url)
-    try:
-        for url in urls:
-            await admin.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
-    finally:
-        await admin.close()
+    for url in urls:
+        await drop_database(endpoints, url)
 
 
 def _growing(grown: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
