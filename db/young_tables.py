@@ -7,7 +7,7 @@ tables PostgreSQL believes empty, where reading a whole index range costs no mor
 the tables fill at 1,000 attempts/s the kept plans read every row of the live window. Stop 47's soak measured it:
 PostgreSQL at a core and decisions at 2.6 s p99 for the first minute, until autovacuum analysed the tables and the
 plans were made again (tests/test_plans_as_tables_grow.py). Analysing a table invalidates the plans that read it;
-made again on a thousand rows, they read by key from then on.
+made again on 10,000 rows they read by key from then on (on 1,000, some still did not).
 
 Autovacuum cannot be asked for this from here (its thresholds are the server's), so the sweeper does it: a table
 analysed with fewer than YOUNG_ROWS rows (or never) that now holds more. Once analysed with more it is not young

@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     # (force_custom_plan) was a third of their statements' time at a paced 1,000/s: the same dozen statements,
     # planned again every batch. A generic plan is made once per session; made on a new install's nearly empty
     # tables it would keep their sequential scans as they grow, so with it the sessions price those out
-    # (workers/process.session_settings; tests/test_generic_plans.py).
+    # (workers/process.session_settings; tests/test_generic_plans.py), and the sweeper analyses tables as they
+    # begin to fill, so that it is made again reading by key (db/young_tables.py).
     db_plan_cache_mode: Literal["force_generic_plan", "auto", "force_custom_plan"] = Field(
         default="force_generic_plan", alias="PPU_DB_PLAN_CACHE_MODE"
     )

@@ -50,8 +50,9 @@ def session_settings(settings: Settings) -> dict[str, str]:
     if settings.db_plan_cache_mode != "force_custom_plan":
         # A generic plan is made once per session, on the tables as they are then: on a new install, nearly empty,
         # where a sequential scan is the cheapest read, and it would stay one as they grow (the plan trap of issue
-        # #17). With sequential scans priced out, the plan made then is the index read it must be later
-        # (tests/test_generic_plans.py). Every statement of a worker reads by key, so none is worse for it.
+        # #17). With sequential scans priced out it is an index read (tests/test_generic_plans.py); that it reads by
+        # key and not a whole index range takes statistics of the tables as they fill: the sweeper analyses young
+        # tables within seconds (db/young_tables.py, tests/test_plans_as_tables_grow.py).
         plans["enable_seqscan"] = "off"
     return plans
 
