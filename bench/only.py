@@ -99,17 +99,33 @@ async def history_only(n: int) -> dict[str, Any]:
     await warm_up(f"{tag}w")
     page, hist = await history(f"{tag}h")
     r.update(page)
-    # Each database's statements counted over the turns (the history's cost per statement, per attempt): written
-    # beside the results as a profile.
-    unavailable = await statements_on(empty) or await statements_on(hist)
-    turns, _ = await in_turn(Variant(empty, 10_000), {"10m_history": Variant(hist, 10_000)}, n)
-    r.update(turn_figures(turns))
+    return r | await _in_turn_with_statements(
+        Variant(empty, 10_000), "10m_history", Variant(hist, 10_000), "10 million attempts of history", n
+    )
+
+
+async def meters_only(n: int) -> dict[str, Any]:
+    """`--only meters`: the lookup flow over a million known meters, against ten thousand."""
+    tag = f"b{int(time.time())}"
+    few, many = await with_meters(f"{tag}s", 10_000), await with_meters(f"{tag}m", 1_000_000)
+    r: dict[str, Any] = {"commit": measured_commit(), "messages": n}
+    await warm_up(f"{tag}w")
+    return r | await _in_turn_with_statements(
+        Variant(few, 10_000), "1m", Variant(many, 1_000_000), "a million meters", n
+    )
+
+
+async def _in_turn_with_statements(base: Variant, name: str, variant: Variant, title: str, n: int) -> dict[str, Any]:
+    """The variant against the base in turn (bench/in_turn.py), with each database's statements counted over the
+    turns (the variant's cost per statement, per attempt) as `text`, written beside the results as a profile."""
+    unavailable = await statements_on(base.env) or await statements_on(variant.env)
+    turns, _ = await in_turn(base, {name: variant}, n)
     tops = [
-        f"## {name}\n\n{unavailable or await statements_top(env, 3 * n)}"
-        for name, env in (("empty", empty), ("10 million attempts of history", hist))
+        f"## {heading}\n\n{unavailable or await statements_top(v.env, 3 * n)}"
+        for heading, v in (("10,000 meters, empty", base), (title, variant))
     ]
-    r["text"] = "pg_stat_statements over the three turns, per database (top by total time)\n\n" + "\n".join(tops)
-    return r
+    text = "pg_stat_statements over the three turns, per database (top by total time)\n\n" + "\n".join(tops)
+    return {**turn_figures(turns), "text": text}
 
 
 async def scale_out_only(n: int, pairs: int = 3) -> dict[str, Any]:

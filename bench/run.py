@@ -19,6 +19,7 @@ from bench.only import (
     history_only,
     idle_only,
     latency_only,
+    meters_only,
     poison_only,
     profile_only,
     scale_out_only,
@@ -153,6 +154,7 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
             "first-seen",
             "profile",
             "history",
+            "meters",
             "scale-out",
             "poison",
             "idle",
@@ -184,6 +186,9 @@ def bench(messages: int, soak_seconds: float, rate: float, latency_seconds: floa
     elif only == "history":
         results = asyncio.run(history_only(messages))
         _statements_beside(results, "over history", stamp)
+    elif only == "meters":
+        results = asyncio.run(meters_only(messages))
+        _statements_beside(results, "over a million meters", stamp)
     elif only == "statements":
         results = asyncio.run(statements_only(rate, latency_seconds))
         _statements_beside(results, f"at a paced {rate:.0f}/s", stamp)
