@@ -28,6 +28,7 @@ class Verdict:
     poison_not_exactly_once: int  # poison messages missing from, or repeated on, the dead-letter topics
     commands_not_once: int  # operator commands without exactly one result and one audit entry
     flags_stuck: int = 0  # rebroadcast marks still set though a re-check round for them got an answer
+    summaries_wrong: int = 0  # meters whose row's support (migration 0020) is not what meter_support holds
 
     @property
     def ok(self) -> bool:
@@ -41,6 +42,7 @@ class Verdict:
             or self.poison_not_exactly_once
             or self.commands_not_once
             or self.flags_stuck
+            or self.summaries_wrong
         )
 
 
@@ -127,6 +129,12 @@ async def check(env: BenchEnv, expected_attempts: set[str], poison: set[bytes], 
                    WHERE r.meter_number = k.meter_number AND r.institution_id = k.institution_id
                      AND r.reason = 'rebroadcast' AND r.opened_at >= k.marked_at AND l.responded_at IS NOT NULL)"""
         )
+        summaries_wrong = await conn.fetchval(
+            """SELECT count(*) FROM meters m LEFT JOIN (
+                   SELECT meter_number, string_agg(provider_id || '=' || status, ',' ORDER BY provider_id) AS support
+                   FROM meter_support GROUP BY 1) s USING (meter_number)
+               WHERE m.support IS DISTINCT FROM s.support"""
+        )
         behind = await unapplied(env, conn)
         audited = {
             r["id"]: r["n"]
@@ -176,4 +184,5 @@ async def check(env: BenchEnv, expected_attempts: set[str], poison: set[bytes], 
         not_once,
         commands_not_once,
         flags_stuck,
+        summaries_wrong,
     )

@@ -154,12 +154,14 @@ def faults(only: str | None, cluster: bool) -> None:
     if not outcomes:
         raise click.BadParameter(f"no scenario matches {only!r}", param_hint="--only")
     head = ["scenario", "messages", "faults", "lost", "duplicated", "stale", "unpublished", "unapplied", "valid DLQ"]
-    head += ["poison not once", "commands not once", "flags stuck", "recovery s", "settle s", "result"]
+    head += ["poison not once", "commands not once", "flags stuck", "support rows wrong"]
+    head += ["recovery s", "settle s", "result"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for o in outcomes:
         v = o.verdict
         cells = [o.scenario, o.messages, o.faults, v.lost, v.duplicated, v.stale_overwrites, v.unpublished, v.unapplied]
         cells += [v.valid_dead_lettered, v.poison_not_exactly_once, v.commands_not_once, v.flags_stuck]
+        cells += [v.summaries_wrong]
         cells += [_cell(o.recovery_s), _cell(o.settle_s), "pass" if o.ok else "FAIL"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines.append(

@@ -36,7 +36,7 @@ async def test_an_installs_decisions_move_onto_their_attempts(db: asyncpg.Connec
         for r in await db.fetch("SELECT attempt_id, outcome, provider_id, reason, skipped::text FROM routing_decisions")
     }
 
-    assert await migrate(db) == [19]
+    assert (await migrate(db))[0] == 19  # and any later ones
 
     assert (
         await db.fetchval("SELECT relkind::text FROM pg_class WHERE oid = 'upgraded.routing_decisions'::regclass")

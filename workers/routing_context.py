@@ -13,15 +13,13 @@ from kernel.live_window import live_since, live_since_id, live_until, live_until
 from workers.meter_locks import lock_or_create, read_meters
 from workers.reference_data import CACHE, KINDS, with_reference
 
-# The batch's facts, one row per fact (kind, meter or utility, institution, provider, status or health or preference
-# kind, rank or enabled, weight; a meter's support as "provider=status,..." in one row, provider ids being plain),
+# The batch's facts beside its meters' rows (which carry each meter's support: workers/meter_locks.py), one row per
+# fact (kind, meter or utility, institution, provider, status or health or preference kind, rank or enabled, weight),
 # then the reference data's version and, when the cached copy is stale, the reference tables whole
 # (workers/reference_data.py).
 FACTS = with_reference(
     """
-SELECT 's', meter_number, NULL, NULL, string_agg(provider_id || '=' || status, ','), NULL::int, NULL::int
-  FROM meter_support WHERE meter_number = ANY($1::text[]) GROUP BY meter_number
-UNION ALL SELECT 'm', meter_number, institution_id, NULL, NULL, NULL, NULL FROM rebroadcast_marks
+SELECT 'm', meter_number, institution_id, NULL, NULL, NULL::int, NULL::int FROM rebroadcast_marks
  WHERE meter_number = ANY($1::text[])
 UNION ALL SELECT 'r', meter_number, institution_id, provider_id, NULL, NULL, NULL FROM support_resets
  WHERE meter_number = ANY($1::text[]) AND institution_id = ANY($2::text[])
@@ -100,12 +98,13 @@ async def load_lookup_context(
 
 def _context(rows: dict[str, asyncpg.Record], facts: list[asyncpg.Record], institutions: list[str]) -> RoutingContext:
     meters = {n: Meter(n, r["utility_id"], r["blocked"]) for n, r in rows.items()}
+    for n, r in rows.items():
+        if support := r["support"]:  # "provider=status,…", provider ids being plain (migration 0020)
+            meters[n].support.update(pair.split("=") for pair in support.split(","))
     version, reference = "", []
     for fact in facts:
-        kind, key, inst_id, provider, text, _, _ = fact
-        if kind == "s":  # every provider's answer in one row per meter: a fifth of the rows to decode
-            meters[key].support.update(pair.split("=") for pair in text.split(","))
-        elif kind == "m":
+        kind, key, inst_id, provider, _, _, _ = fact
+        if kind == "m":
             meters[key].marked_by.add(inst_id)
         elif kind == "r":
             meters[key].resets.setdefault(inst_id, set()).add(provider)
