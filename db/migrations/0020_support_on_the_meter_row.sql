@@ -20,7 +20,7 @@ BEGIN
     FROM (SELECT k AS meter_number,
                  (SELECT string_agg(s.provider_id || '=' || s.status, ',' ORDER BY s.provider_id)
                   FROM meter_support s WHERE s.meter_number = k) AS support
-          FROM unnest(changed) AS k) a
+          FROM unnest(changed) AS k OFFSET 0) a  -- OFFSET 0: each meter's aggregate made once, not in SET and WHERE
     WHERE m.meter_number = a.meter_number AND m.support IS DISTINCT FROM a.support;
 END $$;
 
