@@ -10,8 +10,8 @@ import asyncpg
 
 from kernel.dbconn import Db
 
-# With each meter's support ("provider=status,…", kept from meter_support by migration 0020's triggers): the batch's
-# routing reads it here rather than from meter_support, an index descent and heap pages a meter spared.
+# With each meter's support ("provider=status,…", kept from meter_support by migration 0020's triggers): routing
+# reads it here rather than from meter_support, sparing an index descent and its heap pages per meter.
 READ = (
     "SELECT meter_number, utility_id, blocked, support FROM meters WHERE meter_number = ANY($1::text[])"
     " ORDER BY meter_number"
