@@ -97,10 +97,11 @@ async def load_lookup_context(
 
 
 def _context(rows: dict[str, asyncpg.Record], facts: list[asyncpg.Record], institutions: list[str]) -> RoutingContext:
-    meters = {n: Meter(n, r["utility_id"], r["blocked"]) for n, r in rows.items()}
+    meters: dict[str, Meter] = {}
     for n, r in rows.items():
+        meter = meters[n] = Meter(n, r["utility_id"], r["blocked"])
         if support := r["support"]:  # "provider=status,…", provider ids being plain (migration 0020)
-            meters[n].support.update(pair.split("=") for pair in support.split(","))
+            meter.support.update(pair.split("=") for pair in support.split(","))
     version, reference = "", []
     for fact in facts:
         kind, key, inst_id, provider, _, _, _ = fact

@@ -62,7 +62,5 @@ CREATE TRIGGER meter_support_changed AFTER UPDATE ON meter_support
 CREATE TRIGGER meter_support_truncated AFTER TRUNCATE ON meter_support
     FOR EACH STATEMENT EXECUTE FUNCTION meter_support_truncated();
 
-UPDATE meters m SET support = a.support
-FROM (SELECT meter_number, string_agg(provider_id || '=' || status, ',' ORDER BY provider_id) AS support
-      FROM meter_support GROUP BY meter_number) a
-WHERE m.meter_number = a.meter_number;
+-- The meters that have support rows now, filled by the same refresh the triggers run.
+SELECT meters_support_refresh(ARRAY(SELECT DISTINCT meter_number FROM meter_support ORDER BY 1));
