@@ -8,12 +8,14 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from db.migrate import migrate
+from db.partitions import maintain
 from infra.topic_admin import admin_client, apply
 from kernel.connections import Endpoints, connect
 from kernel.settings import Settings
@@ -23,6 +25,9 @@ from tests.servers import servers
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DB = "ppu_template"
+# The UTC day the template's history partitions run from (db/partitions.py): a run that crosses midnight brings the
+# template to the new day before it copies it, as a database migrated that day would be.
+_template_day: dict[str, date] = {}
 
 
 SWITCH_ELECTRUM_ID = "9100001"  # the switch's Electrum institution id in the tests
@@ -53,12 +58,26 @@ async def template_db(endpoints: Endpoints) -> str:
         await migrate(conn)
     finally:
         await conn.close()
+    _template_day[TEMPLATE_DB] = datetime.now(UTC).date()
     return TEMPLATE_DB
+
+
+async def _template_of_today(endpoints: Endpoints, template_db: str) -> None:
+    today = datetime.now(UTC).date()
+    if _template_day.get(template_db, today) == today:
+        return
+    conn = await connect(_db_url(endpoints.database_url, template_db))
+    try:
+        await maintain(conn, drop=False)
+    finally:
+        await conn.close()
+    _template_day[template_db] = today
 
 
 async def new_database(endpoints: Endpoints, template_db: str) -> str:
     """A database of its own, already migrated: its URL."""
     name = f"t_{uuid.uuid4().hex[:12]}"
+    await _template_of_today(endpoints, template_db)
     admin = await asyncpg.connect(endpoints.database_url)
     try:
         await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")

@@ -35,7 +35,10 @@ from tests.harness import eventually, installed_before, plan_of
 from workers.routing_context import LOOKUP_FACTS
 from workers.sweeper import run_sweeper
 
-TODAY = datetime.now(UTC).date()
+
+def _today() -> date:
+    # Read when used, not at import: a run can cross midnight UTC between the two.
+    return datetime.now(UTC).date()
 
 
 def _day(d: date) -> datetime:
@@ -55,8 +58,8 @@ async def test_a_migrated_database_has_partitions_from_today_ahead(db: asyncpg.C
         names = await partitions(db, h.table)
         first = datetime.strptime(names[0][-8:], "%Y%m%d").date()
         last = datetime.strptime(names[-1][-8:], "%Y%m%d").date()
-        assert first <= TODAY < first + timedelta(days=h.step_days), (h.table, names)
-        assert last + timedelta(days=h.step_days) > TODAY + timedelta(days=AHEAD_DAYS), (h.table, names)
+        assert first <= _today() < first + timedelta(days=h.step_days), (h.table, names)
+        assert last + timedelta(days=h.step_days) > _today() + timedelta(days=AHEAD_DAYS), (h.table, names)
     assert await db.fetchval("SELECT relkind::text FROM pg_class WHERE relname = 'lookups'") == "p"
 
 
@@ -83,15 +86,15 @@ async def test_rows_land_in_their_days_partition(db: asyncpg.Connection) -> None
         ("lookup_rounds", "round_id", round_id),
         ("lookups", "lookup_id", lookup_id),
     ):
-        assert await _where(db, table, key, value) == _holding(table, TODAY)
+        assert await _where(db, table, key, value) == _holding(table, _today())
     # A lookup by id is planned on its one partition (and the DEFAULT one), not on every one kept.
     plan = await plan_of(db, "SELECT * FROM lookups WHERE lookup_id = ANY($1::uuid[])", [lookup_id])
-    later = _holding("lookups", TODAY + timedelta(days=BY_TABLE["lookups"].step_days))
-    assert _holding("lookups", TODAY) in plan and later not in plan
+    later = _holding("lookups", _today() + timedelta(days=BY_TABLE["lookups"].step_days))
+    assert _holding("lookups", _today()) in plan and later not in plan
 
 
 async def test_maintenance_drops_whole_days_after_the_retention(db: asyncpg.Connection) -> None:
-    old, kept = TODAY - timedelta(days=40), TODAY - timedelta(days=20)
+    old, kept = _today() - timedelta(days=40), _today() - timedelta(days=20)
     for d in (old, kept):  # the two days' partitions exist, as on a system running since then
         await maintain(db, {x.table: 400 for x in HISTORY}, today=d)
     for d in (old, kept):
@@ -120,7 +123,7 @@ async def test_maintenance_drops_whole_days_after_the_retention(db: asyncpg.Conn
 async def test_rows_no_partition_covered_yet_move_in_when_one_is_made(db: asyncpg.Connection) -> None:
     # Beyond every partition made so far (a week's partition made ahead reaches up to 6 days further): the DEFAULT
     # takes it.
-    later = TODAY + timedelta(days=AHEAD_DAYS + 1 + 2 * BY_TABLE["lookups"].step_days)
+    later = _today() + timedelta(days=AHEAD_DAYS + 1 + 2 * BY_TABLE["lookups"].step_days)
     lookup_id = id_floor(_day(later))
     await db.execute(
         """INSERT INTO lookups (lookup_id, round_id, meter_number, provider_id, sent_at)
@@ -134,7 +137,7 @@ async def test_rows_no_partition_covered_yet_move_in_when_one_is_made(db: asyncp
     assert await _where(db, "lookups", "lookup_id", lookup_id) == _holding("lookups", later)
     # And what stays in a DEFAULT partition past the retention is deleted by its time.
     await db.execute(
-        "INSERT INTO login_failures (throttle_key, at) VALUES ('k', $1), ('k', now())", _day(TODAY - timedelta(3000))
+        "INSERT INTO login_failures (throttle_key, at) VALUES ('k', $1), ('k', now())", _day(_today() - timedelta(3000))
     )
     assert (await maintain(db)).expired == 1
     assert await db.fetchval("SELECT count(*) FROM login_failures") == 1
@@ -172,7 +175,7 @@ async def test_an_installs_history_survives_partitioning(db: asyncpg.Connection,
     assert counts == [2, 1]
     # Today's waiting attempt is in today's partition (the live window reads it there); the old one waits for
     # the retention in the DEFAULT partition, and goes with it.
-    assert await _where(db, "purchase_attempts", "attempt_id", new_attempt) == _holding("purchase_attempts", TODAY)
+    assert await _where(db, "purchase_attempts", "attempt_id", new_attempt) == _holding("purchase_attempts", _today())
     assert await _where(db, "purchase_attempts", "attempt_id", old_attempt) == "purchase_attempts_default"
     done = await maintain(db)
     assert done.expired == 2  # the old attempt with its decision on its row (0019), its lookup
@@ -184,7 +187,7 @@ async def test_an_installs_history_survives_partitioning(db: asyncpg.Connection,
 
 
 async def test_the_sweeper_maintains_the_partitions(db: asyncpg.Connection, database_url: str) -> None:
-    ahead = _holding("lookups", TODAY + timedelta(days=AHEAD_DAYS))
+    ahead = _holding("lookups", _today() + timedelta(days=AHEAD_DAYS))
     await db.execute(f"DROP TABLE {ahead}")
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     stop = asyncio.Event()
@@ -206,14 +209,16 @@ async def _has(db: asyncpg.Connection, name: str) -> bool:
 async def test_the_hot_path_plans_the_live_window_s_partitions_not_those_made_ahead(db: asyncpg.Connection) -> None:
     """The lookup worker's facts statement is bounded at both ends (kernel/live_window.py): the partitions made a week
     ahead are left out while planning, not planned and scanned every batch."""
-    await maintain(db, today=TODAY + timedelta(days=AHEAD_DAYS))  # partitions two weeks ahead, at least
+    await maintain(db, today=_today() + timedelta(days=AHEAD_DAYS))  # partitions two weeks ahead, at least
     args = (["0601"], ["bank"], "", [uuid.uuid4()], live_since(), live_since_id(), live_until(), live_until_id())
     plan = await plan_of(db, LOOKUP_FACTS, *args)
     for table in ("purchase_attempts", "lookup_rounds"):
         # A partition that starts after the window's end (a day ahead, kernel/live_window.py) is left out.
-        far = [name for name, (start, _) in (await spans(db, BY_TABLE[table])).items() if start > TODAY + timedelta(1)]
+        far = [
+            name for name, (start, _) in (await spans(db, BY_TABLE[table])).items() if start > _today() + timedelta(1)
+        ]
         assert far, f"{table}: made ahead"
-        assert _holding(table, TODAY) in plan, table
+        assert _holding(table, _today()) in plan, table
         assert not [name for name in far if name in plan], f"{table}: a partition past the window is planned"
 
 
@@ -226,17 +231,17 @@ async def test_a_table_whose_width_changed_keeps_its_partitions_and_fills_what_t
     daily = dataclasses.replace(weekly, step_days=1)
     for name in await partitions(db, weekly.table):
         await db.execute(f"DROP TABLE {name}")
-    await ensure(db, daily, TODAY, TODAY + timedelta(days=AHEAD_DAYS + 1), Maintained())
+    await ensure(db, daily, _today(), _today() + timedelta(days=AHEAD_DAYS + 1), Maintained())
     assert len(await partitions(db, weekly.table)) == AHEAD_DAYS + 1
     created = []
     for days in range(11):  # maintained every day from today on, as the sweeper does
-        created += (await maintain(db, today=TODAY + timedelta(days=days))).created
+        created += (await maintain(db, today=_today() + timedelta(days=days))).created
     covered = sorted((await spans(db, weekly)).values())
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(covered)), covered  # none overlaps
     assert any(b - a == timedelta(days=weekly.step_days) for a, b in covered), "the new width is made"
     assert [n for n in created if n.startswith(weekly.table)], created
     for offset in range(AHEAD_DAYS + 4):
-        day = _day(TODAY + timedelta(days=offset))
+        day = _day(_today() + timedelta(days=offset))
         await db.execute(
             """INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, recorded_at)
                VALUES ($1, '0605', 'bank', $2, $2)""",
