@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import statistics
 from datetime import datetime
 from typing import Any
 
@@ -122,6 +123,12 @@ def latency_figures(sent: dict[str, float], received: dict[str, float]) -> dict[
     figures["cold_p99"] = percentiles(by_second.get(0, []))["p99"] * 1000
     figures["p50_first_steady_s"] = percentiles(by_second[seconds[0]])["p50"] * 1000 if seconds else float("nan")
     figures["p50_last_s"] = percentiles(by_second[seconds[-1]])["p50"] * 1000 if seconds else float("nan")
+    # Whether the tail is spread or a few slow seconds (a stall: a collector pause, a checkpoint, a neighbour): each
+    # steady second's p99, their median and the worst. A whole-run p99 over 50 ms with a median second far under it
+    # is a few stalls, not a flow that is slow throughout.
+    each = sorted(percentiles(by_second[s])["p99"] * 1000 for s in seconds)
+    figures["p99_median_s"] = statistics.median(each) if each else float("nan")
+    figures["p99_worst_s"] = each[-1] if each else float("nan")
     figures["lost"] = float(len(sent) - sum(len(v) for v in by_second.values()))
     return figures
 

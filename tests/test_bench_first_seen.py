@@ -30,6 +30,15 @@ def test_the_first_second_is_reported_apart_and_the_steady_state_after_the_warm_
     assert WARM_UP_S >= 1
 
 
+def test_a_stalled_second_shows_as_the_worst_seconds_p99_not_in_the_median_seconds() -> None:
+    sent = {f"a{i}": 1000.0 + i * 0.01 for i in range(1000)}  # 10 s at 100 per second
+    received = {c: t + (0.2 if 1006.0 <= t < 1007.0 else 0.01) for c, t in sent.items()}  # second 6 stalls
+    figures = latency_figures(sent, received)
+    assert 199 < figures["p99_worst_s"] < 201
+    assert 9 < figures["p99_median_s"] < 11
+    assert figures["p99"] > 190  # a tenth of the steady state slow: the whole run's p99 is the stall's
+
+
 def test_the_latency_stages_add_up_and_leave_the_warm_up_out() -> None:
     sent = {f"a{i}": 1000.0 + i * 0.1 for i in range(100)}
     # Worker 30 ms, relay 10 ms, broker 5 ms in the steady state; the warm-up 1 s in the worker.
