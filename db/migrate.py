@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 
 from db.partitions import maintain
+from db.support_backfill import fill_support_summaries
 from kernel.errors import PpuError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -76,6 +77,7 @@ async def migrate(conn: asyncpg.Connection, folder: Path = MIGRATIONS) -> list[i
         if folder == MIGRATIONS:
             # The history's partitions from today on, so that a new database writes none to DEFAULT partitions.
             await maintain(conn, drop=False)
+            await fill_support_summaries(conn)
         return done
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)

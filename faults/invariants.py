@@ -133,7 +133,7 @@ async def check(env: BenchEnv, expected_attempts: set[str], poison: set[bytes], 
             """SELECT count(*) FROM meters m LEFT JOIN (
                    SELECT meter_number, string_agg(provider_id || '=' || status, ',' ORDER BY provider_id) AS support
                    FROM meter_support GROUP BY 1) s USING (meter_number)
-               WHERE m.support IS DISTINCT FROM s.support"""
+               WHERE m.support IS DISTINCT FROM coalesce(s.support, '')"""
         )
         behind = await unapplied(env, conn)
         audited = {

@@ -60,7 +60,20 @@ async def load_context(
     """Reads the meters (locked FOR UPDATE when `lock`, in a fixed order so that batches cannot deadlock)."""
     rows = await read_meters(conn, meter_numbers, lock)
     facts = await conn.fetch(FACTS, meter_numbers, institutions, CACHE.version())
-    return _context(rows, facts, institutions)
+    return _context(rows, facts + await _not_summarised(conn, rows), institutions)
+
+
+async def _not_summarised(conn: Db, rows: dict[str, asyncpg.Record]) -> list[asyncpg.Record]:
+    """Support facts of the meters whose row has no summary yet (an upgrade's backfill has not reached them:
+    db/support_backfill.py), read from meter_support: a round trip only while there are such meters."""
+    waiting = [n for n, r in rows.items() if r["support"] is None]
+    if not waiting:
+        return []
+    return await conn.fetch(
+        """SELECT 's', meter_number, NULL, provider_id, status, NULL, NULL FROM meter_support
+           WHERE meter_number = ANY($1::text[])""",
+        waiting,
+    )
 
 
 async def load_lookup_context(
@@ -93,7 +106,7 @@ async def load_lookup_context(
         elif kind == "o":
             assert key is not None and ident is not None
             found.open_rounds[key] = uuid.UUID(ident)
-    return _context(rows, facts, institutions), found
+    return _context(rows, facts + await _not_summarised(conn, rows), institutions), found
 
 
 def _context(rows: dict[str, asyncpg.Record], facts: list[asyncpg.Record], institutions: list[str]) -> RoutingContext:
@@ -111,6 +124,8 @@ def _context(rows: dict[str, asyncpg.Record], facts: list[asyncpg.Record], insti
             meters[key].resets.setdefault(inst_id, set()).add(provider)
         elif kind == "p":
             meters[key].preferred[inst_id] = provider
+        elif kind == "s":  # _not_summarised's
+            meters[key].support[provider] = fact[4]
         elif kind == "v":
             version = key
         elif kind in KINDS:

@@ -11,17 +11,26 @@
 -- Every writer of meter_support holds its meters' locks already (the lookup worker and the response consumer lock
 -- them first, in order), so the meters updated here are rows the transaction has locked: no new lock order.
 
+-- NULL: not summarised yet (a meter this install had before the upgrade); '' when it has no support rows. Meters
+-- made from now on start summarised (no support rows yet), the existing ones stay NULL until db/support_backfill.py
+-- fills them, a batch per transaction after this migration; routing reads meter_support for a meter still NULL.
+-- Filled here in one statement, a million meters held every meter's lock for 27 s: the hot path stopped meanwhile.
 ALTER TABLE meters ADD COLUMN support text;
+ALTER TABLE meters ALTER COLUMN support SET DEFAULT '';
 
 -- PL/pgSQL, whose statements keep their plans for the session (a SQL function's are made on each call).
-CREATE FUNCTION meters_support_refresh(changed text[]) RETURNS void LANGUAGE plpgsql AS $$
+-- `unsummarised_only`: the backfill's, which must not write over a summary a trigger made since its snapshot (its
+-- UPDATE re-checks this on the newest version of a row it waited for; a trigger leaves no meter NULL).
+CREATE FUNCTION meters_support_refresh(changed text[], unsummarised_only boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE meters m SET support = a.support
     FROM (SELECT k AS meter_number,
-                 (SELECT string_agg(s.provider_id || '=' || s.status, ',' ORDER BY s.provider_id)
-                  FROM meter_support s WHERE s.meter_number = k) AS support
+                 coalesce((SELECT string_agg(s.provider_id || '=' || s.status, ',' ORDER BY s.provider_id)
+                           FROM meter_support s WHERE s.meter_number = k), '') AS support
           FROM unnest(changed) AS k OFFSET 0) a  -- OFFSET 0: each meter's aggregate made once, not in SET and WHERE
-    WHERE m.meter_number = a.meter_number AND m.support IS DISTINCT FROM a.support;
+    WHERE m.meter_number = a.meter_number AND m.support IS DISTINCT FROM a.support
+      AND (NOT unsummarised_only OR m.support IS NULL);
 END $$;
 
 CREATE FUNCTION meter_support_added() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -49,7 +58,7 @@ END $$;
 
 CREATE FUNCTION meter_support_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE meters SET support = NULL WHERE support IS NOT NULL;
+    UPDATE meters SET support = '' WHERE support IS DISTINCT FROM '';
     RETURN NULL;
 END $$;
 
@@ -62,5 +71,11 @@ CREATE TRIGGER meter_support_changed AFTER UPDATE ON meter_support
 CREATE TRIGGER meter_support_truncated AFTER TRUNCATE ON meter_support
     FOR EACH STATEMENT EXECUTE FUNCTION meter_support_truncated();
 
--- The meters that have support rows now, filled by the same refresh the triggers run.
-SELECT meters_support_refresh(ARRAY(SELECT DISTINCT meter_number FROM meter_support ORDER BY 1));
+-- Work left to do outside a migration's transaction, a batch at a time (db/support_backfill.py): where it has got
+-- to (`next_key`, the last key done), so that a run stopped halfway goes on from there.
+CREATE TABLE backfills (
+    name     text PRIMARY KEY,
+    next_key text NOT NULL DEFAULT '',
+    done_at  timestamptz
+);
+INSERT INTO backfills (name) VALUES ('meters.support');
