@@ -11,9 +11,13 @@ leaves it be (`meters_support_refresh(…, unsummarised_only => true)`).
 from __future__ import annotations
 
 import asyncpg
+import structlog
+
+log = structlog.get_logger()
 
 NAME = "meters.support"
 BATCH = 5000  # meters per transaction: ~0.1 s of locks each on this machine
+PROGRESS_EVERY = 100_000
 
 # The next batch of keys after the last done, locked in key order (as every writer locks them, so none waits on
 # another in a cycle), and those of them not summarised yet.
@@ -36,6 +40,8 @@ async def fill_support_summaries(conn: asyncpg.Connection, batch: int = BATCH) -
             assert step is not None  # an aggregate's one row
             if step["last"] is None:
                 await conn.execute("UPDATE backfills SET done_at = now() WHERE name = $1", NAME)
+                if filled:
+                    log.info("support summaries filled", meters=filled)
                 return filled
             if step["todo"]:
                 status = await conn.execute(
@@ -43,4 +49,6 @@ async def fill_support_summaries(conn: asyncpg.Connection, batch: int = BATCH) -
                 )
                 assert status == "SELECT 1", status
                 filled += len(step["todo"])
+                if filled // PROGRESS_EVERY != (filled - len(step["todo"])) // PROGRESS_EVERY:
+                    log.info("filling support summaries", meters=filled, up_to=step["last"])  # minutes on a big install
             await conn.execute("UPDATE backfills SET next_key = $2 WHERE name = $1", NAME, step["last"])
