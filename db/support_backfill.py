@@ -1,6 +1,6 @@
 """The support summary of the meters an install had before migration 0020, filled a batch per transaction.
 
-In the migration's own transaction, the fill held a lock on every meter until it committed: 27 s over a million
+In the migration's own transaction, the fill held a lock on every meter until it committed: 20-26 s over a million
 meters, during which no purchase could be routed. Here each batch locks its meters for a moment, in key order as
 every writer does (workers/meter_locks.py), and records how far it got (`backfills`), so that a run stopped halfway
 goes on from there. Until a meter is filled, routing reads its support from meter_support
