@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 
+import asyncpg
+
 from bench.env import INSTITUTION, PROVIDERS, BenchEnv, start_workers, stop
 from bench.floors import attempts
 from bench.measure import paced, produce, read_until, steady_rate
@@ -32,21 +34,26 @@ async def preload_meters(env: BenchEnv, meters: int) -> None:
     """`meters` known meters; each supported by one of the five providers and not by the others."""
     conn = await env.db()
     try:
-        await conn.execute(
-            """INSERT INTO meters (meter_number)
-                              SELECT '06' || lpad(g::text, 8, '0') FROM generate_series(0, $1 - 1) g""",
-            meters,
-        )
-        await conn.execute(
-            """INSERT INTO meter_support (meter_number, provider_id, status, last_response_at)
-               SELECT '06' || lpad(g::text, 8, '0'), 'bp' || p,
-                      CASE WHEN p = g % 5 + 1 THEN 'supported' ELSE 'not_supported' END, now()
-               FROM generate_series(0, $1 - 1) g, generate_series(1, 5) p""",
-            meters,
-        )
-        await conn.execute("VACUUM ANALYZE")  # not autovacuum in the middle of a measurement
+        await add_meters(conn, meters)
     finally:
         await conn.close()
+
+
+async def add_meters(conn: asyncpg.Connection, meters: int) -> None:
+    """`preload_meters` on a connection: the providers `bp1`…`bp5` must exist."""
+    await conn.execute(
+        """INSERT INTO meters (meter_number)
+                              SELECT '06' || lpad(g::text, 8, '0') FROM generate_series(0, $1 - 1) g""",
+        meters,
+    )
+    await conn.execute(
+        """INSERT INTO meter_support (meter_number, provider_id, status, last_response_at)
+           SELECT '06' || lpad(g::text, 8, '0'), 'bp' || p,
+                  CASE WHEN p = g % 5 + 1 THEN 'supported' ELSE 'not_supported' END, now()
+           FROM generate_series(0, $1 - 1) g, generate_series(1, 5) p""",
+        meters,
+    )
+    await conn.execute("VACUUM ANALYZE")  # not autovacuum in the middle of a measurement
 
 
 def request_topics(env: BenchEnv) -> list[str]:

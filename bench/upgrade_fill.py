@@ -5,27 +5,17 @@ those locks waited (docs/deployment.md, "Each meter's support on its row")."""
 from __future__ import annotations
 
 import asyncio
-import random
-import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import asyncpg
 
-from db.migrate import MIGRATIONS, migrate
+from bench.env import PROVIDERS, other_database
+from bench.flows import add_meters, known_meter
+from bench.measure import percentiles
+from db.migrate import migrate
 from kernel.connections import endpoints
 from kernel.settings import Settings
-
-FILL = [
-    "INSERT INTO providers (provider_id, name) SELECT 'bp' || p, 'bp' || p FROM generate_series(1, 5) p",
-    "INSERT INTO meters (meter_number) SELECT '06' || lpad(g::text, 8, '0') FROM generate_series(0, $1 - 1) g",
-    """INSERT INTO meter_support (meter_number, provider_id, status, last_response_at)
-       SELECT '06' || lpad(g::text, 8, '0'), 'bp' || p,
-              CASE WHEN p = g % 5 + 1 THEN 'supported' ELSE 'not_supported' END, now()
-       FROM generate_series(0, $1 - 1) g, generate_series(1, 5) p""",
-]
 
 
 async def _locks_meanwhile(conn: asyncpg.Connection, meters: int, done: asyncio.Event) -> list[float]:
@@ -33,9 +23,7 @@ async def _locks_meanwhile(conn: asyncpg.Connection, meters: int, done: asyncio.
     while not done.is_set():
         started = time.perf_counter()
         async with conn.transaction():
-            await conn.execute(
-                "SELECT 1 FROM meters WHERE meter_number = $1 FOR UPDATE", f"06{random.randrange(meters):08d}"
-            )
+            await conn.execute("SELECT 1 FROM meters WHERE meter_number = $1 FOR UPDATE", known_meter(meters))
         waits.append(time.perf_counter() - started)
         await asyncio.sleep(0.02)
     return waits
@@ -46,28 +34,23 @@ async def main(meters: int) -> None:
     name = f"bench_upgrade_{int(time.time())}"  # dropped by the next bench run (bench/env.drop_previous_runs)
     admin = await asyncpg.connect(base)
     await admin.execute(f"CREATE DATABASE {name}")
-    url = base.rsplit("/", 1)[0] + "/" + name
+    url = other_database(base, name)
     db, other = await asyncpg.connect(url), await asyncpg.connect(url)
     try:
-        before = Path(tempfile.mkdtemp())
-        for m in sorted(MIGRATIONS.glob("*.sql")):
-            if int(m.name[:4]) < 20:
-                before.joinpath(m.name).write_text(m.read_text())
-        await migrate(db, before)
-        for sql in FILL:
-            await db.execute(sql, *([meters] if "$1" in sql else []))
-        await db.execute("VACUUM ANALYZE")
+        await migrate(db, before=20)
+        await db.executemany("INSERT INTO providers (provider_id, name) VALUES ($1, $1)", [(p,) for p in PROVIDERS])
+        await add_meters(db, meters)
         done = asyncio.Event()
         locking = asyncio.ensure_future(_locks_meanwhile(other, meters, done))
         started = time.perf_counter()
         await migrate(db)
         took = time.perf_counter() - started
         done.set()
-        waits = sorted(w * 1000 for w in await locking)
-        p99 = statistics.quantiles(waits, n=100)[98] if len(waits) > 1 else waits[-1]
+        waits = [w * 1000 for w in await locking]
+        found = percentiles(waits)
         print(
             f"upgrade over {meters:,} meters: {took:.1f} s; {len(waits)} meter locks meanwhile waited "
-            f"p50 {statistics.median(waits):.1f} ms, p99 {p99:.1f} ms, max {waits[-1]:.1f} ms"
+            f"p50 {found['p50']:.1f} ms, p99 {found['p99']:.1f} ms, max {max(waits):.1f} ms"
         )
     finally:
         await db.close()

@@ -45,9 +45,10 @@ def discover(folder: Path = MIGRATIONS) -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection, folder: Path = MIGRATIONS) -> list[int]:
-    """Applies what is pending; returns the versions applied now."""
-    migrations = discover(folder)
+async def migrate(conn: asyncpg.Connection, folder: Path = MIGRATIONS, before: int | None = None) -> list[int]:
+    """Applies what is pending; returns the versions applied now. `before`: only the migrations older than that
+    version, and none of the work after them (partitions, backfills): an install as an earlier release left it."""
+    migrations = [m for m in discover(folder) if before is None or m.version < before]
     await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
     try:
         await conn.execute(
@@ -74,7 +75,7 @@ async def migrate(conn: asyncpg.Connection, folder: Path = MIGRATIONS) -> list[i
                     m.checksum,
                 )
             done.append(m.version)
-        if folder == MIGRATIONS:
+        if folder == MIGRATIONS and before is None:
             # The history's partitions from today on, so that a new database writes none to DEFAULT partitions.
             await maintain(conn, drop=False)
             await fill_support_summaries(conn)

@@ -8,13 +8,12 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from db.migrate import MIGRATIONS, migrate
+from db.migrate import migrate
 from domain.command_proof import sign
 from kernel.connections import started_producer
 from kernel.dbconn import Db
@@ -200,13 +199,8 @@ async def plan_of(db: Db, sql: str, *args: Any) -> str:
     return "\n".join(r[0] for r in await db.fetch(f"EXPLAIN {sql}", *args))
 
 
-async def installed_before(db: asyncpg.Connection, version: int, tmp_path: Path) -> None:
+async def installed_before(db: asyncpg.Connection, version: int) -> None:
     """An install as the migrations before `version` left it, in a schema of its own (`upgraded`, first on the
     session's search path): what an upgrade starts from. `migrate(db)` then applies the rest."""
-    before = tmp_path / f"before-{version}"
-    before.mkdir()
-    for m in sorted(MIGRATIONS.glob("*.sql")):
-        if int(m.name[:4]) < version:
-            before.joinpath(m.name).write_text(m.read_text())
     await db.execute("CREATE SCHEMA upgraded; SET search_path TO upgraded, public")
-    await migrate(db, before)
+    await migrate(db, before=version)

@@ -4,7 +4,6 @@ reads them as before, and a row cannot hold half a decision."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -13,8 +12,8 @@ from db.migrate import migrate
 from tests.harness import installed_before
 
 
-async def test_an_installs_decisions_move_onto_their_attempts(db: asyncpg.Connection, tmp_path: Path) -> None:
-    await installed_before(db, 19, tmp_path)
+async def test_an_installs_decisions_move_onto_their_attempts(db: asyncpg.Connection) -> None:
+    await installed_before(db, 19)
     routed, blocked, waiting = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     await db.execute(
         """INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, decided_at)

@@ -9,7 +9,6 @@ import dataclasses
 import itertools
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -153,8 +152,8 @@ def test_retention_is_configured_per_table_and_refuses_what_cannot_work(monkeypa
         retention({"lookups": 7})
 
 
-async def test_an_installs_history_survives_partitioning(db: asyncpg.Connection, tmp_path: Path) -> None:
-    await installed_before(db, 13, tmp_path)
+async def test_an_installs_history_survives_partitioning(db: asyncpg.Connection) -> None:
+    await installed_before(db, 13)
     old_attempt, new_attempt = uuid.uuid4(), uuid.uuid4()
     await db.execute(
         """INSERT INTO purchase_attempts (attempt_id, meter_number, institution_id, received_at, decided_at)

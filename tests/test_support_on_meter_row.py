@@ -4,11 +4,10 @@ changes it: routing reads it with the meter (workers/meter_locks.py) instead of 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import asyncpg
 
-from db.migrate import MIGRATIONS, discover, migrate
+from db.migrate import discover, migrate
 from db.support_backfill import fill_support_summaries
 from tests.harness import eventually, installed_before, seed_reference
 from workers.routing_context import load_context
@@ -66,9 +65,9 @@ async def test_the_meter_row_follows_every_change_of_its_support(db: asyncpg.Con
     assert await _support(db, "m1") == ""
 
 
-async def _installed_with_meters(db: asyncpg.Connection, tmp_path: Path, meters: int) -> None:
+async def _installed_with_meters(db: asyncpg.Connection, meters: int) -> None:
     """An install before migration 0020 with `meters` meters, each supported by pa and not by pb."""
-    await installed_before(db, 20, tmp_path)
+    await installed_before(db, 20)
     await db.execute("INSERT INTO providers (provider_id, name) VALUES ('pa', 'A'), ('pb', 'B'), ('pc', 'C')")
     await db.execute("INSERT INTO meters SELECT '04' || lpad(g::text, 2, '0') FROM generate_series(1, $1) g", meters)
     await db.execute(
@@ -78,8 +77,8 @@ async def _installed_with_meters(db: asyncpg.Connection, tmp_path: Path, meters:
     )
 
 
-async def test_an_installs_meters_get_their_support_on_upgrade(db: asyncpg.Connection, tmp_path: Path) -> None:
-    await _installed_with_meters(db, tmp_path, 2)
+async def test_an_installs_meters_get_their_support_on_upgrade(db: asyncpg.Connection) -> None:
+    await _installed_with_meters(db, 2)
     await db.execute("INSERT INTO meters (meter_number) VALUES ('0500')")  # no support rows
     assert (await migrate(db))[0] == 20
     assert await _support(db, "0401") == "pa=supported,pb=not_supported"
@@ -90,15 +89,12 @@ async def test_an_installs_meters_get_their_support_on_upgrade(db: asyncpg.Conne
 
 
 async def test_the_upgrade_fills_a_batch_per_transaction_and_routing_reads_the_rest_meanwhile(
-    db: asyncpg.Connection, database_url: str, tmp_path: Path
+    db: asyncpg.Connection, database_url: str
 ) -> None:
-    await _installed_with_meters(db, tmp_path, 6)
+    await _installed_with_meters(db, 6)
     migrations = discover()
-    later = tmp_path / "through-0020"
-    later.mkdir()
-    for m in sorted(MIGRATIONS.glob("*.sql")):
-        later.joinpath(m.name).write_text(m.read_text())
-    await migrate(db, later)  # the schema's changes, without the backfill that `migrate` runs after them
+    # Every migration's changes, without the backfill that `migrate` runs after them.
+    await migrate(db, before=migrations[-1].version + 1)
     assert [r["version"] for r in await db.fetch("SELECT version FROM schema_migrations ORDER BY 1")] == [
         m.version for m in migrations
     ]

@@ -117,7 +117,7 @@ def _context(rows: dict[str, asyncpg.Record], facts: list[asyncpg.Record], insti
             meter.support.update(pair.split("=") for pair in support.split(","))
     version, reference = "", []
     for fact in facts:
-        kind, key, inst_id, provider, _, _, _ = fact
+        kind, key, inst_id, provider, status, _, _ = fact
         if kind == "m":
             meters[key].marked_by.add(inst_id)
         elif kind == "r":
@@ -125,7 +125,7 @@ def _context(rows: dict[str, asyncpg.Record], facts: list[asyncpg.Record], insti
         elif kind == "p":
             meters[key].preferred[inst_id] = provider
         elif kind == "s":  # _not_summarised's
-            meters[key].support[provider] = fact[4]
+            meters[key].support[provider] = status
         elif kind == "v":
             version = key
         elif kind in KINDS:
