@@ -12,7 +12,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from bench.env import PROVIDERS, BenchEnv, start_workers, stop
+from bench.env import PROVIDERS, BenchEnv, retire, start_workers, stop
 from bench.flows import known_meter, paced_attempts, request_topics
 from bench.measure import joined_reader, percentiles
 from bench.process_usage import broker_counters, broker_jit_seconds, counted_between, cpu_seconds, cpu_used
@@ -27,7 +27,9 @@ async def paced_lookup(tag: str, rate: float, seconds: float) -> tuple[dict[str,
     """The paced lookup latency as `make bench` and `--only latency` report it: paced flows until the broker's JIT has
     settled (`paced_warm_up`, on an environment of its own), then the latency on a new environment of 10,000 meters,
     with the CPU per attempt and what the broker did meanwhile. Its figures, and the environment measured."""
-    r: dict[str, Any] = {"paced_warm_up_broker_jit_s": await paced_warm_up(await with_meters(f"{tag}v", 10_000), rate)}
+    warm = await with_meters(f"{tag}v", 10_000)
+    r: dict[str, Any] = {"paced_warm_up_broker_jit_s": await paced_warm_up(warm, rate)}
+    await retire(warm)  # its autovacuum would otherwise run during the measured flow
     timed = await with_meters(f"{tag}l", 10_000)  # fresh topics: the reader counts from their start
     cpu: dict[str, float] = {}
     broker: dict[str, float] = {}

@@ -16,6 +16,7 @@ from bench.in_turn import Variant, in_turn
 from bench.profile import profile_lookup, statements_on, statements_top
 from bench.steps import (
     FIRST_SEEN_S,
+    cpu_step,
     first_seen_figures,
     history,
     measured_commit,
@@ -162,7 +163,7 @@ async def cpu_only(n: int, pairs: int = 3) -> dict[str, Any]:
     floors_, flows_ = [], []
     for i in range(1, pairs + 1):
         floors_.append(await relay_floor_cpu(floor_env, n))
-        flows_.append(await flows.lookup_cpu(await with_meters(f"{tag}c{i}", 10_000), n, 10_000))
+        flows_.append(await cpu_step(f"{tag}c{i}", n))
     floor = statistics.median(sum(f.values()) for f in floors_)
     flow = statistics.median(sum(f.values()) for f in flows_)
     return {

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from bench import console_reads, flows, latency, response_flows
-from bench.env import broker_partitions, drop_previous_runs, plan_cache_mode, prepare
+from bench.env import broker_partitions, drop_previous_runs, plan_cache_mode, prepare, retire
 from bench.floors import faust_peer, faust_version, relay_floor, relay_floor_cpu, upsert_floor
 from bench.in_turn import Variant, in_turn
 from bench.only import (
@@ -29,6 +29,7 @@ from bench.process_usage import broker_jit_seconds
 from bench.report import markdown, write
 from bench.steps import (
     FIRST_SEEN_S,
+    cpu_step,
     first_seen_figures,
     floor_cpu_figures,
     history,
@@ -80,14 +81,16 @@ async def run_all(n: int, soak_seconds: float, rate: float, latency_seconds: flo
     r.update(page)
     step("CPU per message of the floor relay, then per attempt of every process of the lookup flow")
     r.update(floor_cpu_figures(await relay_floor_cpu(floor_env, n)))
+    await retire(floor_env)
 
-    async def cpu_step(i: int) -> dict[str, float]:
-        return await flows.lookup_cpu(await with_meters(f"{tag}c{i}", 10_000), n, 10_000)
+    async def measure_cpu(i: int) -> dict[str, float]:
+        return await cpu_step(f"{tag}c{i}", n)
 
-    r.update(await settled_cpu(cpu_step, broker_jit_seconds, n))
+    r.update(await settled_cpu(measure_cpu, broker_jit_seconds, n))
     r["cpu_per_attempt_vs_floor_relay_message"] = r["cpu_us_per_attempt"] / r["floor_relay_cpu_us_per_message"]
     step("response flow")
     r["response_flow_per_s"], mem_resp = await response_flows.response_flow(small, n, 10_000)
+    await retire(small)  # read no more; its autovacuum would otherwise run during the paced latency next
     step(f"latency at {rate:.0f} per second, after paced flows until the broker's JIT has settled, not measured")
     paced, timed = await latency.paced_lookup(tag, rate, latency_seconds)
     r.update(paced)

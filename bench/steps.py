@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench import console_reads, flows
-from bench.env import BenchEnv, prepare
+from bench.env import BenchEnv, prepare, retire
 from bench.history import HISTORY_ROWS, with_history
 from bench.process_usage import broker_jit_seconds
 
@@ -93,7 +93,9 @@ async def warm_up(tag: str) -> list[float]:
     an empty list, when no local broker can be read)."""
 
     async def round_(i: int) -> None:
-        await flows.lookup_flow(await with_meters(f"{tag}{i}", 10_000), 10_000, 10_000)
+        env = await with_meters(f"{tag}{i}", 10_000)
+        await flows.lookup_flow(env, 10_000, 10_000)
+        await retire(env)
 
     rounds = await until_settled(round_, broker_jit_seconds, 10_000, WARM_UP_ROUNDS)
     return [jit for _, jit in rounds if jit is not None]
@@ -114,6 +116,14 @@ async def settled_cpu(
         "kafka_jit_s_during_cpu_step": jit,
         "cpu_steps_set_aside_while_compiling": [{"cpu_us_per_attempt_by_part": p, "kafka_jit_s": j} for p, j in aside],
     }
+
+
+async def cpu_step(tag: str, n: int) -> dict[str, float]:
+    """One CPU-per-attempt step (`flows.lookup_cpu`) on a database of its own, dropped after it."""
+    env = await with_meters(tag, 10_000)
+    parts = await flows.lookup_cpu(env, n, 10_000)
+    await retire(env)
+    return parts
 
 
 async def with_meters(tag: str, meters: int) -> BenchEnv:
