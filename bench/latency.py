@@ -7,7 +7,8 @@ import asyncio
 import json
 import re
 import statistics
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import ConsumerRecord
@@ -33,8 +34,10 @@ async def paced_lookup(tag: str, rate: float, seconds: float) -> tuple[dict[str,
     timed = await with_meters(f"{tag}l", 10_000)  # fresh topics: the reader counts from their start
     cpu: dict[str, float] = {}
     broker: dict[str, float] = {}
-    lat = await lookup_latency(timed, rate, seconds, 10_000, cpu=cpu, broker=broker)
+    slowest: list[dict[str, Any]] = []
+    lat = await lookup_latency(timed, rate, seconds, 10_000, cpu=cpu, broker=broker, slowest=slowest)
     r.update({f"lookup_{k}_ms_at_{rate:.0f}": v for k, v in lat.items()})
+    r[f"lookup_slowest_windows_at_{rate:.0f}"] = slowest
     return r | paced_cpu_figures(cpu, rate) | paced_broker_figures(broker, rate), timed
 
 
@@ -46,6 +49,7 @@ async def lookup_latency(
     again: bool = False,
     cpu: dict[str, float] | None = None,
     broker: dict[str, float] | None = None,
+    slowest: list[dict[str, Any]] | None = None,
 ) -> dict[str, float]:
     """From each attempt's send to its lookup request being readable on the provider's topic.
 
@@ -56,7 +60,8 @@ async def lookup_latency(
     given, is filled with the CPU µs per attempt of each part of the flow (as `flows.lookup_cpu` counts it) while
     the paced attempts flowed: at this rate a batch holds a dozen attempts, so its fixed costs show there, not in
     the backlog's figure. `broker`, when given, is filled with what the local broker did meanwhile: its collector's
-    pauses (count and ms) and its JIT's compile seconds (nothing when no local broker can be read)."""
+    pauses (count and ms) and its JIT's compile seconds (nothing when no local broker can be read). `slowest`, when
+    given, is filled with the steady state's slowest windows (`slow_windows`)."""
     procs = start_workers(env, "lookup", "outbox-relay")
     named = {"lookup worker": procs[0].pid, "outbox relay": procs[1].pid}
     received: dict[str, float] = {}
@@ -82,6 +87,8 @@ async def lookup_latency(
             broker.update(counted_between(counters, broker_counters()))
     finally:
         stop(procs)
+    if slowest is not None:
+        slowest.extend(slow_windows(sent, stamped, received))
     return latency_figures(sent, received) | stage_figures(sent, stamped, received)
 
 
@@ -133,6 +140,36 @@ def latency_figures(sent: dict[str, float], received: dict[str, float]) -> dict[
     figures["p99_worst_s"] = each[-1] if each else float("nan")
     figures["lost"] = float(len(sent) - sum(len(v) for v in by_second.values()))
     return figures
+
+
+def slow_windows(
+    sent: dict[str, float], stamped: dict[str, tuple[float, float]], received: dict[str, float], count: int = 5
+) -> list[dict[str, Any]]:
+    """The `count` steady-state windows of 100 ms whose slowest attempt was slowest, in time order: when each began
+    (UTC, to set beside `.local/kafka/gc.log` and the database's log), its slowest attempt (ms) and each stage's
+    slowest (as `stage_figures` splits them). A stall shows as one or a few windows far above the rest; which stage
+    it sits in and what the broker or the database did at that moment say where it came from (README, stop 50:
+    autovacuum in a leftover database, the broker's concurrent marking, a slow commit)."""
+    start = min(sent.values(), default=0.0)
+    windows: dict[int, list[str]] = {}
+    for c, at in sent.items():
+        if c in stamped and c in received and at - start >= WARM_UP_S:
+            windows.setdefault(int((at - start) * 10), []).append(c)
+
+    def slowest(ids: list[str], stage: Callable[[str], float]) -> float:
+        return round(max(map(stage, ids)) * 1000, 1)
+
+    found: list[dict[str, Any]] = [
+        {
+            "at": datetime.fromtimestamp(start + w / 10, UTC).isoformat(timespec="milliseconds"),
+            "ms": slowest(ids, lambda c: received[c] - sent[c]),
+            "worker_ms": slowest(ids, lambda c: stamped[c][0] - sent[c]),
+            "relay_ms": slowest(ids, lambda c: stamped[c][1] - stamped[c][0]),
+            "broker_ms": slowest(ids, lambda c: received[c] - stamped[c][1]),
+        }
+        for w, ids in windows.items()
+    ]
+    return sorted(sorted(found, key=lambda f: f["ms"])[-count:], key=lambda f: f["at"])
 
 
 def stage_figures(

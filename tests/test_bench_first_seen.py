@@ -9,7 +9,7 @@ import re
 
 from aiokafka import AIOKafkaConsumer
 
-from bench.latency import WARM_UP_S, latency_figures, stage_figures
+from bench.latency import WARM_UP_S, latency_figures, slow_windows, stage_figures
 from bench.simulated_providers import providers_apart
 from kernel.connections import started_producer
 from kernel.settings import Settings
@@ -37,6 +37,23 @@ def test_a_stalled_second_shows_as_the_worst_seconds_p99_not_in_the_median_secon
     assert 199 < figures["p99_worst_s"] < 201
     assert 9 < figures["p99_median_s"] < 11
     assert figures["p99"] > 190  # a tenth of the steady state slow: the whole run's p99 is the stall's
+
+
+def test_the_slowest_windows_name_when_a_stall_began_and_the_stage_it_sat_in() -> None:
+    start = 1_796_700_000.0  # 2026-12-08T03:20:00Z
+    sent = {f"a{i}": start + i * 0.01 for i in range(1000)}  # 10 s at 100 per second
+    # 100 ms from 6.3 s on wait 150 ms in the lookup worker; 100 ms from 1 s (the warm-up) wait longer, unreported.
+    worker = {c: 0.15 if 6.3 <= t - start < 6.4 else 0.5 if 1.0 <= t - start < 1.1 else 0.005 for c, t in sent.items()}
+    stamped = {c: (t + worker[c], t + worker[c] + 0.003) for c, t in sent.items()}
+    received = {c: made + 0.002 for c, (_, made) in stamped.items()}
+    windows = slow_windows(sent, stamped, received, count=3)
+    assert len(windows) == 3
+    assert [w["at"] for w in windows] == sorted(w["at"] for w in windows)
+    stall = max(windows, key=lambda w: w["ms"])
+    assert stall["at"] == "2026-12-08T03:20:06.300+00:00"
+    assert stall["worker_ms"] == 150.0 and stall["relay_ms"] == 3.0 and stall["broker_ms"] == 2.0
+    assert stall["ms"] == 155.0
+    assert all(w["ms"] < 11 for w in windows if w is not stall)
 
 
 def test_the_latency_stages_add_up_and_leave_the_warm_up_out() -> None:
