@@ -29,9 +29,11 @@ def cache_dir(version: str) -> Path:
 
 
 # The broker's collector (G1, Java 17's default) with its own pause goal. Kafka's start scripts (bin/kafka-run-class.sh)
-# ask G1 for 20 ms pauses and a fixed 1 GiB heap: measured twice on this machine's two cores, the paced lookup p99 did
-# not move beyond noise either way (README, stops 42 and 45), so the smaller heap stays. Either is set the way Kafka's
-# scripts take it, from KAFKA_HEAP_OPTS and KAFKA_JVM_PERFORMANCE_OPTS.
+# ask G1 for 20 ms pauses and a fixed 1 GiB heap: measured three times on this machine's two cores, the paced lookup p99
+# did not move beyond noise either way (README, stops 42, 45 and 50), so the smaller heap stays. With it, ~210 MB live
+# in ~460 MB committed sits at G1's marking threshold: a concurrent cycle every 20-90 s, which a slow 100 ms window can
+# show (bench/results/20261208-paced-stalls.md); a fixed 1 GiB heap did not mark in 14 minutes. Either is set the way
+# Kafka's scripts take it, from KAFKA_HEAP_OPTS and KAFKA_JVM_PERFORMANCE_OPTS.
 KAFKA_JVM_PERFORMANCE_OPTS = "-XX:+UseG1GC"
 GC_LOG = "gc.log"
 
