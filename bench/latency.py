@@ -15,6 +15,7 @@ from aiokafka import ConsumerRecord
 
 from bench.env import PROVIDERS, BenchEnv, retire, start_workers, stop
 from bench.flows import known_meter, paced_attempts, request_topics
+from bench.machine_load import MachineLoad, Sample, around
 from bench.measure import joined_reader, percentiles
 from bench.process_usage import broker_counters, broker_jit_seconds, counted_between, cpu_seconds, cpu_used
 from bench.simulated_providers import providers_apart
@@ -72,6 +73,8 @@ async def lookup_latency(
         received[request["correlationid"]] = at
         stamped[request["correlationid"]] = (datetime.fromisoformat(request["time"]).timestamp(), rec.timestamp / 1000)
 
+    machine = MachineLoad()  # sampled while the attempts flow, when the slowest windows are asked for
+    sampling: asyncio.Task[None] | None = None
     try:
         await asyncio.sleep(8)  # members join their groups before the clock starts
         reader = await joined_reader(
@@ -79,6 +82,7 @@ async def lookup_latency(
         )
         counters = broker_counters()  # read with jstat before the CPU window opens, not inside it
         before = cpu_seconds(named)
+        sampling = asyncio.create_task(machine.run()) if slowest is not None else None
         sent = await paced_attempts(env, lambda: known_meter(meters), rate, seconds)
         await reader
         if cpu is not None:
@@ -86,9 +90,11 @@ async def lookup_latency(
         if broker is not None:
             broker.update(counted_between(counters, broker_counters()))
     finally:
+        if sampling is not None:
+            sampling.cancel()
         stop(procs)
     if slowest is not None:
-        slowest.extend(slow_windows(sent, stamped, received))
+        slowest.extend(slow_windows(sent, stamped, received, load=machine.samples))
     return latency_figures(sent, received) | stage_figures(sent, stamped, received)
 
 
@@ -143,13 +149,19 @@ def latency_figures(sent: dict[str, float], received: dict[str, float]) -> dict[
 
 
 def slow_windows(
-    sent: dict[str, float], stamped: dict[str, tuple[float, float]], received: dict[str, float], count: int = 5
+    sent: dict[str, float],
+    stamped: dict[str, tuple[float, float]],
+    received: dict[str, float],
+    count: int = 5,
+    load: list[Sample] | None = None,
 ) -> list[dict[str, Any]]:
     """The `count` steady-state windows of 100 ms whose slowest attempt was slowest, in time order: when each began
     (UTC, to set beside `.local/kafka/gc.log` and the database's log), its slowest attempt (ms) and each stage's
     slowest (as `stage_figures` splits them). A stall shows as one or a few windows far above the rest; which stage
     it sits in and what the broker or the database did at that moment say where it came from (README, stop 50:
-    autovacuum in a leftover database, the broker's concurrent marking, a slow commit)."""
+    autovacuum in a leftover database, the broker's concurrent marking, a slow commit). With `load`
+    (bench/machine_load.py), how busy the machine was from each window's start: its lowest idle share and highest
+    CPU pressure."""
     start = min(sent.values(), default=0.0)
     windows: dict[int, list[str]] = {}
     for c, at in sent.items():
@@ -166,6 +178,7 @@ def slow_windows(
             "worker_ms": slowest(ids, lambda c: stamped[c][0] - sent[c]),
             "relay_ms": slowest(ids, lambda c: stamped[c][1] - stamped[c][0]),
             "broker_ms": slowest(ids, lambda c: received[c] - stamped[c][1]),
+            **(around(load, start + w / 10) if load is not None else {}),
         }
         for w, ids in windows.items()
     ]

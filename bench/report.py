@@ -84,10 +84,10 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", "| CPU µs per message, by part of the floor relay | µs |", "|---|---:|"]
         lines += [f"| {k} | {v:.1f} |" for k, v in sorted(results["floor_relay_cpu_us_per_message_by_part"].items())]
     for key in (k for k in results if k.startswith("lookup_slowest_windows_at_")):
-        lines += ["", f"| slowest 100 ms windows (`{key}`), UTC | ms | worker | relay | broker |"]
-        lines += ["|---|---:|---:|---:|---:|"]
-        cells = ("at", "ms", "worker_ms", "relay_ms", "broker_ms")
-        lines += ["| " + " | ".join(str(w[c]) for c in cells) + " |" for w in results[key]]
+        heads = "ms | worker | relay | broker | idle | CPU pressure ms"
+        lines += ["", f"| slowest 100 ms windows (`{key}`), UTC | {heads} |", "|---|---:|---:|---:|---:|---:|---:|"]
+        cells = ("at", "ms", "worker_ms", "relay_ms", "broker_ms", "idle", "cpu_pressure_ms")
+        lines += ["| " + " | ".join(str(w.get(c, "-")) for c in cells) + " |" for w in results[key]]
     paced = {k: v for k, v in results.items() if k.startswith("cpu_us_per_attempt_at_") and isinstance(v, dict)}
     for key, parts in paced.items():
         lines += ["", f"| CPU µs per attempt, by part, paced (`{key}`) | µs |", "|---|---:|"]
