@@ -44,7 +44,7 @@ async def test_the_sampler_reads_this_machine_every_100_ms() -> None:
     task = asyncio.create_task(machine.run())
     await asyncio.sleep(0.45)
     task.cancel()
-    assert 3 <= len(machine.samples) <= 5
+    assert 2 <= len(machine.samples) <= 5  # 4 on time; a busy machine may delay one
     assert all(0.0 <= s.idle <= 1.0 for s in machine.samples)
     assert [s.at for s in machine.samples] == sorted(s.at for s in machine.samples)
     if PRESSURE.exists():  # Linux with PSI, as here: the pressure is read, in ms of each 100
