@@ -3,11 +3,13 @@ worker processes it measures."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +46,11 @@ class BenchEnv:
     async def db(self) -> asyncpg.Connection:
         return await connect(self.database_url)
 
+    @property
+    def database(self) -> str:
+        """Its database's name (`other_database` made the URL)."""
+        return self.database_url.partition("?")[0].rsplit("/", 1)[1]
+
     def env(self, **extra: str) -> dict[str, str]:
         return {
             **os.environ,
@@ -54,6 +61,21 @@ class BenchEnv:
             "PPU_COMMAND_SIGNING_KEY": self.signing_key,
             **extra,
         }
+
+
+@contextlib.asynccontextmanager
+async def server_admin(url: str | None = None) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the configured server's own database (or `url`), to make and drop the bench's databases."""
+    admin = await asyncpg.connect(url or endpoints(Settings()).database_url)
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def drop_database(admin: asyncpg.Connection, name: str) -> None:
+    """Sessions still connected to it are ended: a step's workers may not have gone yet."""
+    await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def other_database(url: str, name: str) -> str:
@@ -68,16 +90,13 @@ async def prepare(tag: str, template: str | None = None, topics: bool = True) ->
     base = Settings()
     where = endpoints(base)
     name = f"bench_{tag}"
-    admin = await asyncpg.connect(where.database_url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    async with server_admin(where.database_url) as admin:
+        await drop_database(admin, name)
         if template is None:
             await admin.execute(f"CREATE DATABASE {name}")
         else:  # a file copy (not the whole template through the WAL), flushed before anything is measured
             await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY = FILE_COPY")
             await admin.execute("CHECKPOINT")
-    finally:
-        await admin.close()
     url = other_database(where.database_url, name)
     if template is None:
         await _reference(url)
@@ -98,12 +117,8 @@ async def retire(env: BenchEnv) -> None:
     Left behind, autovacuum worked through a warm-up's tens of thousands of fresh rows while a later step was
     measured: two of four paced runs' worst seconds (73 and 66 ms against a median second of 31) came while it
     analysed the paced warm-up's database, a CPU the measured flow did not use otherwise on 2 cores."""
-    name = env.database_url.partition("?")[0].rsplit("/", 1)[1]
-    admin = await asyncpg.connect(endpoints(Settings()).database_url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
+    async with server_admin() as admin:
+        await drop_database(admin, env.database)
 
 
 async def prepare_topics(env: BenchEnv, suffix: str) -> BenchEnv:
@@ -134,14 +149,11 @@ async def drop_previous_runs() -> None:
     minutes (bench/history.py drops one the migrations made stale)."""
     settings = Settings()
     where = endpoints(settings)
-    admin = await asyncpg.connect(where.database_url)
-    try:
+    async with server_admin(where.database_url) as admin:
         for name in await admin.fetch(
             "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%' AND datname NOT LIKE 'bench\\_history\\_%'"
         ):
-            await admin.execute(f"DROP DATABASE IF EXISTS {name['datname']} WITH (FORCE)")
-    finally:
-        await admin.close()
+            await drop_database(admin, name["datname"])
     async with admin_client(where.kafka_bootstrap_servers) as client:
         stale = sorted(t for t in await client.list_topics() if RUN_TOPICS.match(t))
         for i in range(0, len(stale), 200):  # a bounded request each

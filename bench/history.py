@@ -13,11 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from bench.env import BenchEnv, other_database, prepare, prepare_topics
+from bench.env import BenchEnv, drop_database, other_database, prepare, prepare_topics, server_admin
 from db.migrate import MIGRATIONS
 from db.partitions import HISTORY, Maintained, ensure
-from kernel.connections import endpoints
-from kernel.settings import Settings
 
 HISTORY_ROWS = 10_000_000
 
@@ -55,8 +53,7 @@ async def with_history(tag: str, rows: int) -> BenchEnv:
     name = template_name(rows)
     # Migrated, with the bench's reference rows: what the template starts from (its topics would go unused).
     probe = await prepare(f"{tag}t", topics=False)
-    admin = await asyncpg.connect(endpoints(Settings()).database_url)
-    try:
+    async with server_admin() as admin:
         if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             # Filled under another name and renamed when complete: a run stopped halfway leaves no template that
             # looks whole.
@@ -65,13 +62,11 @@ async def with_history(tag: str, rows: int) -> BenchEnv:
             for stale in await admin.fetch(
                 "SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_history\\_%' AND datname <> $1", name
             ):
-                await admin.execute(f"DROP DATABASE IF EXISTS {stale['datname']} WITH (FORCE)")
+                await drop_database(admin, stale["datname"])
             await admin.execute(f"CREATE DATABASE {name}_part TEMPLATE bench_{tag}t")
             await _fill(other_database(probe.database_url, f"{name}_part"), rows)
             await admin.execute(f"ALTER DATABASE {name}_part RENAME TO {name}")
         await admin.execute(f"DROP DATABASE IF EXISTS bench_{tag}t")
-    finally:
-        await admin.close()
     env = await prepare(tag, template=name)
     await _warm_up(env)
     return env

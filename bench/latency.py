@@ -148,6 +148,17 @@ def latency_figures(sent: dict[str, float], received: dict[str, float]) -> dict[
     return figures
 
 
+def stages(
+    sent: dict[str, float], stamped: dict[str, tuple[float, float]], received: dict[str, float]
+) -> dict[str, Callable[[str], float]]:
+    """Each stage's seconds for an attempt (as `stage_figures` describes them), by correlation id."""
+    return {
+        "worker": lambda c: stamped[c][0] - sent[c],
+        "relay": lambda c: stamped[c][1] - stamped[c][0],
+        "broker": lambda c: received[c] - stamped[c][1],
+    }
+
+
 def slow_windows(
     sent: dict[str, float],
     stamped: dict[str, tuple[float, float]],
@@ -171,13 +182,12 @@ def slow_windows(
     def slowest(ids: list[str], stage: Callable[[str], float]) -> float:
         return round(max(map(stage, ids)) * 1000, 1)
 
+    each = stages(sent, stamped, received)
     found: list[dict[str, Any]] = [
         {
             "at": datetime.fromtimestamp(start + w / 10, UTC).isoformat(timespec="milliseconds"),
             "ms": slowest(ids, lambda c: received[c] - sent[c]),
-            "worker_ms": slowest(ids, lambda c: stamped[c][0] - sent[c]),
-            "relay_ms": slowest(ids, lambda c: stamped[c][1] - stamped[c][0]),
-            "broker_ms": slowest(ids, lambda c: received[c] - stamped[c][1]),
+            **{f"{name}_ms": slowest(ids, stage) for name, stage in each.items()},
             **(around(load, start + w / 10) if load is not None else {}),
         }
         for w, ids in windows.items()
@@ -199,14 +209,10 @@ def stage_figures(
     steady = [c for c in read if sent[c] - start >= WARM_UP_S]
     cold = [c for c in read if sent[c] - start < 1]  # the first second: where its cold start goes, by stage
     figures: dict[str, float] = {}
+    each = stages(sent, stamped, received)
     for name, ids, wanted in (("stage", steady, ("p50", "p99")), ("cold_stage", cold, ("p99",))):
-        stages = {
-            "worker": [stamped[c][0] - sent[c] for c in ids],
-            "relay": [stamped[c][1] - stamped[c][0] for c in ids],
-            "broker": [received[c] - stamped[c][1] for c in ids],
-        }
-        for stage, values in stages.items():
-            found = percentiles(values)
+        for stage, seconds in each.items():
+            found = percentiles([seconds(c) for c in ids])
             figures.update({f"{name}_{stage}_{p}": found[p] * 1000 for p in wanted})
     return figures
 
